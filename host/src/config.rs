@@ -1,0 +1,590 @@
+//! `spikard.toml`: parsing, checking and resolving the operator's config.
+//!
+//! Every mistake is reported as one [`ConfigError`] naming the file, line,
+//! field and fix, because an operator reading a start-up failure should not
+//! need the source code to correct it.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::Value;
+use toml::Spanned;
+
+use crate::validation::SchemaSpec;
+
+/// The resolved configuration the server runs on.
+#[derive(Debug)]
+pub struct Config {
+    /// The file it came from, for messages.
+    pub file: PathBuf,
+    /// `[server]`.
+    pub server: ServerConfig,
+    /// `[[plugins]]`, in file order.
+    pub plugins: Vec<PluginConfig>,
+    /// `[[routes]]`, in file order.
+    pub routes: Vec<RouteConfig>,
+}
+
+/// `[server]`: how the host listens and behaves for every route.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address to bind; `--listen` overrides it.
+    pub listen: SocketAddr,
+    /// Largest accepted request body, in bytes.
+    pub body_limit: usize,
+    /// Prefix of Problem Details `type` URIs; `None` means `about:blank`.
+    pub problem_type_base: Option<String>,
+    /// One log line per request at INFO, target `spikard::access`.
+    pub access_log: bool,
+    /// How long a plugin may take to answer before the client gets a 504.
+    pub request_timeout: Duration,
+    /// How long in-flight requests may run after a shutdown signal.
+    pub shutdown_timeout: Duration,
+    /// Async worker threads; `None` means one per core.
+    pub workers: Option<usize>,
+}
+
+/// One `[[plugins]]` entry.
+#[derive(Debug, Clone)]
+pub struct PluginConfig {
+    /// The name routes use to refer to it.
+    pub name: String,
+    /// The resolved library path.
+    pub library: PathBuf,
+    /// The `settings` table as JSON, handed to the plugin's `init`.
+    pub settings_json: String,
+    /// Where it is declared, for messages.
+    pub at: Location,
+}
+
+/// One `[[routes]]` entry.
+#[derive(Debug, Clone)]
+pub struct RouteConfig {
+    /// Upper-case HTTP method.
+    pub method: http::Method,
+    /// Path template with `{name}` segments.
+    pub path: String,
+    /// Index into [`Config::plugins`].
+    pub plugin: usize,
+    /// The plugin's handler name.
+    pub handler: String,
+    /// The route's `settings` table as JSON, handed to `bind_route`.
+    pub settings_json: String,
+    /// Parameter and body schemas.
+    pub schemas: SchemaSpec,
+    /// JSON Schema the plugin's JSON responses must match.
+    pub response: Option<Value>,
+    /// Overrides `server.body_limit` for this route.
+    pub body_limit: Option<usize>,
+    /// Where it is declared, for messages.
+    pub at: Location,
+}
+
+/// A place in the config file.
+#[derive(Debug, Clone)]
+pub struct Location {
+    /// The config file.
+    pub file: PathBuf,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file.display(), self.line, self.column)
+    }
+}
+
+/// A config mistake: where, which field, what is wrong and how to fix it.
+#[derive(Debug)]
+pub struct ConfigError {
+    /// Where it is, when known.
+    pub at: Option<Location>,
+    /// The file, when `at` is unknown.
+    pub file: PathBuf,
+    /// The field, e.g. `routes[2].path`.
+    pub field: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.at {
+            Some(at) => write!(f, "{at}: ")?,
+            None => write!(f, "{}: ", self.file.display())?,
+        }
+        if !self.field.is_empty() {
+            write!(f, "{}: ", self.field)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    plugins: Vec<Spanned<RawPlugin>>,
+    #[serde(default)]
+    routes: Vec<Spanned<RawRoute>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Option<Spanned<String>>,
+    body_limit: Option<Spanned<ByteSize>>,
+    problem_type_base: Option<String>,
+    access_log: Option<bool>,
+    request_timeout_ms: Option<u64>,
+    shutdown_timeout_ms: Option<u64>,
+    workers: Option<Spanned<usize>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlugin {
+    name: Spanned<String>,
+    library: Spanned<String>,
+    #[serde(default)]
+    settings: Option<toml::Table>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    method: Spanned<String>,
+    path: Spanned<String>,
+    plugin: Spanned<String>,
+    handler: Spanned<String>,
+    #[serde(default)]
+    settings: Option<toml::Table>,
+    #[serde(default)]
+    params: Option<RawParams>,
+    #[serde(default)]
+    body: Option<Spanned<SchemaSource>>,
+    #[serde(default)]
+    response: Option<Spanned<SchemaSource>>,
+    #[serde(default)]
+    body_limit: Option<Spanned<ByteSize>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawParams {
+    path: Option<Spanned<SchemaSource>>,
+    query: Option<Spanned<SchemaSource>>,
+    headers: Option<Spanned<SchemaSource>>,
+    cookies: Option<Spanned<SchemaSource>>,
+}
+
+/// A schema written inline as a table, or the path of a `.json` file
+/// relative to the config file.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum SchemaSource {
+    File(String),
+    Inline(toml::Table),
+}
+
+/// A size in bytes: an integer, or a string such as `"64KiB"` or `"1MB"`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ByteSize {
+    Bytes(u64),
+    Text(String),
+}
+
+impl ByteSize {
+    fn bytes(&self) -> Result<usize, String> {
+        let text = match self {
+            ByteSize::Bytes(n) => return Ok(*n as usize),
+            ByteSize::Text(t) => t.trim(),
+        };
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
+        let (digits, unit) = text.split_at(split);
+        let n: u64 = digits
+            .parse()
+            .map_err(|_| format!("`{text}` is not a size; write e.g. 1048576, \"64KiB\" or \"1MiB\""))?;
+        let factor: u64 = match unit.trim() {
+            "" | "B" => 1,
+            "KB" | "kB" => 1_000,
+            "KiB" => 1 << 10,
+            "MB" => 1_000_000,
+            "MiB" => 1 << 20,
+            "GB" => 1_000_000_000,
+            "GiB" => 1 << 30,
+            other => {
+                return Err(format!(
+                    "unknown size unit `{other}`; use B, KB, KiB, MB, MiB, GB or GiB"
+                ))
+            }
+        };
+        Ok(n.saturating_mul(factor) as usize)
+    }
+}
+
+/// The default address, as documented in the README.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8000";
+/// The default body limit: 1 MiB.
+pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;
+
+/// Converts byte offsets into [`Location`]s for one file.
+struct Source<'a> {
+    file: &'a Path,
+    text: &'a str,
+}
+
+impl Source<'_> {
+    fn at(&self, offset: usize) -> Location {
+        let before = &self.text[..offset.min(self.text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+        Location {
+            file: self.file.to_path_buf(),
+            line,
+            column,
+        }
+    }
+
+    fn error<T>(&self, offset: usize, field: impl Into<String>, message: impl Into<String>) -> Result<T, ConfigError> {
+        Err(ConfigError {
+            at: Some(self.at(offset)),
+            file: self.file.to_path_buf(),
+            field: field.into(),
+            message: message.into(),
+        })
+    }
+}
+
+/// Reads and checks a config file.
+pub fn load(file: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(file).map_err(|e| ConfigError {
+        at: None,
+        file: file.to_path_buf(),
+        field: String::new(),
+        message: format!("cannot read the config file: {e}; pass an existing file with --config"),
+    })?;
+    parse(file, &text)
+}
+
+/// Checks config text as if read from `file` (which anchors relative paths).
+pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
+    let source = Source { file, text };
+    let raw: RawConfig = toml::from_str(text).map_err(|e| {
+        let at = e.span().map(|s| source.at(s.start));
+        ConfigError {
+            at,
+            file: file.to_path_buf(),
+            field: String::new(),
+            message: e.message().trim_end().to_owned()
+                + "; see the config reference in README.md",
+        }
+    })?;
+    let base = file.parent().unwrap_or(Path::new("."));
+    let server = resolve_server(&source, raw.server)?;
+
+    let mut plugins: Vec<PluginConfig> = Vec::new();
+    for (i, plugin) in raw.plugins.into_iter().enumerate() {
+        let span = plugin.span();
+        let plugin = plugin.into_inner();
+        let field = format!("plugins[{i}]");
+        let name = plugin.name.get_ref().trim().to_owned();
+        if name.is_empty() {
+            return source.error(plugin.name.span().start, format!("{field}.name"), "is empty; give the plugin a name that routes can refer to");
+        }
+        if plugins.iter().any(|p| p.name == name) {
+            return source.error(plugin.name.span().start, format!("{field}.name"), format!("a plugin named `{name}` is already declared; give each plugin a unique name"));
+        }
+        let library = resolve_library(base, plugin.library.get_ref());
+        plugins.push(PluginConfig {
+            name,
+            library,
+            settings_json: table_json(plugin.settings),
+            at: source.at(span.start),
+        });
+    }
+
+    let mut routes: Vec<RouteConfig> = Vec::new();
+    for (i, route) in raw.routes.into_iter().enumerate() {
+        let span = route.span();
+        let route = route.into_inner();
+        let field = format!("routes[{i}]");
+        let method_text = route.method.get_ref().trim().to_ascii_uppercase();
+        let method = http::Method::from_bytes(method_text.as_bytes())
+            .ok()
+            .filter(|_| !method_text.is_empty() && method_text.bytes().all(|b| b.is_ascii_alphabetic()));
+        let Some(method) = method else {
+            return source.error(route.method.span().start, format!("{field}.method"), format!("`{}` is not an HTTP method; use GET, POST, PUT, PATCH, DELETE, HEAD or OPTIONS", route.method.get_ref()));
+        };
+        let path = route.path.get_ref().clone();
+        if let Err(message) = check_path(&path) {
+            return source.error(route.path.span().start, format!("{field}.path"), message);
+        }
+        let plugin_name = route.plugin.get_ref();
+        let Some(plugin) = plugins.iter().position(|p| &p.name == plugin_name) else {
+            let known: Vec<&str> = plugins.iter().map(|p| p.name.as_str()).collect();
+            return source.error(route.plugin.span().start, format!("{field}.plugin"), format!("no plugin named `{plugin_name}`; declare it under [[plugins]] (declared: {})", if known.is_empty() { "none".to_owned() } else { known.join(", ") }));
+        };
+        if let Some(other) = routes.iter().find(|r| r.method == method && same_shape(&r.path, &path)) {
+            return source.error(span.start, field, format!("duplicate route {method} {path}: already declared at line {}; remove one or change its method or path", other.at.line));
+        }
+        let mut schemas = SchemaSpec::default();
+        if let Some(params) = route.params {
+            let slots = [
+                (params.path, &mut schemas.path, "params.path"),
+                (params.query, &mut schemas.query, "params.query"),
+                (params.headers, &mut schemas.headers, "params.headers"),
+                (params.cookies, &mut schemas.cookies, "params.cookies"),
+            ];
+            for (raw, slot, name) in slots {
+                if let Some(raw) = raw {
+                    *slot = Some(schema_value(&source, base, raw, &format!("{field}.{name}"))?);
+                }
+            }
+        }
+        if let Some(body) = route.body {
+            schemas.body = Some(schema_value(&source, base, body, &format!("{field}.body"))?);
+        }
+        let response = match route.response {
+            None => None,
+            Some(raw) => Some(schema_value(&source, base, raw, &format!("{field}.response"))?),
+        };
+        let body_limit = match route.body_limit {
+            None => None,
+            Some(limit) => match limit.get_ref().bytes() {
+                Ok(n) => Some(n),
+                Err(message) => return source.error(limit.span().start, format!("{field}.body_limit"), message),
+            },
+        };
+        routes.push(RouteConfig {
+            method,
+            path,
+            plugin,
+            handler: route.handler.get_ref().clone(),
+            settings_json: table_json(route.settings),
+            schemas,
+            response,
+            body_limit,
+            at: source.at(span.start),
+        });
+    }
+
+    Ok(Config {
+        file: file.to_path_buf(),
+        server,
+        plugins,
+        routes,
+    })
+}
+
+fn resolve_server(source: &Source<'_>, raw: RawServer) -> Result<ServerConfig, ConfigError> {
+    let listen = match raw.listen {
+        None => DEFAULT_LISTEN.parse().expect("the default address parses"),
+        Some(text) => match parse_listen(text.get_ref()) {
+            Ok(addr) => addr,
+            Err(message) => return source.error(text.span().start, "server.listen", message),
+        },
+    };
+    let body_limit = match raw.body_limit {
+        None => DEFAULT_BODY_LIMIT,
+        Some(limit) => match limit.get_ref().bytes() {
+            Ok(n) => n,
+            Err(message) => return source.error(limit.span().start, "server.body_limit", message),
+        },
+    };
+    let workers = match raw.workers {
+        Some(w) if *w.get_ref() == 0 => {
+            return source.error(w.span().start, "server.workers", "must be at least 1; leave it out for one worker per core")
+        }
+        w => w.map(Spanned::into_inner),
+    };
+    Ok(ServerConfig {
+        listen,
+        body_limit,
+        problem_type_base: raw.problem_type_base.filter(|b| !b.is_empty()),
+        access_log: raw.access_log.unwrap_or(true),
+        request_timeout: Duration::from_millis(raw.request_timeout_ms.unwrap_or(30_000)),
+        shutdown_timeout: Duration::from_millis(raw.shutdown_timeout_ms.unwrap_or(10_000)),
+        workers,
+    })
+}
+
+/// Parses `host:port` (also `[::1]:port`), for the config and `--listen`.
+pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    text.to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .ok_or_else(|| format!("`{text}` is not an address; write host:port, e.g. \"127.0.0.1:8000\""))
+}
+
+/// A library path: with a `/` it is relative to the config file; a bare
+/// name like `spikard_echo` means `libspikard_echo.so` beside the
+/// `spikard-host` executable, so one config works for debug and release
+/// builds and for an installed host with its plugins.
+fn resolve_library(base: &Path, library: &str) -> PathBuf {
+    if library.contains('/') {
+        base.join(library)
+    } else {
+        let file = format!(
+            "{}{library}{}",
+            std::env::consts::DLL_PREFIX,
+            std::env::consts::DLL_SUFFIX
+        );
+        std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(|dir| dir.join(&file)))
+            .unwrap_or_else(|| PathBuf::from(file))
+    }
+}
+
+fn table_json(table: Option<toml::Table>) -> String {
+    match table {
+        None => "{}".to_owned(),
+        Some(table) => serde_json::to_string(&table).unwrap_or_else(|_| "{}".to_owned()),
+    }
+}
+
+fn schema_value(
+    source: &Source<'_>,
+    base: &Path,
+    raw: Spanned<SchemaSource>,
+    field: &str,
+) -> Result<Value, ConfigError> {
+    let offset = raw.span().start;
+    match raw.into_inner() {
+        SchemaSource::Inline(table) => serde_json::to_value(table)
+            .or_else(|e| source.error(offset, field, format!("cannot convert to JSON: {e}"))),
+        SchemaSource::File(path) => {
+            let full = base.join(&path);
+            let text = std::fs::read_to_string(&full).or_else(|e| {
+                source.error(offset, field, format!("cannot read schema file {}: {e}; give a path relative to the config file", full.display()))
+            })?;
+            serde_json::from_str(&text).or_else(|e| {
+                source.error(offset, field, format!("schema file {} is not JSON: {e}", full.display()))
+            })
+        }
+    }
+}
+
+/// Checks a path template: absolute, `{name}` segments with identifier
+/// names used once, no empty segments except a trailing slash.
+pub fn check_path(path: &str) -> Result<(), String> {
+    if !path.starts_with('/') {
+        return Err(format!("`{path}` must start with '/'; write \"/{path}\""));
+    }
+    let mut names: Vec<&str> = Vec::new();
+    let segments: Vec<&str> = path[1..].split('/').collect();
+    for (i, segment) in segments.iter().enumerate() {
+        if segment.is_empty() && i + 1 != segments.len() {
+            return Err(format!("`{path}` has an empty segment (`//`); remove the extra '/'"));
+        }
+        if segment.contains('{') || segment.contains('}') {
+            let name = segment
+                .strip_prefix('{')
+                .and_then(|s| s.strip_suffix('}'))
+                .map(|s| s.strip_prefix('*').unwrap_or(s));
+            let valid = name.is_some_and(|n| {
+                !n.is_empty()
+                    && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    && !n.starts_with(|c: char| c.is_ascii_digit())
+            });
+            if !valid {
+                return Err(format!("`{segment}` in `{path}` is not a parameter; a parameter is a whole segment like {{item_id}}"));
+            }
+            let name = name.unwrap_or_default();
+            if segment.starts_with("{*") && i + 1 != segments.len() {
+                return Err(format!("catch-all `{segment}` must be the last segment of `{path}`"));
+            }
+            if names.contains(&name) {
+                return Err(format!("parameter `{name}` appears twice in `{path}`; rename one"));
+            }
+            names.push(name);
+        }
+    }
+    Ok(())
+}
+
+/// Whether two templates match the same requests (`/a/{x}` and `/a/{y}` do).
+pub fn same_shape(a: &str, b: &str) -> bool {
+    fn shape(p: &str) -> impl Iterator<Item = &str> {
+        p.split('/').map(|s| {
+            if s.starts_with("{*") {
+                "{*}"
+            } else if s.starts_with('{') {
+                "{}"
+            } else {
+                s
+            }
+        })
+    }
+    shape(a).eq(shape(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        parse(Path::new("t.toml"), text).unwrap_err().to_string()
+    }
+
+    const PLUGIN: &str = "[[plugins]]\nname = \"echo\"\nlibrary = \"spikard_echo\"\n";
+
+    #[test]
+    fn unknown_key_names_line() {
+        let e = err("[server]\nlisten = \"127.0.0.1:1\"\nlisen = 3\n");
+        assert!(e.starts_with("t.toml:3:1:"), "{e}");
+        assert!(e.contains("lisen"), "{e}");
+    }
+
+    #[test]
+    fn bad_path_and_duplicate_route() {
+        let e = err(&format!("{PLUGIN}[[routes]]\nmethod=\"GET\"\npath=\"items\"\nplugin=\"echo\"\nhandler=\"echo\"\n"));
+        assert!(e.contains("t.toml:7:6: routes[0].path"), "{e}");
+        let route = "[[routes]]\nmethod=\"GET\"\npath=\"/a/{x}\"\nplugin=\"echo\"\nhandler=\"echo\"\n";
+        let e = err(&format!("{PLUGIN}{route}{}", route.replace("{x}", "{y}")));
+        assert!(e.contains("routes[1]: duplicate route GET /a/{y}: already declared at line 4"), "{e}");
+    }
+
+    #[test]
+    fn unknown_plugin_lists_declared() {
+        let e = err(&format!("{PLUGIN}[[routes]]\nmethod=\"GET\"\npath=\"/\"\nplugin=\"py\"\nhandler=\"x\"\n"));
+        assert!(e.contains("routes[0].plugin: no plugin named `py`") && e.contains("declared: echo"), "{e}");
+    }
+
+    #[test]
+    fn sizes_and_defaults() {
+        let c = parse(Path::new("/etc/s.toml"), "[server]\nbody_limit = \"64KiB\"\n").unwrap();
+        assert_eq!(c.server.body_limit, 65536);
+        assert_eq!(c.server.listen.to_string(), DEFAULT_LISTEN);
+        assert!(err("[server]\nbody_limit = \"3 parsecs\"\n").contains("server.body_limit"));
+    }
+
+    #[test]
+    fn path_rules() {
+        assert!(check_path("/items/{item_id}").is_ok());
+        assert!(check_path("/files/{*rest}").is_ok());
+        assert!(check_path("/a/{x}/b/{x}").is_err());
+        assert!(check_path("/a/x{y}").is_err());
+        assert!(check_path("/a//b").is_err());
+        assert!(same_shape("/a/{x}", "/a/{y}"));
+        assert!(!same_shape("/a/{x}", "/a/b"));
+    }
+}

@@ -1,0 +1,131 @@
+//! `spikard-host`: serves the routes of a `spikard.toml` through plugins.
+//!
+//! Start-up is all-or-nothing: the config is read, every plugin loaded and
+//! initialised, every route bound and its validators compiled before the
+//! socket opens. Any failure prints one line naming the file, field and fix
+//! and exits with status 2.
+
+mod cli;
+mod config;
+mod plugin;
+mod problem;
+mod routes;
+mod server;
+mod validation;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use cli::Args;
+use plugin::LoadedPlugin;
+
+/// Exit status of a start-up failure (bad config, plugin, route, address).
+const EXIT_STARTUP: u8 = 2;
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let args = match Args::parse(std::env::args_os().skip(1)) {
+        Ok(cli::Command::Run(args)) => args,
+        Ok(cli::Command::Help) => {
+            print!("{}", cli::HELP);
+            return ExitCode::SUCCESS;
+        }
+        Ok(cli::Command::Version) => {
+            println!("spikard-host {} (plugin ABI v{}.{})", env!("CARGO_PKG_VERSION"), spikard_abi::ffi::ABI_MAJOR, spikard_abi::ffi::ABI_MINOR);
+            return ExitCode::SUCCESS;
+        }
+        Err(message) => {
+            eprintln!("spikard-host: {message}\n\n{}", cli::HELP);
+            return ExitCode::from(EXIT_STARTUP);
+        }
+    };
+    init_logging();
+    match run(args) {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("spikard-host: error: {message}");
+            ExitCode::from(EXIT_STARTUP)
+        }
+    }
+}
+
+fn run(args: Args) -> Result<ExitCode, String> {
+    let mut config = config::load(&args.config).map_err(|e| e.to_string())?;
+    if let Some(listen) = args.listen {
+        config.server.listen = listen;
+    }
+
+    let mut plugins = Vec::with_capacity(config.plugins.len());
+    for (i, pc) in config.plugins.iter().enumerate() {
+        let (plugin, registrations) = LoadedPlugin::load(pc, i).map_err(|e| e.to_string())?;
+        plugins.push((Arc::new(plugin), registrations));
+    }
+    let loaded: Vec<Arc<LoadedPlugin>> = plugins.iter().map(|(p, _)| p.clone()).collect();
+    let shutdown_plugins = |deadline| {
+        for plugin in &loaded {
+            plugin.shutdown(deadline);
+        }
+    };
+    let routes = match routes::build(&config, &plugins) {
+        Ok(routes) => routes,
+        Err(e) => {
+            shutdown_plugins(std::time::Duration::ZERO);
+            return Err(e.to_string());
+        }
+    };
+    drop(plugins);
+
+    if args.check {
+        print_check(&config, &loaded, &routes);
+        shutdown_plugins(std::time::Duration::ZERO);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if routes.is_empty() {
+        tracing::warn!("no routes: every request will get a 404; add [[routes]] to {}", config.file.display());
+    }
+
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all().thread_name("spikard-worker");
+    if let Some(workers) = config.server.workers {
+        runtime.worker_threads(workers);
+    }
+    let runtime = runtime.build().map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let shared = Arc::new(server::Shared::new(&config.server));
+    let router = server::router(routes, shared)?;
+    let grace = config.server.shutdown_timeout;
+    let finished = runtime.block_on(server::serve(config.server.listen, router, grace))?;
+    // Plugins get what is left of the grace period; late answers are dropped.
+    shutdown_plugins(if finished { grace } else { std::time::Duration::ZERO });
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What `--check` prints: everything the server would serve.
+fn print_check(config: &config::Config, plugins: &[Arc<LoadedPlugin>], routes: &[routes::Route]) {
+    println!("config {} is valid", config.file.display());
+    println!("listen {}", config.server.listen);
+    for (plugin, pc) in plugins.iter().zip(&config.plugins) {
+        println!("plugin {} = {} ({})", plugin.name, plugin.declared, pc.library.display());
+    }
+    let width = routes.iter().map(|r| r.path.len()).max().unwrap_or(0);
+    for route in routes {
+        println!(
+            "route  {:<7} {:<width$}  -> {}:{}",
+            route.method.as_str(),
+            route.path,
+            route.plugin.name,
+            route.handler
+        );
+    }
+    println!("{} route(s), {} plugin(s)", routes.len(), plugins.len());
+}

@@ -1,0 +1,323 @@
+//! The host side of the ABI: the `spk_host_api` table handed to plugins, the
+//! per-plugin [`HostHandle`], the per-request [`ResponderSlot`] and the
+//! error out-parameter. Every function here is `extern "C"`, catches panics
+//! and copies what it keeps, as `spikard_plugin.h` promises.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use spikard_abi::ffi::{self, ErrorHandle, HostApi, Str};
+use tokio::sync::oneshot;
+
+use super::log;
+
+/// A route a plugin declared during `init`, not yet checked against the
+/// config's routes.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    /// HTTP method as given.
+    pub method: String,
+    /// Path template as given.
+    pub path: String,
+    /// The plugin's id for it.
+    pub handler_id: u64,
+    /// The schema object (`path`, `query`, `headers`, `cookies`, `body`, `response`).
+    pub schemas: serde_json::Value,
+}
+
+/// What the host keeps per plugin; the `spk_host*` a plugin sees. Leaked:
+/// plugins may log from any thread until the process ends.
+pub struct HostHandle {
+    /// The plugin's config name, attached to its log records.
+    pub plugin: String,
+    /// `Some` while `init` runs: routes declared so far.
+    registrations: Mutex<Option<Vec<Registration>>>,
+    /// Why a registration was refused, reported when `init` fails.
+    refusal: Mutex<Option<String>>,
+}
+
+impl HostHandle {
+    /// A leaked handle for `plugin`.
+    pub fn leak(plugin: &str) -> &'static HostHandle {
+        Box::leak(Box::new(HostHandle {
+            plugin: plugin.to_owned(),
+            registrations: Mutex::new(None),
+            refusal: Mutex::new(None),
+        }))
+    }
+
+    /// The pointer the plugin receives.
+    pub fn as_ffi(&'static self) -> *mut ffi::HostHandle {
+        (self as *const HostHandle).cast_mut().cast()
+    }
+
+    /// Opens registration for the duration of `init`.
+    pub fn open_registration(&self) {
+        *self.registrations.lock().unwrap_or_else(|e| e.into_inner()) = Some(Vec::new());
+    }
+
+    /// Closes registration: the routes declared and the first refusal.
+    pub fn close_registration(&self) -> (Vec<Registration>, Option<String>) {
+        let routes = self
+            .registrations
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .unwrap_or_default();
+        let refusal = self.refusal.lock().unwrap_or_else(|e| e.into_inner()).take();
+        (routes, refusal)
+    }
+
+    fn refuse(&self, message: String) -> i32 {
+        tracing::error!(plugin = %self.plugin, "route refused: {message}");
+        let mut refusal = self.refusal.lock().unwrap_or_else(|e| e.into_inner());
+        refusal.get_or_insert(message);
+        ffi::ERR
+    }
+}
+
+/// A plugin's answer, sent from whichever thread answered.
+#[derive(Debug)]
+pub enum Answer {
+    /// A response to send as is.
+    Response {
+        /// Status code.
+        status: StatusCode,
+        /// Headers, checked.
+        headers: HeaderMap,
+        /// Body, copied.
+        body: Bytes,
+    },
+    /// A Problem Details response the host renders.
+    Problem {
+        /// Status code.
+        status: StatusCode,
+        /// The plugin's detail text.
+        detail: String,
+    },
+    /// The plugin answered with something invalid; the reason is logged and
+    /// the client gets a 500.
+    Invalid(String),
+}
+
+/// One request's answer slot; the `spk_responder*` a plugin sees. Owned by
+/// the plugin from `handle` until it calls `respond` or `respond_error`,
+/// which frees it. A plugin that never answers leaks it; the client still
+/// gets a 504 from the request timeout.
+pub struct ResponderSlot {
+    tx: oneshot::Sender<Answer>,
+}
+
+impl ResponderSlot {
+    /// A slot and the receiver the request waits on.
+    pub fn new() -> (*mut ffi::ResponderHandle, oneshot::Receiver<Answer>) {
+        let (tx, rx) = oneshot::channel();
+        let slot = Box::into_raw(Box::new(ResponderSlot { tx }));
+        (slot.cast(), rx)
+    }
+
+    /// Takes the slot back from the plugin.
+    ///
+    /// # Safety
+    /// `raw` must come from [`ResponderSlot::new`] and not have been taken.
+    unsafe fn take(raw: *mut ffi::ResponderHandle) -> Box<ResponderSlot> {
+        // SAFETY: per the contract.
+        unsafe { Box::from_raw(raw.cast()) }
+    }
+}
+
+/// The host's error out-parameter: a message slot in host memory.
+#[derive(Default)]
+pub struct ErrorSlot(Option<String>);
+
+impl ErrorSlot {
+    /// The pointer the plugin receives.
+    pub fn as_ffi(&mut self) -> *mut ErrorHandle {
+        (self as *mut ErrorSlot).cast()
+    }
+
+    /// The message, or `fallback` when the plugin set none.
+    pub fn message_or(self, fallback: &str) -> String {
+        self.0
+            .filter(|m| !m.trim().is_empty())
+            .unwrap_or_else(|| fallback.to_owned())
+    }
+}
+
+/// Reads a borrowed string from a plugin, replacing invalid UTF-8.
+///
+/// # Safety
+/// `s` must be valid for the call, as the ABI requires.
+unsafe fn text(s: Str) -> String {
+    // SAFETY: per the contract.
+    unsafe { s.to_str_lossy().into_owned() }
+}
+
+unsafe extern "C" fn host_log(host: *mut ffi::HostHandle, level: u32, target: Str, message: Str) {
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        if host.is_null() {
+            return;
+        }
+        // SAFETY: every host pointer is a leaked HostHandle.
+        let host = unsafe { &*(host as *const HostHandle) };
+        // SAFETY: borrowed for the call.
+        let (target, message) = unsafe { (target.to_str_lossy(), message.to_str_lossy()) };
+        let target = if target.is_empty() { host.plugin.as_str() } else { &target };
+        log::emit(&host.plugin, target, level, &message);
+    }));
+}
+
+unsafe extern "C" fn host_log_enabled(host: *mut ffi::HostHandle, level: u32, target: Str) -> i32 {
+    catch_unwind(AssertUnwindSafe(|| {
+        if host.is_null() {
+            return 0;
+        }
+        // SAFETY: every host pointer is a leaked HostHandle.
+        let host = unsafe { &*(host as *const HostHandle) };
+        // SAFETY: borrowed for the call.
+        let target = unsafe { target.to_str_lossy() };
+        let target = if target.is_empty() { host.plugin.as_str() } else { &target };
+        i32::from(log::enabled(target, level))
+    }))
+    .unwrap_or(0)
+}
+
+unsafe extern "C" fn host_register_route(host: *mut ffi::HostHandle, decl: *const ffi::RouteDecl) -> i32 {
+    catch_unwind(AssertUnwindSafe(|| {
+        if host.is_null() {
+            return ffi::ERR;
+        }
+        // SAFETY: every host pointer is a leaked HostHandle.
+        let host = unsafe { &*(host as *const HostHandle) };
+        if decl.is_null() {
+            return host.refuse("register_route called with a null route".into());
+        }
+        // SAFETY: borrowed for the call.
+        let decl = unsafe { &*decl };
+        if decl.struct_size < ffi::min_size::ROUTE_DECL {
+            return host.refuse(format!("spk_route_decl of {} bytes is smaller than ABI v1.0's {}", decl.struct_size, ffi::min_size::ROUTE_DECL));
+        }
+        // SAFETY: borrowed for the call.
+        let (method, path, schema) = unsafe { (text(decl.method), text(decl.path), text(decl.schema_json)) };
+        let schemas = if schema.trim().is_empty() {
+            serde_json::json!({})
+        } else {
+            match serde_json::from_str::<serde_json::Value>(&schema) {
+                Ok(v) if v.is_object() => v,
+                Ok(_) => return host.refuse(format!("{method} {path}: schema_json must be a JSON object")),
+                Err(e) => return host.refuse(format!("{method} {path}: schema_json is not JSON: {e}")),
+            }
+        };
+        let mut registrations = host.registrations.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(routes) = registrations.as_mut() else {
+            drop(registrations);
+            return host.refuse(format!("{method} {path}: routes can only be registered during init"));
+        };
+        routes.push(Registration {
+            method,
+            path,
+            handler_id: decl.handler_id,
+            schemas,
+        });
+        ffi::OK
+    }))
+    .unwrap_or(ffi::ERR)
+}
+
+/// Copies a plugin's response into an owned [`Answer`].
+///
+/// # Safety
+/// `response` must be valid for the call.
+unsafe fn copy_response(response: *const ffi::Response) -> Answer {
+    if response.is_null() {
+        return Answer::Invalid("respond called with a null response".into());
+    }
+    // SAFETY: borrowed for the call.
+    let response = unsafe { &*response };
+    if response.struct_size < ffi::min_size::RESPONSE {
+        return Answer::Invalid(format!("spk_response of {} bytes is smaller than ABI v1.0's {}", response.struct_size, ffi::min_size::RESPONSE));
+    }
+    let Ok(status) = StatusCode::from_u16(response.status) else {
+        return Answer::Invalid(format!("status {} is not an HTTP status", response.status));
+    };
+    let raw_headers: &[ffi::Header] = if response.headers.is_null() || response.headers_len == 0 {
+        &[]
+    } else {
+        // SAFETY: borrowed for the call.
+        unsafe { std::slice::from_raw_parts(response.headers, response.headers_len) }
+    };
+    let mut headers = HeaderMap::with_capacity(raw_headers.len() + 1);
+    for header in raw_headers {
+        // SAFETY: borrowed for the call.
+        let (name, value) = unsafe { (header.name.as_bytes(), header.value.as_bytes()) };
+        let Ok(name) = HeaderName::from_bytes(name) else {
+            return Answer::Invalid(format!("invalid header name {:?}", String::from_utf8_lossy(name)));
+        };
+        let Ok(value) = HeaderValue::from_bytes(value) else {
+            return Answer::Invalid(format!("invalid value for header {name}"));
+        };
+        headers.append(name, value);
+    }
+    // SAFETY: borrowed for the call.
+    let body = Bytes::copy_from_slice(unsafe { response.body.as_slice() });
+    Answer::Response { status, headers, body }
+}
+
+unsafe extern "C" fn host_respond(responder: *mut ffi::ResponderHandle, response: *const ffi::Response) -> i32 {
+    if responder.is_null() {
+        return ffi::ERR;
+    }
+    // SAFETY: the plugin hands back the slot we gave it, once.
+    let slot = unsafe { ResponderSlot::take(responder) };
+    // SAFETY: borrowed for the call.
+    let answer = catch_unwind(AssertUnwindSafe(|| unsafe { copy_response(response) }))
+        .unwrap_or_else(|_| Answer::Invalid("copying the response panicked".into()));
+    let rc = if matches!(answer, Answer::Invalid(_)) { ffi::ERR } else { ffi::OK };
+    // The request may have given up (timeout, client gone): nothing to do.
+    let _ = slot.tx.send(answer);
+    rc
+}
+
+unsafe extern "C" fn host_respond_error(responder: *mut ffi::ResponderHandle, status: u16, detail: Str) -> i32 {
+    if responder.is_null() {
+        return ffi::ERR;
+    }
+    // SAFETY: the plugin hands back the slot we gave it, once.
+    let slot = unsafe { ResponderSlot::take(responder) };
+    // SAFETY: borrowed for the call.
+    let detail = catch_unwind(AssertUnwindSafe(|| unsafe { text(detail) })).unwrap_or_default();
+    let (answer, rc) = match StatusCode::from_u16(status) {
+        Ok(status) if status.as_u16() >= 400 => (Answer::Problem { status, detail }, ffi::OK),
+        _ => (Answer::Invalid(format!("respond_error with status {status}, which is not an error status")), ffi::ERR),
+    };
+    let _ = slot.tx.send(answer);
+    rc
+}
+
+unsafe extern "C" fn host_set_error(err: *mut ErrorHandle, message: Str) {
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        if err.is_null() {
+            return;
+        }
+        // SAFETY: every error pointer the host hands out is an ErrorSlot
+        // living on the host's stack for the duration of the plugin call.
+        let slot = unsafe { &mut *(err as *mut ErrorSlot) };
+        // SAFETY: borrowed for the call.
+        slot.0 = Some(unsafe { text(message) });
+    }));
+}
+
+/// The table every plugin receives.
+pub static HOST_API: HostApi = HostApi {
+    struct_size: std::mem::size_of::<HostApi>(),
+    abi_major: ffi::ABI_MAJOR,
+    abi_minor: ffi::ABI_MINOR,
+    log: host_log,
+    log_enabled: host_log_enabled,
+    register_route: host_register_route,
+    respond: host_respond,
+    respond_error: host_respond_error,
+    set_error: host_set_error,
+};

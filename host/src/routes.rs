@@ -1,0 +1,242 @@
+//! The route table: config routes bound to their plugins and routes plugins
+//! registered themselves, checked for clashes, with their validators
+//! compiled once.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::config::{self, Config};
+use crate::plugin::host_api::Registration;
+use crate::plugin::LoadedPlugin;
+use crate::validation::{RouteValidator, SchemaSpec};
+
+/// One servable route.
+pub struct Route {
+    /// HTTP method.
+    pub method: http::Method,
+    /// Path template.
+    pub path: String,
+    /// Names of the template's parameters, in order.
+    pub param_names: Vec<String>,
+    /// The plugin that answers it.
+    pub plugin: Arc<LoadedPlugin>,
+    /// The plugin's id for it.
+    pub handler_id: u64,
+    /// What `--check` prints as the handler.
+    pub handler: String,
+    /// Request validators.
+    pub validator: RouteValidator,
+    /// Validator of JSON responses, when the route declares one.
+    pub response: Option<jsonschema::Validator>,
+    /// Largest accepted body.
+    pub body_limit: usize,
+    /// Where it was declared, for messages.
+    pub origin: String,
+}
+
+/// A route that cannot be served, and why.
+#[derive(Debug)]
+pub struct RouteError {
+    /// Where the route was declared.
+    pub origin: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl fmt::Display for RouteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.origin, self.message)
+    }
+}
+
+impl std::error::Error for RouteError {}
+
+/// The parameter names of a template, in order.
+pub fn param_names(path: &str) -> Vec<String> {
+    path.split('/')
+        .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+        .map(|s| s.trim_start_matches('*').to_owned())
+        .collect()
+}
+
+fn compile_response(schema: Option<&Value>) -> Result<Option<jsonschema::Validator>, String> {
+    schema
+        .map(|s| {
+            jsonschema::options()
+                .should_validate_formats(true)
+                .build(s)
+                .map_err(|e| format!("the response schema is invalid: {e}"))
+        })
+        .transpose()
+}
+
+/// Schemas a plugin sent with `register_route`, in the config's shape.
+fn registered_schemas(schemas: &Value) -> Result<(SchemaSpec, Option<Value>, Option<usize>), String> {
+    let object = schemas.as_object().cloned().unwrap_or_default();
+    let mut spec = SchemaSpec::default();
+    let mut response = None;
+    let mut body_limit = None;
+    for (key, value) in object {
+        match key.as_str() {
+            "path" => spec.path = Some(value),
+            "query" => spec.query = Some(value),
+            "headers" => spec.headers = Some(value),
+            "cookies" => spec.cookies = Some(value),
+            "body" => spec.body = Some(value),
+            "response" => response = Some(value),
+            "body_limit" => {
+                body_limit = Some(
+                    value
+                        .as_u64()
+                        .ok_or("body_limit must be a number of bytes")? as usize,
+                )
+            }
+            other => {
+                return Err(format!(
+                    "unknown schema key `{other}`; use path, query, headers, cookies, body, response or body_limit"
+                ))
+            }
+        }
+    }
+    Ok((spec, response, body_limit))
+}
+
+/// Binds the config's routes and adds the plugins' own, in that order.
+/// `plugins[i]` is the loaded form of `config.plugins[i]`, with the routes
+/// it registered during `init`.
+pub fn build(
+    config: &Config,
+    plugins: &[(Arc<LoadedPlugin>, Vec<Registration>)],
+) -> Result<Vec<Route>, RouteError> {
+    let mut routes: Vec<Route> = Vec::new();
+    let server_limit = config.server.body_limit;
+
+    for (i, rc) in config.routes.iter().enumerate() {
+        let origin = format!("{} (routes[{i}])", rc.at);
+        let fail = |message: String| RouteError {
+            origin: origin.clone(),
+            message,
+        };
+        let plugin = &plugins[rc.plugin].0;
+        let handler_id = plugin
+            .bind(rc.method.as_str(), &rc.path, &rc.handler, &rc.settings_json)
+            .map_err(|e| {
+                fail(format!(
+                    "routes[{i}].handler: plugin `{}` refused handler `{}`: {e}",
+                    plugin.name, rc.handler
+                ))
+            })?;
+        let validator = RouteValidator::compile(&rc.schemas)
+            .map_err(|e| fail(format!("routes[{i}].params/body: {e}")))?;
+        let response = compile_response(rc.response.as_ref())
+            .map_err(|e| fail(format!("routes[{i}].response: {e}")))?;
+        routes.push(Route {
+            method: rc.method.clone(),
+            path: rc.path.clone(),
+            param_names: param_names(&rc.path),
+            plugin: plugin.clone(),
+            handler_id,
+            handler: rc.handler.clone(),
+            validator,
+            response,
+            body_limit: rc.body_limit.unwrap_or(server_limit),
+            origin: origin.clone(),
+        });
+    }
+
+    for (plugin, registrations) in plugins {
+        for reg in registrations {
+            let origin = format!("route {} {} registered by plugin `{}`", reg.method, reg.path, plugin.name);
+            let fail = |message: String| RouteError {
+                origin: origin.clone(),
+                message,
+            };
+            let method = http::Method::from_bytes(reg.method.to_ascii_uppercase().as_bytes())
+                .map_err(|_| fail(format!("`{}` is not an HTTP method", reg.method)))?;
+            config::check_path(&reg.path).map_err(fail)?;
+            let (spec, response, body_limit) = registered_schemas(&reg.schemas).map_err(fail)?;
+            let validator = RouteValidator::compile(&spec).map_err(fail)?;
+            let response = compile_response(response.as_ref()).map_err(fail)?;
+            routes.push(Route {
+                method,
+                path: reg.path.clone(),
+                param_names: param_names(&reg.path),
+                plugin: plugin.clone(),
+                handler_id: reg.handler_id,
+                handler: format!("#{}", reg.handler_id),
+                validator,
+                response,
+                body_limit: body_limit.unwrap_or(server_limit),
+                origin,
+            });
+        }
+    }
+
+    check_clashes(&routes)?;
+    Ok(routes)
+}
+
+/// Two routes for the same method and path shape, or paths the router
+/// cannot tell apart, are an error naming both.
+fn check_clashes(routes: &[Route]) -> Result<(), RouteError> {
+    let mut shapes: matchit::Router<usize> = matchit::Router::new();
+    let mut first_of_shape: Vec<(String, usize)> = Vec::new();
+    for (i, route) in routes.iter().enumerate() {
+        if let Some(other) = routes[..i]
+            .iter()
+            .find(|r| r.method == route.method && config::same_shape(&r.path, &route.path))
+        {
+            return Err(RouteError {
+                origin: route.origin.clone(),
+                message: format!(
+                    "{} {} clashes with the same route at {}; remove one or change its path",
+                    route.method, route.path, other.origin
+                ),
+            });
+        }
+        if first_of_shape.iter().any(|(p, _)| config::same_shape(p, &route.path)) {
+            continue;
+        }
+        if let Err(e) = shapes.insert(route.path.as_str(), i) {
+            let other = match &e {
+                matchit::InsertError::Conflict { with } => first_of_shape
+                    .iter()
+                    .find(|(p, _)| p == with)
+                    .map(|(_, j)| routes[*j].origin.clone())
+                    .unwrap_or_else(|| with.clone()),
+                _ => String::from("the route table"),
+            };
+            return Err(RouteError {
+                origin: route.origin.clone(),
+                message: format!("path {} cannot be routed next to {other}: {e}", route.path),
+            });
+        }
+        first_of_shape.push((route.path.clone(), i));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_in_order() {
+        assert_eq!(param_names("/a/{x}/b/{y}"), ["x", "y"]);
+        assert_eq!(param_names("/f/{*rest}"), ["rest"]);
+        assert!(param_names("/plain").is_empty());
+    }
+
+    #[test]
+    fn registered_schema_keys() {
+        let (spec, response, limit) =
+            registered_schemas(&serde_json::json!({"query": {"type": "object"}, "response": {}, "body_limit": 10}))
+                .unwrap();
+        assert!(spec.query.is_some() && spec.body.is_none());
+        assert!(response.is_some());
+        assert_eq!(limit, Some(10));
+        assert!(registered_schemas(&serde_json::json!({"bogus": 1})).is_err());
+    }
+}

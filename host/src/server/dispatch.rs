@@ -1,0 +1,331 @@
+//! One request's way through the host: read the body within its limit,
+//! check its media type, validate everything, hand it to the plugin, wait
+//! for the answer within the timeout, and turn every failure on the way
+//! into Problem Details.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::rejection::RawPathParamsRejection;
+use axum::extract::{RawPathParams, Request};
+use axum::response::{IntoResponse, Response};
+use http::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
+use http::StatusCode;
+use spikard_abi::ffi;
+
+use super::request_id::RequestIds;
+use crate::plugin::host_api::{Answer, ResponderSlot};
+use crate::plugin::LoadedPlugin;
+use crate::problem::Problem;
+use crate::routes::Route;
+use crate::validation::{self, RequestInput};
+
+/// What every request needs besides its route.
+pub struct Shared {
+    /// Prefix of Problem Details `type` URIs.
+    pub problem_base: Option<String>,
+    /// Log one line per request.
+    pub access_log: bool,
+    /// How long a plugin may take.
+    pub request_timeout: Duration,
+    /// Request id generator.
+    pub ids: RequestIds,
+}
+
+impl Shared {
+    /// Renders a problem with this server's `type` base.
+    pub fn render(&self, problem: &Problem, request_id: &str) -> Response {
+        problem.render(self.problem_base.as_deref(), request_id)
+    }
+}
+
+/// Serves one request on `route`; never fails: errors become Problem Details.
+pub async fn dispatch(
+    route: Arc<Route>,
+    shared: Arc<Shared>,
+    params: Result<RawPathParams, RawPathParamsRejection>,
+    request: Request,
+) -> Response {
+    let started = Instant::now();
+    let request_id = shared.ids.next();
+    let method = request.method().clone();
+    let uri = request.uri().clone();
+    let mut response = match run(&route, &shared, &request_id, params, request).await {
+        Ok(response) => response,
+        Err(problem) => shared.render(&problem, &request_id),
+    };
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    if shared.access_log {
+        tracing::info!(
+            target: "spikard::access",
+            method = %method,
+            path = %uri.path(),
+            status = response.status().as_u16(),
+            latency_us = started.elapsed().as_micros() as u64,
+            request_id = %request_id,
+        );
+    }
+    response
+}
+
+/// The body as the validator sees it.
+enum Parsed {
+    Empty,
+    Json(serde_json::Value),
+    Form,
+    Opaque,
+}
+
+fn media_type(headers: &http::HeaderMap) -> Option<(String, Option<String>)> {
+    let value = headers.get(CONTENT_TYPE)?.to_str().ok()?;
+    let mut parts = value.split(';');
+    let essence = parts.next()?.trim().to_ascii_lowercase();
+    let charset = parts.find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("charset")
+            .then(|| v.trim().trim_matches('"').to_ascii_lowercase())
+    });
+    Some((essence, charset))
+}
+
+fn is_json(essence: &str) -> bool {
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// Reads and classifies the body for a route with a body schema.
+fn parse_body(route: &Route, headers: &http::HeaderMap, body: &[u8]) -> Result<Parsed, Problem> {
+    if !route.validator.has_body_schema() {
+        return Ok(Parsed::Opaque);
+    }
+    if body.is_empty() {
+        return Ok(Parsed::Empty);
+    }
+    let (essence, charset) = media_type(headers).unwrap_or_else(|| ("application/json".into(), None));
+    if is_json(&essence) {
+        if let Some(charset) = charset.filter(|c| c != "utf-8" && c != "utf8") {
+            return Err(Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-charset",
+                "Unsupported Charset",
+                format!("Unsupported charset '{charset}' for JSON. Only UTF-8 is supported."),
+            ));
+        }
+        return serde_json::from_slice(body).map(Parsed::Json).map_err(|e| {
+            Problem::bad_request("malformed-json", "Malformed JSON", format!("the request body is not valid JSON: {e}"))
+        });
+    }
+    if essence == "application/x-www-form-urlencoded" {
+        return Ok(Parsed::Form);
+    }
+    Err(Problem::unsupported_media_type(format!(
+        "Unsupported media type `{essence}`; this route accepts application/json or application/x-www-form-urlencoded"
+    )))
+}
+
+async fn run(
+    route: &Route,
+    shared: &Shared,
+    request_id: &str,
+    params: Result<RawPathParams, RawPathParamsRejection>,
+    request: Request,
+) -> Result<Response, Problem> {
+    let params = params.map_err(|e| {
+        Problem::bad_request("invalid-path", "Invalid Path", format!("the path could not be decoded: {e}"))
+    })?;
+    let path_values: Vec<(&str, String)> = route
+        .param_names
+        .iter()
+        .map(String::as_str)
+        .zip(params.iter().map(|(_, v)| v.to_owned()))
+        .collect();
+
+    let (parts, body) = request.into_parts();
+    let declared = parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > route.body_limit as u64) {
+        return Err(Problem::payload_too_large(route.body_limit));
+    }
+    let body = axum::body::to_bytes(body, route.body_limit)
+        .await
+        .map_err(|e| {
+            if std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>()) {
+                Problem::payload_too_large(route.body_limit)
+            } else {
+                Problem::bad_request("unreadable-body", "Bad Request", format!("the request body could not be read: {e}"))
+            }
+        })?;
+
+    let parsed = parse_body(route, &parts.headers, &body)?;
+    let input = RequestInput {
+        path: &path_values,
+        query: parts.uri.query(),
+        headers: &parts.headers,
+        body: match &parsed {
+            Parsed::Json(value) => validation::Body::Json(value),
+            Parsed::Form => validation::Body::Form(&body),
+            Parsed::Empty | Parsed::Opaque => validation::Body::None,
+        },
+    };
+    let validated = route.validator.validate(&input).map_err(Problem::validation)?;
+    let params_json = serde_json::to_string(&validated.params).unwrap_or_else(|_| "{}".into());
+
+    let answer = hand_over(route, request_id, &parts, &params_json, &body);
+    let mut guard = CancelOnDrop {
+        plugin: &route.plugin,
+        request_id,
+        armed: true,
+    };
+    let answer = tokio::time::timeout(shared.request_timeout, answer).await;
+    guard.armed = false;
+    let answer = match answer {
+        Ok(Ok(answer)) => answer,
+        Ok(Err(_)) => {
+            tracing::error!(plugin = %route.plugin.name, request_id, "the plugin released the request without answering");
+            return Err(Problem::plugin_failure());
+        }
+        Err(_) => {
+            tracing::warn!(plugin = %route.plugin.name, request_id, "no answer within {:?}", shared.request_timeout);
+            route.plugin.cancel(request_id);
+            return Err(Problem::timeout(shared.request_timeout.as_millis()));
+        }
+    };
+    match answer {
+        Answer::Response { status, headers, body } => {
+            if let Some(schema) = &route.response {
+                check_response(schema, &headers, &body).map_err(|message| {
+                    tracing::error!(plugin = %route.plugin.name, request_id, "response does not match the route's response schema: {message}");
+                    Problem::plugin_failure()
+                })?;
+            }
+            let mut response = (status, body).into_response();
+            *response.headers_mut() = headers;
+            Ok(response)
+        }
+        Answer::Problem { status, detail } => {
+            if status.is_server_error() {
+                tracing::error!(plugin = %route.plugin.name, request_id, status = status.as_u16(), "plugin error: {detail}");
+            }
+            Err(Problem::from_plugin(status, detail))
+        }
+        Answer::Invalid(reason) => {
+            tracing::error!(plugin = %route.plugin.name, request_id, "invalid response from the plugin: {reason}");
+            Err(Problem::plugin_failure())
+        }
+    }
+}
+
+/// Builds the borrowed `spk_request` and calls the plugin. Synchronous so
+/// the raw pointers never live across an `.await`.
+fn hand_over(
+    route: &Route,
+    request_id: &str,
+    parts: &http::request::Parts,
+    params_json: &str,
+    body: &[u8],
+) -> tokio::sync::oneshot::Receiver<Answer> {
+    // Headers as borrowed strings; only values that are not UTF-8 are copied.
+    let header_texts: Vec<(&str, Cow<'_, str>)> = parts
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), String::from_utf8_lossy(v.as_bytes())))
+        .collect();
+    let headers: Vec<ffi::Header> = header_texts
+        .iter()
+        .map(|(n, v)| ffi::Header {
+            name: ffi::Str::new(n),
+            value: ffi::Str::new(v),
+        })
+        .collect();
+    let request = ffi::Request {
+        struct_size: std::mem::size_of::<ffi::Request>(),
+        handler_id: route.handler_id,
+        request_id: ffi::Str::new(request_id),
+        method: ffi::Str::new(parts.method.as_str()),
+        path: ffi::Str::new(parts.uri.path()),
+        query: ffi::Str::new(parts.uri.query().unwrap_or("")),
+        headers: headers.as_ptr(),
+        headers_len: headers.len(),
+        params_json: ffi::Str::new(params_json),
+        body: ffi::Bytes::new(body),
+    };
+    let (responder, answer) = ResponderSlot::new();
+    route.plugin.handle(&request, responder);
+    answer
+}
+
+/// Validates a JSON response against the route's response schema.
+fn check_response(schema: &jsonschema::Validator, headers: &http::HeaderMap, body: &[u8]) -> Result<(), String> {
+    let json = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| is_json(v.split(';').next().unwrap_or("").trim()));
+    if !json {
+        return Ok(());
+    }
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
+    let errors: Vec<String> = schema
+        .iter_errors(&value)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("; "))
+    }
+}
+
+/// Tells the plugin when a request is abandoned before its answer (the
+/// client disconnected and hyper dropped the request future).
+struct CancelOnDrop<'a> {
+    plugin: &'a LoadedPlugin,
+    request_id: &'a str,
+    armed: bool,
+}
+
+impl Drop for CancelOnDrop<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.plugin.cancel(self.request_id);
+        }
+    }
+}
+
+/// The answer to a path no route has.
+pub async fn not_found(shared: Arc<Shared>, request: Request<Body>) -> Response {
+    let problem = Problem::not_found(request.uri().path());
+    refuse(&shared, &problem, &request)
+}
+
+/// The answer to a method a path does not have.
+pub async fn method_not_allowed(shared: Arc<Shared>, allow: Arc<str>, request: Request<Body>) -> Response {
+    let problem = Problem::method_not_allowed(request.method(), &allow);
+    refuse(&shared, &problem, &request)
+}
+
+/// A request refused before reaching a route: rendered, tagged and logged
+/// like any other.
+fn refuse(shared: &Shared, problem: &Problem, request: &Request<Body>) -> Response {
+    let request_id = shared.ids.next();
+    let mut response = shared.render(problem, &request_id);
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    if shared.access_log {
+        tracing::info!(
+            target: "spikard::access",
+            method = %request.method(),
+            path = %request.uri().path(),
+            status = response.status().as_u16(),
+            latency_us = 0u64,
+            request_id = %request_id,
+        );
+    }
+    response
+}

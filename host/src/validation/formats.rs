@@ -1,0 +1,292 @@
+//! `format` helpers: the UUID check registered with jsonschema, and the pydantic-style
+//! reasons ("month value is outside expected range of 1-12") appended to format errors.
+//!
+//! jsonschema only says *that* a value is not a `date`; clients of a pydantic-compatible API
+//! expect to be told *why*, so the reason is recomputed here, only on the error path.
+
+/// The regex pydantic/email-validator style errors cite for a bad `email` (as in the fixtures).
+pub(crate) const EMAIL_PATTERN: &str = r"^[a-zA-Z0-9_.+-]+@[a-zA-Z0-9-]+\.[a-zA-Z0-9-.]+$";
+
+/// UUID text as pydantic (the `uuid` crate) accepts it: hyphenated, simple (32 hex digits),
+/// `{braced}` or `urn:uuid:` prefixed. Registered for every draft, since jsonschema only
+/// knows `uuid` from draft 2019-09 on and schemas written for draft 7 still mean it.
+pub(crate) fn is_uuid(text: &str) -> bool {
+    let body = text
+        .strip_prefix("urn:uuid:")
+        .or_else(|| text.strip_prefix('{').and_then(|t| t.strip_suffix('}')))
+        .unwrap_or(text);
+    let bytes = body.as_bytes();
+    match bytes.len() {
+        32 if body.len() == text.len() => bytes.iter().all(u8::is_ascii_hexdigit),
+        36 => bytes.iter().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => *b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        }),
+        _ => false,
+    }
+}
+
+/// Why `text` is not a UUID, in the `uuid` crate's words (what pydantic reports).
+pub(crate) fn uuid_reason(text: &str) -> Option<String> {
+    let (body, offset, simple) = if let Some(inner) = text.strip_prefix("urn:uuid:") {
+        (inner, "urn:uuid:".len(), false)
+    } else if let Some(inner) = text.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
+        (inner, 1, false)
+    } else {
+        (text, 0, true)
+    };
+    for (index, c) in body.char_indices() {
+        if c != '-' && !c.is_ascii_hexdigit() {
+            return Some(format!(
+                "invalid character: expected an optional prefix of `urn:uuid:` followed by \
+                 [0-9a-fA-F-], found `{c}` at {}",
+                index + offset
+            ));
+        }
+    }
+    let groups: Vec<usize> = body.split('-').map(str::len).collect();
+    if groups.len() == 1 && simple {
+        return (body.len() != 32).then(|| {
+            format!(
+                "invalid length: expected length 32 for simple format, found {}",
+                body.len()
+            )
+        });
+    }
+    if groups.len() != 5 {
+        return Some(format!(
+            "invalid group count: expected 5, found {}",
+            groups.len()
+        ));
+    }
+    const EXPECTED: [usize; 5] = [8, 4, 4, 4, 12];
+    groups
+        .iter()
+        .zip(EXPECTED)
+        .position(|(found, expected)| *found != expected)
+        .map(|group| {
+            format!(
+                "invalid group length in group {group}: expected {}, found {}",
+                EXPECTED[group], groups[group]
+            )
+        })
+}
+
+/// Why `text` is not a `YYYY-MM-DD` date (speedate wording, as pydantic reports).
+pub(crate) fn date_reason(text: &str) -> Option<&'static str> {
+    let b = text.as_bytes();
+    date_prefix_reason(b).or_else(|| (b.len() > 10).then_some(EXTRA_CHARACTERS))
+}
+
+/// Why `text` is not an RFC 3339 date-time.
+pub(crate) fn datetime_reason(text: &str) -> Option<&'static str> {
+    let b = text.as_bytes();
+    if let Some(reason) = date_prefix_reason(b) {
+        return Some(reason);
+    }
+    match b.get(10) {
+        None => Some("input is too short"),
+        Some(b'T' | b't' | b'_' | b' ') => time_reason(&b[11..]),
+        Some(_) => Some("invalid datetime separator, expected `T`, `t`, `_` or space"),
+    }
+}
+
+/// Why `text` is not an RFC 3339 full-time (`HH:MM:SS[.f](Z|±HH:MM)`).
+pub(crate) fn time_text_reason(text: &str) -> Option<&'static str> {
+    time_reason(text.as_bytes())
+}
+
+const EXTRA_CHARACTERS: &str = "unexpected extra characters at the end of the input";
+
+fn two_digits(b: &[u8], at: usize) -> Option<u32> {
+    match (b.get(at), b.get(at + 1)) {
+        (Some(h @ b'0'..=b'9'), Some(l @ b'0'..=b'9')) => {
+            Some(u32::from(h - b'0') * 10 + u32::from(l - b'0'))
+        }
+        _ => None,
+    }
+}
+
+fn date_prefix_reason(b: &[u8]) -> Option<&'static str> {
+    if b.len() < 10 {
+        return Some("input is too short");
+    }
+    if !b[..4].iter().all(u8::is_ascii_digit) {
+        return Some("invalid character in year");
+    }
+    if b[4] != b'-' || b[7] != b'-' {
+        return Some("invalid date separator, expected `-`");
+    }
+    let Some(month) = two_digits(b, 5) else {
+        return Some("invalid character in month");
+    };
+    let Some(day) = two_digits(b, 8) else {
+        return Some("invalid character in day");
+    };
+    if !(1..=12).contains(&month) {
+        return Some("month value is outside expected range of 1-12");
+    }
+    let year: u32 = b[..4].iter().fold(0, |y, d| y * 10 + u32::from(d - b'0'));
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let days = match month {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    if !(1..=days).contains(&day) {
+        return Some("day value is outside expected range");
+    }
+    None
+}
+
+fn time_reason(b: &[u8]) -> Option<&'static str> {
+    if b.len() < 5 {
+        return Some("input is too short");
+    }
+    let Some(hour) = two_digits(b, 0) else {
+        return Some("invalid character in hour");
+    };
+    if b[2] != b':' {
+        return Some("invalid time separator, expected `:`");
+    }
+    let Some(minute) = two_digits(b, 3) else {
+        return Some("invalid character in minute");
+    };
+    if hour > 23 {
+        return Some("hour value is outside expected range of 0-23");
+    }
+    if minute > 59 {
+        return Some("minute value is outside expected range of 0-59");
+    }
+    let mut at = 5;
+    if b.get(at) == Some(&b':') {
+        let Some(second) = two_digits(b, at + 1) else {
+            return Some("invalid character in second");
+        };
+        if second > 60 {
+            return Some("second value is outside expected range of 0-59");
+        }
+        at += 3;
+        if b.get(at) == Some(&b'.') {
+            at += 1;
+            let digits = b[at..].iter().take_while(|c| c.is_ascii_digit()).count();
+            if digits == 0 {
+                return Some("invalid character in second fraction");
+            }
+            at += digits;
+        }
+    }
+    match b.get(at) {
+        None => Some("timezone offset is required"),
+        Some(b'Z' | b'z') => (b.len() > at + 1).then_some(EXTRA_CHARACTERS),
+        Some(b'+' | b'-') => {
+            if two_digits(b, at + 1).is_none()
+                || b.get(at + 3) != Some(&b':')
+                || two_digits(b, at + 4).is_none()
+            {
+                Some("invalid timezone hour or minute")
+            } else {
+                (b.len() > at + 6).then_some(EXTRA_CHARACTERS)
+            }
+        }
+        Some(_) => Some("invalid timezone sign"),
+    }
+}
+
+/// Why `text` is not an absolute URI (the `url` crate's wording for the common cases).
+pub(crate) fn url_reason(text: &str) -> &'static str {
+    if text.is_empty() {
+        return "input is empty";
+    }
+    let scheme_ok = text.split_once(':').is_some_and(|(scheme, _)| {
+        scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    });
+    if scheme_ok {
+        "invalid character in URL"
+    } else {
+        "relative URL without a base"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuid_forms() {
+        assert!(is_uuid("c892496f-b1fd-4b91-bdb8-b46f92df1716"));
+        assert!(is_uuid("c892496fb1fd4b91bdb8b46f92df1716"));
+        assert!(is_uuid("{c892496f-b1fd-4b91-bdb8-b46f92df1716}"));
+        assert!(is_uuid("urn:uuid:c892496f-b1fd-4b91-bdb8-b46f92df1716"));
+        assert!(!is_uuid("{c892496fb1fd4b91bdb8b46f92df1716}"));
+        assert!(!is_uuid("c892496f-b1fd-4b91-bdb8-b46f92df171"));
+        assert!(!is_uuid("not-a-uuid"));
+        assert!(!is_uuid("c892496f-b1fd-4b91-bdb8-b46f92df171é"));
+    }
+
+    #[test]
+    fn uuid_reasons() {
+        assert_eq!(
+            uuid_reason("not-a-uuid").as_deref(),
+            Some(
+                "invalid character: expected an optional prefix of `urn:uuid:` followed by \
+                 [0-9a-fA-F-], found `n` at 0"
+            )
+        );
+        assert_eq!(
+            uuid_reason("abc").as_deref(),
+            Some("invalid length: expected length 32 for simple format, found 3")
+        );
+        assert_eq!(
+            uuid_reason("abc-def").as_deref(),
+            Some("invalid group count: expected 5, found 2")
+        );
+        assert_eq!(
+            uuid_reason("c892496f-b1fd-4b91-bdb-b46f92df17160").as_deref(),
+            Some("invalid group length in group 3: expected 4, found 3")
+        );
+        assert_eq!(uuid_reason("c892496f-b1fd-4b91-bdb8-b46f92df1716"), None);
+    }
+
+    #[test]
+    fn date_and_time_reasons() {
+        assert_eq!(
+            date_reason("2025-13-45"),
+            Some("month value is outside expected range of 1-12")
+        );
+        assert_eq!(
+            date_reason("2023-02-29"),
+            Some("day value is outside expected range")
+        );
+        assert_eq!(date_reason("2024-02-29"), None);
+        assert_eq!(date_reason("15/01/2024"), Some("invalid character in year"));
+        assert_eq!(date_reason("2024"), Some("input is too short"));
+        assert_eq!(date_reason("2024-01-15x"), Some(EXTRA_CHARACTERS));
+        assert_eq!(datetime_reason("2024-01-15T10:30:00Z"), None);
+        assert_eq!(datetime_reason("2024-01-15T10:30:00.123+02:00"), None);
+        assert_eq!(
+            datetime_reason("2024-01-15T10:30:00"),
+            Some("timezone offset is required")
+        );
+        assert_eq!(
+            datetime_reason("2024-01-15T25:30:00Z"),
+            Some("hour value is outside expected range of 0-23")
+        );
+        assert_eq!(
+            datetime_reason("2024-01-15X10:30:00Z"),
+            Some("invalid datetime separator, expected `T`, `t`, `_` or space")
+        );
+        assert_eq!(time_text_reason("1é:00"), Some("invalid character in hour"));
+    }
+
+    #[test]
+    fn url_reasons() {
+        assert_eq!(url_reason("not a uri"), "relative URL without a base");
+        assert_eq!(url_reason("https://exa mple.com"), "invalid character in URL");
+        assert_eq!(url_reason(""), "input is empty");
+    }
+}

@@ -1,0 +1,697 @@
+//! End-to-end tests of [`RouteValidator`] through its public interface.
+
+use super::*;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use serde_json::json;
+
+fn compile(spec: SchemaSpec) -> RouteValidator {
+    RouteValidator::compile(&spec).expect("valid schemas")
+}
+
+fn object(properties: Value, required: &[&str]) -> Value {
+    json!({"type": "object", "properties": properties, "required": required})
+}
+
+fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (name, value) in pairs {
+        map.append(
+            HeaderName::from_bytes(name.as_bytes()).expect("header name"),
+            HeaderValue::from_str(value).expect("header value"),
+        );
+    }
+    map
+}
+
+struct Request<'a> {
+    path: &'a [(&'a str, String)],
+    query: Option<&'a str>,
+    headers: HeaderMap,
+    body: Body<'a>,
+}
+
+impl Default for Request<'_> {
+    fn default() -> Self {
+        Self {
+            path: &[],
+            query: None,
+            headers: HeaderMap::new(),
+            body: Body::None,
+        }
+    }
+}
+
+fn run(validator: &RouteValidator, req: &Request<'_>) -> Result<Value, Value> {
+    let input = RequestInput {
+        path: req.path,
+        query: req.query,
+        headers: &req.headers,
+        body: match req.body {
+            Body::None => Body::None,
+            Body::Json(v) => Body::Json(v),
+            Body::Form(b) => Body::Form(b),
+        },
+    };
+    validator
+        .validate(&input)
+        .map(|ok| ok.params)
+        .map_err(|errors| serde_json::to_value(errors).expect("serialisable"))
+}
+
+fn query_route(properties: Value, required: &[&str]) -> RouteValidator {
+    compile(SchemaSpec {
+        query: Some(object(properties, required)),
+        ..SchemaSpec::default()
+    })
+}
+
+fn query(validator: &RouteValidator, raw: &str) -> Result<Value, Value> {
+    run(
+        validator,
+        &Request {
+            query: Some(raw),
+            ..Request::default()
+        },
+    )
+}
+
+#[test]
+fn query_values_are_coerced_by_type() {
+    let v = query_route(
+        json!({
+            "name": {"type": "string"},
+            "age": {"type": "integer"},
+            "active": {"type": "boolean"},
+            "score": {"type": "number"},
+        }),
+        &["name", "age", "active", "score"],
+    );
+    let params = query(&v, "name=john+doe&age=0030&active=Yes&score=95.5&extra=x").unwrap();
+    assert_eq!(
+        params["query"],
+        json!({"name": "john doe", "age": 30, "active": true, "score": 95.5, "extra": "x"})
+    );
+    assert_eq!(params["path"], json!({}));
+    assert_eq!(params["headers"], json!({}));
+    assert_eq!(params["cookies"], json!({}));
+    assert!(params.get("form").is_none());
+}
+
+#[test]
+fn query_parse_failures_are_pydantic_errors() {
+    let v = query_route(
+        json!({
+            "q": {"type": "string"},
+            "skip": {"type": "integer"},
+            "ratio": {"type": "number"},
+            "is_active": {"type": "boolean"},
+        }),
+        &["q", "skip"],
+    );
+    let errors = query(&v, "q=test&skip=not_a_number&ratio=x&is_active=maybe").unwrap_err();
+    assert_eq!(
+        errors,
+        json!([
+            {"type": "bool_parsing", "loc": ["query", "is_active"],
+             "msg": "Input should be a valid boolean, unable to interpret input", "input": "maybe"},
+            {"type": "float_parsing", "loc": ["query", "ratio"],
+             "msg": "Input should be a valid number, unable to parse string as a number", "input": "x"},
+            {"type": "int_parsing", "loc": ["query", "skip"],
+             "msg": "Input should be a valid integer, unable to parse string as an integer",
+             "input": "not_a_number"},
+        ])
+    );
+}
+
+#[test]
+fn boolean_empty_string_is_false() {
+    let v = query_route(json!({"active": {"type": "boolean"}}), &["active"]);
+    assert_eq!(query(&v, "active=").unwrap()["query"], json!({"active": false}));
+}
+
+#[test]
+fn missing_required_query_param() {
+    let v = query_route(json!({"query": {"type": "string"}}), &["query"]);
+    assert_eq!(
+        query(&v, "").unwrap_err(),
+        json!([{"type": "missing", "loc": ["query", "query"], "msg": "Field required", "input": null}])
+    );
+}
+
+#[test]
+fn repeated_keys_make_arrays() {
+    let v = query_route(
+        json!({
+            "ids": {"type": "array", "items": {"type": "integer"}, "minItems": 2},
+            "q": {"type": "array", "items": {"type": "string"}},
+            "tags": {"type": "array", "items": {"type": "string"}, "default": []},
+            "last": {"type": "string"},
+        }),
+        &["ids"],
+    );
+    let params = query(&v, "ids=1&ids=2&ids=3&q=foo&last=a&last=b&other=1&other=2").unwrap();
+    assert_eq!(
+        params["query"],
+        json!({"ids": [1, 2, 3], "q": ["foo"], "tags": [], "last": "b", "other": ["1", "2"]})
+    );
+    let errors = query(&v, "ids=1&ids=x&ids=y").unwrap_err();
+    assert_eq!(errors[0]["loc"], json!(["query", "ids", 1]));
+    assert_eq!(errors[1]["loc"], json!(["query", "ids", 2]));
+    assert_eq!(errors[1]["input"], json!("y"));
+    assert_eq!(errors.as_array().map(Vec::len), Some(2));
+    let errors = query(&v, "ids=1").unwrap_err();
+    assert_eq!(
+        errors,
+        json!([{"type": "too_short", "loc": ["query", "ids"],
+                "msg": "List should have at least 2 item after validation",
+                "input": [1], "ctx": {"min_length": 2}}])
+    );
+}
+
+#[test]
+fn array_separators_and_bracket_keys() {
+    let v = query_route(
+        json!({
+            "tags": {"type": "array", "items": {"type": "string"}, "separator": "|"},
+            "colors": {"type": "array", "items": {"type": "string"}, "separator": ";"},
+            "words": {"type": "array", "items": {"type": "string"}, "separator": " "},
+            "ids": {"type": "array", "items": {"type": "integer"}},
+        }),
+        &[],
+    );
+    let params = query(
+        &v,
+        "tags=python|rust&colors=red;green;blue&words=rust%20web+framework&ids[]=1&ids[]=2",
+    )
+    .unwrap();
+    assert_eq!(
+        params["query"],
+        json!({
+            "tags": ["python", "rust"],
+            "colors": ["red", "green", "blue"],
+            "words": ["rust", "web", "framework"],
+            "ids": [1, 2],
+        })
+    );
+}
+
+#[test]
+fn constraint_errors_use_pydantic_wording() {
+    let v = query_route(
+        json!({
+            "name": {"type": "string", "minLength": 3},
+            "code": {"type": "string", "pattern": "^[0-9]{3,}$"},
+            "limit": {"type": "integer", "maximum": 100},
+            "price": {"type": "number", "exclusiveMinimum": 0.5},
+            "qty": {"type": "integer", "multipleOf": 5},
+            "model": {"type": "string", "enum": ["alexnet", "resnet", "lenet"]},
+        }),
+        &[],
+    );
+    let errors = query(&v, "name=ab&code=abc&limit=101&price=0.5&qty=17&model=vgg16").unwrap_err();
+    assert_eq!(
+        errors,
+        json!([
+            {"type": "string_pattern_mismatch", "loc": ["query", "code"],
+             "msg": "String should match pattern '^[0-9]{3,}$'", "input": "abc",
+             "ctx": {"pattern": "^[0-9]{3,}$"}},
+            {"type": "less_than_equal", "loc": ["query", "limit"],
+             "msg": "Input should be less than or equal to 100", "input": 101, "ctx": {"le": 100}},
+            {"type": "enum", "loc": ["query", "model"],
+             "msg": "Input should be 'alexnet', 'resnet' or 'lenet'", "input": "vgg16",
+             "ctx": {"expected": "'alexnet', 'resnet' or 'lenet'"}},
+            {"type": "string_too_short", "loc": ["query", "name"],
+             "msg": "String should have at least 3 characters", "input": "ab",
+             "ctx": {"min_length": 3}},
+            {"type": "greater_than", "loc": ["query", "price"],
+             "msg": "Input should be greater than 0.5", "input": 0.5, "ctx": {"gt": 0.5}},
+            {"type": "multiple_of", "loc": ["query", "qty"],
+             "msg": "Input should be a multiple of 5", "input": 17, "ctx": {"multiple_of": 5}},
+        ])
+    );
+}
+
+#[test]
+fn formats_are_checked_with_pydantic_types() {
+    let v = query_route(
+        json!({
+            "id": {"type": "string", "format": "uuid"},
+            "day": {"type": "string", "format": "date"},
+            "email": {"type": "string", "format": "email"},
+            "ip": {"type": "string", "format": "ipv4"},
+        }),
+        &[],
+    );
+    let ok = query(&v, "id=c892496f-b1fd-4b91-bdb8-b46f92df1716&day=2024-01-15&email=a%40b.co&ip=1.2.3.4");
+    assert!(ok.is_ok(), "{ok:?}");
+    let errors = query(&v, "id=not-a-uuid&day=2025-13-45&email=nope&ip=999.1.1.1").unwrap_err();
+    let kinds: Vec<_> = errors.as_array().unwrap().iter().map(|e| e["type"].clone()).collect();
+    assert_eq!(
+        kinds,
+        ["date_parsing", "string_pattern_mismatch", "uuid_parsing", "ip_v4_address"]
+    );
+    assert_eq!(
+        errors[0]["msg"],
+        "Input should be a valid date in the format YYYY-MM-DD, month value is outside expected range of 1-12"
+    );
+    assert_eq!(
+        errors[2]["msg"],
+        "Input should be a valid UUID, invalid character: expected an optional prefix of \
+         `urn:uuid:` followed by [0-9a-fA-F-], found `n` at 0"
+    );
+}
+
+#[test]
+fn undeclared_params_only_fail_when_forbidden() {
+    let open = compile(SchemaSpec {
+        query: Some(json!({"type": "object", "properties": {"a": {"type": "integer"}},
+                           "additionalProperties": {"type": "integer"}})),
+        ..SchemaSpec::default()
+    });
+    assert_eq!(query(&open, "a=1&b=x").unwrap()["query"], json!({"a": 1, "b": "x"}));
+    let closed = compile(SchemaSpec {
+        query: Some(json!({"type": "object", "properties": {"a": {"type": "integer"}},
+                           "additionalProperties": false})),
+        ..SchemaSpec::default()
+    });
+    let errors = query(&closed, "a=1&b=x&c=y").unwrap_err();
+    assert_eq!(errors[0]["loc"], json!(["query", "b"]));
+    assert_eq!(errors[1]["loc"], json!(["query", "c"]));
+    assert_eq!(errors[1]["ctx"]["unexpected_field"], "c");
+}
+
+#[test]
+fn no_schema_passes_strings_through() {
+    let v = compile(SchemaSpec::default());
+    let path = [("id", "42".to_owned())];
+    let req = Request {
+        path: &path,
+        query: Some("a=1&a=2&b=%20x"),
+        headers: headers(&[("x-token", "t"), ("cookie", "s=1")]),
+        ..Request::default()
+    };
+    assert_eq!(
+        run(&v, &req).unwrap(),
+        json!({"path": {"id": "42"}, "query": {"a": ["1", "2"], "b": " x"},
+               "headers": {}, "cookies": {}})
+    );
+    assert!(!v.has_body_schema());
+}
+
+#[test]
+fn path_params_are_coerced() {
+    let v = compile(SchemaSpec {
+        path: Some(object(
+            json!({
+                "version": {"type": "number"},
+                "service_id": {"type": "integer", "exclusiveMinimum": 3},
+                "flag": {"type": "boolean"},
+            }),
+            &["version", "service_id", "flag"],
+        )),
+        ..SchemaSpec::default()
+    });
+    let path = [
+        ("version", "1.5".to_owned()),
+        ("service_id", "4".to_owned()),
+        ("flag", "True".to_owned()),
+        ("extra", "x".to_owned()),
+    ];
+    let req = Request {
+        path: &path,
+        ..Request::default()
+    };
+    assert_eq!(
+        run(&v, &req).unwrap()["path"],
+        json!({"version": 1.5, "service_id": 4, "flag": true, "extra": "x"})
+    );
+    let path = [
+        ("version", "x".to_owned()),
+        ("service_id", "2".to_owned()),
+        ("flag", "1".to_owned()),
+    ];
+    let req = Request {
+        path: &path,
+        ..Request::default()
+    };
+    assert_eq!(
+        run(&v, &req).unwrap_err(),
+        json!([
+            {"type": "greater_than", "loc": ["path", "service_id"],
+             "msg": "Input should be greater than 3", "input": 2, "ctx": {"gt": 3}},
+            {"type": "float_parsing", "loc": ["path", "version"],
+             "msg": "Input should be a valid number, unable to parse string as a number",
+             "input": "x"},
+        ])
+    );
+}
+
+#[test]
+fn headers_match_case_insensitively_and_only_declared_are_kept() {
+    let v = compile(SchemaSpec {
+        headers: Some(object(
+            json!({
+                "X-Token": {"type": "string", "minLength": 3},
+                "x-count": {"type": "integer"},
+                "Accept": {"type": "array", "items": {"type": "string"}},
+                "X-Missing": {"type": "string"},
+            }),
+            &["X-Token", "X-Missing"],
+        )),
+        ..SchemaSpec::default()
+    });
+    let req = Request {
+        headers: headers(&[
+            ("x-token", "ab"),
+            ("X-COUNT", "7"),
+            ("accept", "text/html, application/json"),
+            ("accept", "*/*"),
+            ("host", "example.com"),
+        ]),
+        ..Request::default()
+    };
+    assert_eq!(
+        run(&v, &req).unwrap_err(),
+        json!([
+            {"type": "missing", "loc": ["headers", "x-missing"], "msg": "Field required", "input": null},
+            {"type": "string_too_short", "loc": ["headers", "x-token"],
+             "msg": "String should have at least 3 characters", "input": "ab", "ctx": {"min_length": 3}},
+        ])
+    );
+    let req = Request {
+        headers: headers(&[
+            ("x-token", "abc"),
+            ("x-token", "def"),
+            ("x-count", "7"),
+            ("x-missing", "here"),
+            ("accept", "text/html, application/json"),
+            ("accept", "*/*"),
+            ("host", "example.com"),
+        ]),
+        ..Request::default()
+    };
+    assert_eq!(
+        run(&v, &req).unwrap()["headers"],
+        json!({"X-Token": "abc, def", "x-count": 7, "X-Missing": "here",
+               "Accept": ["text/html", "application/json", "*/*"]})
+    );
+}
+
+#[test]
+fn cookies_are_parsed_from_the_cookie_header() {
+    let v = compile(SchemaSpec {
+        cookies: Some(object(
+            json!({
+                "session_id": {"type": "string", "maxLength": 5},
+                "n": {"type": "integer"},
+                "key": {"type": "string"},
+            }),
+            &["key"],
+        )),
+        ..SchemaSpec::default()
+    });
+    let req = Request {
+        headers: headers(&[("cookie", "session_id=abc; other=1"), ("cookie", "n=\"42\"; key=k=v")]),
+        ..Request::default()
+    };
+    assert_eq!(
+        run(&v, &req).unwrap()["cookies"],
+        json!({"session_id": "abc", "n": 42, "key": "k=v"})
+    );
+    let req = Request {
+        headers: headers(&[("cookie", "session_id=toolongvalue")]),
+        ..Request::default()
+    };
+    assert_eq!(
+        run(&v, &req).unwrap_err(),
+        json!([
+            {"type": "missing", "loc": ["cookie", "key"], "msg": "Field required", "input": null},
+            {"type": "string_too_long", "loc": ["cookie", "session_id"],
+             "msg": "String should have at most 5 characters", "input": "toolongvalue",
+             "ctx": {"max_length": 5}},
+        ])
+    );
+}
+
+fn body_route(schema: Value) -> RouteValidator {
+    compile(SchemaSpec {
+        body: Some(schema),
+        ..SchemaSpec::default()
+    })
+}
+
+fn json_body(validator: &RouteValidator, body: &Value) -> Result<Value, Value> {
+    run(
+        validator,
+        &Request {
+            body: Body::Json(body),
+            ..Request::default()
+        },
+    )
+}
+
+#[test]
+fn json_body_missing_and_nested_locations() {
+    let v = body_route(json!({
+        "type": "object",
+        "required": ["name", "items", "profile"],
+        "properties": {
+            "name": {"type": "string"},
+            "items": {"type": "array", "items": {
+                "type": "object", "required": ["name"],
+                "properties": {"name": {"type": "string", "minLength": 2}, "qty": {"type": "integer"}}
+            }},
+            "profile": {"type": "object", "required": ["email"],
+                        "properties": {"email": {"type": "string"}}}
+        }
+    }));
+    assert!(v.has_body_schema());
+    let body = json!({
+        "items": [{"name": "a"}, {"qty": 1.5}, {"name": "ok", "qty": "3"}],
+        "profile": {"name": "John"}
+    });
+    assert_eq!(
+        json_body(&v, &body).unwrap_err(),
+        json!([
+            {"type": "string_too_short", "loc": ["body", "items", 0, "name"],
+             "msg": "String should have at least 2 characters", "input": "a", "ctx": {"min_length": 2}},
+            {"type": "missing", "loc": ["body", "items", 1, "name"], "msg": "Field required",
+             "input": {"qty": 1.5}},
+            {"type": "int_from_float", "loc": ["body", "items", 1, "qty"],
+             "msg": "Input should be a valid integer, got a number with a fractional part",
+             "input": 1.5},
+            {"type": "int_type", "loc": ["body", "items", 2, "qty"],
+             "msg": "Input should be a valid integer", "input": "3"},
+            {"type": "missing", "loc": ["body", "name"], "msg": "Field required", "input": body},
+            {"type": "missing", "loc": ["body", "profile", "email"], "msg": "Field required",
+             "input": {"name": "John"}},
+        ])
+    );
+    let ok = json!({"name": "x", "items": [], "profile": {"email": "e"}});
+    assert_eq!(
+        json_body(&v, &ok).unwrap(),
+        json!({"path": {}, "query": {}, "headers": {}, "cookies": {}})
+    );
+}
+
+#[test]
+fn json_body_type_and_keyword_errors() {
+    let v = body_route(json!({
+        "type": "object",
+        "properties": {
+            "price": {"type": "number", "minimum": 1},
+            "tags": {"type": "array", "items": {"type": "string"}, "maxItems": 1},
+            "version": {"const": "1.0"},
+            "id": {"type": "string", "format": "uuid"},
+        },
+        "additionalProperties": false
+    }));
+    let body = json!({"price": "not a number", "tags": ["a", 2], "version": "2.0",
+                      "id": "nope", "extra": true});
+    assert_eq!(
+        json_body(&v, &body).unwrap_err(),
+        json!([
+            {"type": "validation_error", "loc": ["body", "extra"],
+             "msg": "Additional properties are not allowed", "input": body,
+             "ctx": {"additional_properties": false, "unexpected_field": "extra"}},
+            {"type": "uuid_parsing", "loc": ["body", "id"], "msg": "Input should be a valid UUID",
+             "input": "nope"},
+            {"type": "float_parsing", "loc": ["body", "price"],
+             "msg": "Input should be a valid number, unable to parse string as a number",
+             "input": "not a number"},
+            {"type": "too_long", "loc": ["body", "tags"],
+             "msg": "List should have at most 1 item after validation", "input": ["a", 2],
+             "ctx": {"max_length": 1}},
+            {"type": "string_type", "loc": ["body", "tags", 1], "msg": "Input should be a valid string",
+             "input": 2},
+            {"type": "validation_error", "loc": ["body", "version"], "msg": "\"1.0\" was expected",
+             "input": "2.0"},
+        ])
+    );
+    let errors = json_body(&v, &json!({"price": 0.5})).unwrap_err();
+    assert_eq!(
+        errors,
+        json!([{"type": "greater_than_equal", "loc": ["body", "price"],
+                "msg": "Input should be greater than or equal to 1", "input": 0.5, "ctx": {"ge": 1}}])
+    );
+    let errors = json_body(&v, &json!([1])).unwrap_err();
+    assert_eq!(errors[0]["type"], "model_attributes_type");
+    assert_eq!(errors[0]["loc"], json!(["body"]));
+}
+
+#[test]
+fn combinator_errors_use_jsonschema_wording() {
+    let v = body_route(json!({
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "credit_card": {"type": "string"}},
+        "anyOf": [{"required": ["email"]}, {"required": ["phone"]}],
+        "dependencies": {"credit_card": ["billing_address"]}
+    }));
+    let body = json!({"name": "John Doe", "credit_card": "1"});
+    assert_eq!(
+        json_body(&v, &body).unwrap_err(),
+        json!([
+            {"type": "validation_error", "loc": ["body"],
+             "msg": "{\"credit_card\":\"1\",\"name\":\"John Doe\"} is not valid under any of the schemas listed in the 'anyOf' keyword",
+             "input": body},
+            {"type": "validation_error", "loc": ["body"],
+             "msg": "\"billing_address\" is a required property", "input": body},
+        ])
+    );
+}
+
+#[test]
+fn missing_body_is_reported() {
+    let v = body_route(json!({"type": "object"}));
+    assert_eq!(
+        run(&v, &Request::default()).unwrap_err(),
+        json!([{"type": "missing", "loc": ["body"], "msg": "Field required", "input": null}])
+    );
+}
+
+fn form(validator: &RouteValidator, raw: &str) -> Result<Value, Value> {
+    run(
+        validator,
+        &Request {
+            body: Body::Form(raw.as_bytes()),
+            ..Request::default()
+        },
+    )
+}
+
+#[test]
+fn forms_are_coerced_and_validated_as_body() {
+    let v = body_route(json!({
+        "type": "object",
+        "required": ["username", "quantity"],
+        "properties": {
+            "username": {"type": "string", "minLength": 3},
+            "quantity": {"type": "integer", "minimum": 1},
+            "subscribe": {"type": "boolean"},
+            "tags": {"type": "array", "items": {"type": "string"}},
+            "contact.email": {"type": "string", "format": "email"},
+        }
+    }));
+    let params = form(
+        &v,
+        "username=john+doe&quantity=2&subscribe=true&tags[]=a&tags[]=b&contact.email=j%40x.com&note=hi",
+    )
+    .unwrap();
+    assert_eq!(
+        params["form"],
+        json!({"username": "john doe", "quantity": 2, "subscribe": true, "tags": ["a", "b"],
+               "contact.email": "j@x.com", "note": "hi"})
+    );
+    let errors = form(&v, "quantity=0&contact.email=bad").unwrap_err();
+    assert_eq!(
+        errors,
+        json!([
+            {"type": "string_pattern_mismatch", "loc": ["body", "contact.email"],
+             "msg": "String should match pattern '^[a-zA-Z0-9_.+-]+@[a-zA-Z0-9-]+\\.[a-zA-Z0-9-.]+$'",
+             "input": "bad", "ctx": {"pattern": "^[a-zA-Z0-9_.+-]+@[a-zA-Z0-9-]+\\.[a-zA-Z0-9-.]+$"}},
+            {"type": "greater_than_equal", "loc": ["body", "quantity"],
+             "msg": "Input should be greater than or equal to 1", "input": 0, "ctx": {"ge": 1}},
+            {"type": "missing", "loc": ["body", "username"], "msg": "Field required",
+             "input": {"quantity": 0, "contact.email": "bad"}},
+        ])
+    );
+    let errors = form(&v, "username=abc&quantity=not-a-number").unwrap_err();
+    assert_eq!(
+        errors,
+        json!([{"type": "int_parsing", "loc": ["body", "quantity"],
+                "msg": "Input should be a valid integer, unable to parse string as an integer",
+                "input": "not-a-number"}])
+    );
+}
+
+#[test]
+fn every_source_is_reported_in_order() {
+    let v = compile(SchemaSpec {
+        path: Some(object(json!({"id": {"type": "integer"}}), &["id"])),
+        query: Some(object(json!({"q": {"type": "string"}}), &["q"])),
+        headers: Some(object(json!({"X-Token": {"type": "string"}}), &["X-Token"])),
+        cookies: Some(object(json!({"session": {"type": "string"}}), &["session"])),
+        body: Some(object(json!({"name": {"type": "string"}}), &["name"])),
+    });
+    let path = [("id", "abc".to_owned())];
+    let body = json!({});
+    let req = Request {
+        path: &path,
+        body: Body::Json(&body),
+        ..Request::default()
+    };
+    let errors = run(&v, &req).unwrap_err();
+    let locs: Vec<_> = errors.as_array().unwrap().iter().map(|e| e["loc"].clone()).collect();
+    assert_eq!(
+        locs,
+        [
+            json!(["path", "id"]),
+            json!(["query", "q"]),
+            json!(["headers", "x-token"]),
+            json!(["cookie", "session"]),
+            json!(["body", "name"]),
+        ]
+    );
+}
+
+#[test]
+fn hostile_input_never_panics() {
+    let v = query_route(
+        json!({
+            "n": {"type": "integer"},
+            "f": {"type": "number"},
+            "s": {"type": "string", "pattern": "^a"},
+            "l": {"type": "array", "items": {"type": "integer"}},
+        }),
+        &[],
+    );
+    for raw in [
+        "n=%&f=%zz&s=%ff%fe",
+        "n=99999999999999999999999999999999999999&f=1e400",
+        "&&&=&==&l[]=&l[18446744073709551616]=1&l[3]=2",
+        "n=-&f=.&s=\u{0}",
+    ] {
+        let _ = query(&v, raw);
+    }
+    let huge = query(&v, "n=99999999999999999999999999999999999999").unwrap();
+    assert_eq!(huge["query"]["n"], json!(1e38));
+    assert!(query(&v, "f=1e400").is_err());
+}
+
+#[test]
+fn invalid_schemas_are_config_errors() {
+    let err = RouteValidator::compile(&SchemaSpec {
+        headers: Some(json!({"type": "object", "properties": {"a": {"type": "nope"}}})),
+        ..SchemaSpec::default()
+    })
+    .err()
+    .expect("rejected");
+    assert!(err.starts_with("invalid headers schema"), "{err}");
+    let err = RouteValidator::compile(&SchemaSpec {
+        body: Some(json!({"pattern": "("})),
+        ..SchemaSpec::default()
+    })
+    .err()
+    .expect("rejected");
+    assert!(err.contains("body"), "{err}");
+}
