@@ -112,7 +112,7 @@ impl ParamSource {
         let mut object = Map::new();
         let mut failed: Vec<&str> = Vec::new();
         for (index, prop) in self.props.iter().enumerate() {
-            let mut values = pairs
+            let values = pairs
                 .iter()
                 .zip(&matches)
                 .filter_map(|((_, value), m)| match m {
