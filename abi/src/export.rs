@@ -199,9 +199,7 @@ pub unsafe extern "C" fn shutdown<P: Plugin>(ctx: *mut c_void, deadline_ms: u64)
     // SAFETY: per the contract, we own the instance again.
     let instance = unsafe { Box::from_raw(ctx as *mut Instance<P>) };
     let _ = catch_unwind(AssertUnwindSafe(move || {
-        instance
-            .plugin
-            .shutdown(Duration::from_millis(deadline_ms));
+        instance.plugin.shutdown(Duration::from_millis(deadline_ms));
         drop(instance);
     }));
 }

@@ -13,7 +13,9 @@ pub mod ffi;
 pub mod log;
 mod plugin;
 
-pub use plugin::{Host, Plugin, Refused, Request, Responder, RouteBinding, RouteDecl, RouteRefused};
+pub use plugin::{
+    Host, Plugin, Refused, Request, Responder, RouteBinding, RouteDecl, RouteRefused,
+};
 
 /// The C header, for tools and tests that compile C plugins.
 pub const C_HEADER: &str = include_str!("../include/spikard_plugin.h");

@@ -285,7 +285,12 @@ impl Responder {
     }
 
     /// Answers with a status, headers and body (all copied by the host).
-    pub fn respond(self, status: u16, headers: &[(&str, &str)], body: &[u8]) -> Result<(), Refused> {
+    pub fn respond(
+        self,
+        status: u16,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<(), Refused> {
         let headers: Vec<ffi::Header> = headers
             .iter()
             .map(|(n, v)| ffi::Header {

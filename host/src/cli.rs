@@ -60,7 +60,9 @@ impl Args {
                 "--config" | "-c" => config = Some(PathBuf::from(value("--config")?)),
                 "--listen" | "-l" => {
                     let text = value("--listen")?;
-                    listen = Some(crate::config::parse_listen(&text).map_err(|e| format!("--listen: {e}"))?);
+                    listen = Some(
+                        crate::config::parse_listen(&text).map_err(|e| format!("--listen: {e}"))?,
+                    );
                 }
                 "--check" => check = true,
                 "--help" | "-h" => return Ok(Command::Help),

@@ -215,9 +215,9 @@ impl ByteSize {
             .find(|c: char| !c.is_ascii_digit())
             .unwrap_or(text.len());
         let (digits, unit) = text.split_at(split);
-        let n: u64 = digits
-            .parse()
-            .map_err(|_| format!("`{text}` is not a size; write e.g. 1048576, \"64KiB\" or \"1MiB\""))?;
+        let n: u64 = digits.parse().map_err(|_| {
+            format!("`{text}` is not a size; write e.g. 1048576, \"64KiB\" or \"1MiB\"")
+        })?;
         let factor: u64 = match unit.trim() {
             "" | "B" => 1,
             "KB" | "kB" => 1_000,
@@ -259,7 +259,12 @@ impl Source<'_> {
         }
     }
 
-    fn error<T>(&self, offset: usize, field: impl Into<String>, message: impl Into<String>) -> Result<T, ConfigError> {
+    fn error<T>(
+        &self,
+        offset: usize,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Result<T, ConfigError> {
         Err(ConfigError {
             at: Some(self.at(offset)),
             file: self.file.to_path_buf(),
@@ -289,8 +294,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
             at,
             file: file.to_path_buf(),
             field: String::new(),
-            message: e.message().trim_end().to_owned()
-                + "; see the config reference in README.md",
+            message: e.message().trim_end().to_owned() + "; see the config reference in README.md",
         }
     })?;
     let base = file.parent().unwrap_or(Path::new("."));
@@ -303,10 +307,20 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         let field = format!("plugins[{i}]");
         let name = plugin.name.get_ref().trim().to_owned();
         if name.is_empty() {
-            return source.error(plugin.name.span().start, format!("{field}.name"), "is empty; give the plugin a name that routes can refer to");
+            return source.error(
+                plugin.name.span().start,
+                format!("{field}.name"),
+                "is empty; give the plugin a name that routes can refer to",
+            );
         }
         if plugins.iter().any(|p| p.name == name) {
-            return source.error(plugin.name.span().start, format!("{field}.name"), format!("a plugin named `{name}` is already declared; give each plugin a unique name"));
+            return source.error(
+                plugin.name.span().start,
+                format!("{field}.name"),
+                format!(
+                    "a plugin named `{name}` is already declared; give each plugin a unique name"
+                ),
+            );
         }
         let library = resolve_library(base, plugin.library.get_ref());
         plugins.push(PluginConfig {
@@ -325,7 +339,9 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         let method_text = route.method.get_ref().trim().to_ascii_uppercase();
         let method = http::Method::from_bytes(method_text.as_bytes())
             .ok()
-            .filter(|_| !method_text.is_empty() && method_text.bytes().all(|b| b.is_ascii_alphabetic()));
+            .filter(|_| {
+                !method_text.is_empty() && method_text.bytes().all(|b| b.is_ascii_alphabetic())
+            });
         let Some(method) = method else {
             return source.error(route.method.span().start, format!("{field}.method"), format!("`{}` is not an HTTP method; use GET, POST, PUT, PATCH, DELETE, HEAD or OPTIONS", route.method.get_ref()));
         };
@@ -336,9 +352,23 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         let plugin_name = route.plugin.get_ref();
         let Some(plugin) = plugins.iter().position(|p| &p.name == plugin_name) else {
             let known: Vec<&str> = plugins.iter().map(|p| p.name.as_str()).collect();
-            return source.error(route.plugin.span().start, format!("{field}.plugin"), format!("no plugin named `{plugin_name}`; declare it under [[plugins]] (declared: {})", if known.is_empty() { "none".to_owned() } else { known.join(", ") }));
+            return source.error(
+                route.plugin.span().start,
+                format!("{field}.plugin"),
+                format!(
+                    "no plugin named `{plugin_name}`; declare it under [[plugins]] (declared: {})",
+                    if known.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            );
         };
-        if let Some(other) = routes.iter().find(|r| r.method == method && same_shape(&r.path, &path)) {
+        if let Some(other) = routes
+            .iter()
+            .find(|r| r.method == method && same_shape(&r.path, &path))
+        {
             return source.error(span.start, field, format!("duplicate route {method} {path}: already declared at line {}; remove one or change its method or path", other.at.line));
         }
         let mut schemas = SchemaSpec::default();
@@ -351,7 +381,12 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
             ];
             for (raw, slot, name) in slots {
                 if let Some(raw) = raw {
-                    *slot = Some(schema_value(&source, base, raw, &format!("{field}.{name}"))?);
+                    *slot = Some(schema_value(
+                        &source,
+                        base,
+                        raw,
+                        &format!("{field}.{name}"),
+                    )?);
                 }
             }
         }
@@ -360,13 +395,20 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         }
         let response = match route.response {
             None => None,
-            Some(raw) => Some(schema_value(&source, base, raw, &format!("{field}.response"))?),
+            Some(raw) => Some(schema_value(
+                &source,
+                base,
+                raw,
+                &format!("{field}.response"),
+            )?),
         };
         let body_limit = match route.body_limit {
             None => None,
             Some(limit) => match limit.get_ref().bytes() {
                 Ok(n) => Some(n),
-                Err(message) => return source.error(limit.span().start, format!("{field}.body_limit"), message),
+                Err(message) => {
+                    return source.error(limit.span().start, format!("{field}.body_limit"), message)
+                }
             },
         };
         routes.push(RouteConfig {
@@ -407,7 +449,11 @@ fn resolve_server(source: &Source<'_>, raw: RawServer) -> Result<ServerConfig, C
     };
     let workers = match raw.workers {
         Some(w) if *w.get_ref() == 0 => {
-            return source.error(w.span().start, "server.workers", "must be at least 1; leave it out for one worker per core")
+            return source.error(
+                w.span().start,
+                "server.workers",
+                "must be at least 1; leave it out for one worker per core",
+            )
         }
         w => w.map(Spanned::into_inner),
     };
@@ -431,7 +477,9 @@ pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
     text.to_socket_addrs()
         .ok()
         .and_then(|mut addrs| addrs.next())
-        .ok_or_else(|| format!("`{text}` is not an address; write host:port, e.g. \"127.0.0.1:8000\""))
+        .ok_or_else(|| {
+            format!("`{text}` is not an address; write host:port, e.g. \"127.0.0.1:8000\"")
+        })
 }
 
 /// A library path: with a `/` it is relative to the config file; a bare
@@ -474,10 +522,21 @@ fn schema_value(
         SchemaSource::File(path) => {
             let full = base.join(&path);
             let text = std::fs::read_to_string(&full).or_else(|e| {
-                source.error(offset, field, format!("cannot read schema file {}: {e}; give a path relative to the config file", full.display()))
+                source.error(
+                    offset,
+                    field,
+                    format!(
+                        "cannot read schema file {}: {e}; give a path relative to the config file",
+                        full.display()
+                    ),
+                )
             })?;
             serde_json::from_str(&text).or_else(|e| {
-                source.error(offset, field, format!("schema file {} is not JSON: {e}", full.display()))
+                source.error(
+                    offset,
+                    field,
+                    format!("schema file {} is not JSON: {e}", full.display()),
+                )
             })
         }
     }
@@ -493,7 +552,9 @@ pub fn check_path(path: &str) -> Result<(), String> {
     let segments: Vec<&str> = path[1..].split('/').collect();
     for (i, segment) in segments.iter().enumerate() {
         if segment.is_empty() && i + 1 != segments.len() {
-            return Err(format!("`{path}` has an empty segment (`//`); remove the extra '/'"));
+            return Err(format!(
+                "`{path}` has an empty segment (`//`); remove the extra '/'"
+            ));
         }
         if segment.contains('{') || segment.contains('}') {
             let name = segment
@@ -510,10 +571,14 @@ pub fn check_path(path: &str) -> Result<(), String> {
             }
             let name = name.unwrap_or_default();
             if segment.starts_with("{*") && i + 1 != segments.len() {
-                return Err(format!("catch-all `{segment}` must be the last segment of `{path}`"));
+                return Err(format!(
+                    "catch-all `{segment}` must be the last segment of `{path}`"
+                ));
             }
             if names.contains(&name) {
-                return Err(format!("parameter `{name}` appears twice in `{path}`; rename one"));
+                return Err(format!(
+                    "parameter `{name}` appears twice in `{path}`; rename one"
+                ));
             }
             names.push(name);
         }
@@ -558,20 +623,33 @@ mod tests {
     fn bad_path_and_duplicate_route() {
         let e = err(&format!("{PLUGIN}[[routes]]\nmethod=\"GET\"\npath=\"items\"\nplugin=\"echo\"\nhandler=\"echo\"\n"));
         assert!(e.contains("t.toml:7:6: routes[0].path"), "{e}");
-        let route = "[[routes]]\nmethod=\"GET\"\npath=\"/a/{x}\"\nplugin=\"echo\"\nhandler=\"echo\"\n";
+        let route =
+            "[[routes]]\nmethod=\"GET\"\npath=\"/a/{x}\"\nplugin=\"echo\"\nhandler=\"echo\"\n";
         let e = err(&format!("{PLUGIN}{route}{}", route.replace("{x}", "{y}")));
-        assert!(e.contains("routes[1]: duplicate route GET /a/{y}: already declared at line 4"), "{e}");
+        assert!(
+            e.contains("routes[1]: duplicate route GET /a/{y}: already declared at line 4"),
+            "{e}"
+        );
     }
 
     #[test]
     fn unknown_plugin_lists_declared() {
-        let e = err(&format!("{PLUGIN}[[routes]]\nmethod=\"GET\"\npath=\"/\"\nplugin=\"py\"\nhandler=\"x\"\n"));
-        assert!(e.contains("routes[0].plugin: no plugin named `py`") && e.contains("declared: echo"), "{e}");
+        let e = err(&format!(
+            "{PLUGIN}[[routes]]\nmethod=\"GET\"\npath=\"/\"\nplugin=\"py\"\nhandler=\"x\"\n"
+        ));
+        assert!(
+            e.contains("routes[0].plugin: no plugin named `py`") && e.contains("declared: echo"),
+            "{e}"
+        );
     }
 
     #[test]
     fn sizes_and_defaults() {
-        let c = parse(Path::new("/etc/s.toml"), "[server]\nbody_limit = \"64KiB\"\n").unwrap();
+        let c = parse(
+            Path::new("/etc/s.toml"),
+            "[server]\nbody_limit = \"64KiB\"\n",
+        )
+        .unwrap();
         assert_eq!(c.server.body_limit, 65536);
         assert_eq!(c.server.listen.to_string(), DEFAULT_LISTEN);
         assert!(err("[server]\nbody_limit = \"3 parsecs\"\n").contains("server.body_limit"));

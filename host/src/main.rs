@@ -40,7 +40,12 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Ok(cli::Command::Version) => {
-            println!("spikard-host {} (plugin ABI v{}.{})", env!("CARGO_PKG_VERSION"), spikard_abi::ffi::ABI_MAJOR, spikard_abi::ffi::ABI_MINOR);
+            println!(
+                "spikard-host {} (plugin ABI v{}.{})",
+                env!("CARGO_PKG_VERSION"),
+                spikard_abi::ffi::ABI_MAJOR,
+                spikard_abi::ffi::ABI_MINOR
+            );
             return ExitCode::SUCCESS;
         }
         Err(message) => {
@@ -90,7 +95,10 @@ fn run(args: Args) -> Result<ExitCode, String> {
         return Ok(ExitCode::SUCCESS);
     }
     if routes.is_empty() {
-        tracing::warn!("no routes: every request will get a 404; add [[routes]] to {}", config.file.display());
+        tracing::warn!(
+            "no routes: every request will get a 404; add [[routes]] to {}",
+            config.file.display()
+        );
     }
 
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
@@ -98,13 +106,19 @@ fn run(args: Args) -> Result<ExitCode, String> {
     if let Some(workers) = config.server.workers {
         runtime.worker_threads(workers);
     }
-    let runtime = runtime.build().map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let runtime = runtime
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     let shared = Arc::new(server::Shared::new(&config.server));
     let router = server::router(routes, shared)?;
     let grace = config.server.shutdown_timeout;
     let finished = runtime.block_on(server::serve(config.server.listen, router, grace))?;
     // Plugins get what is left of the grace period; late answers are dropped.
-    shutdown_plugins(if finished { grace } else { std::time::Duration::ZERO });
+    shutdown_plugins(if finished {
+        grace
+    } else {
+        std::time::Duration::ZERO
+    });
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
@@ -115,7 +129,12 @@ fn print_check(config: &config::Config, plugins: &[Arc<LoadedPlugin>], routes: &
     println!("config {} is valid", config.file.display());
     println!("listen {}", config.server.listen);
     for (plugin, pc) in plugins.iter().zip(&config.plugins) {
-        println!("plugin {} = {} ({})", plugin.name, plugin.declared, pc.library.display());
+        println!(
+            "plugin {} = {} ({})",
+            plugin.name,
+            plugin.declared,
+            pc.library.display()
+        );
     }
     let width = routes.iter().map(|r| r.path.len()).max().unwrap_or(0);
     for route in routes {

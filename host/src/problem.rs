@@ -26,7 +26,7 @@ pub struct Problem {
     /// Field errors of a 422.
     pub errors: Vec<FieldError>,
     /// The `Allow` header of a 405.
-    pub allow: Option<HeaderValue>,
+    pub allow: Option<std::sync::Arc<str>>,
 }
 
 #[derive(Serialize)]
@@ -44,7 +44,12 @@ struct Body<'a> {
 
 impl Problem {
     /// A problem of the given kind.
-    pub fn new(status: StatusCode, slug: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
+    pub fn new(
+        status: StatusCode,
+        slug: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
         Problem {
             status,
             slug,
@@ -58,34 +63,62 @@ impl Problem {
     /// 422: the request did not match the route's schemas.
     pub fn validation(errors: Vec<FieldError>) -> Self {
         let n = errors.len();
-        let detail = format!("{n} validation error{} in request", if n == 1 { "" } else { "s" });
+        let detail = format!(
+            "{n} validation error{} in request",
+            if n == 1 { "" } else { "s" }
+        );
         Problem {
             errors,
-            ..Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "validation-error", "Request Validation Failed", detail)
+            ..Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation-error",
+                "Request Validation Failed",
+                detail,
+            )
         }
     }
 
     /// 404: no route has this path.
     pub fn not_found(path: &str) -> Self {
-        Problem::new(StatusCode::NOT_FOUND, "not-found", "Not Found", format!("no route matches {path}"))
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "Not Found",
+            format!("no route matches {path}"),
+        )
     }
 
     /// 405: the path exists for other methods, listed in `Allow`.
     pub fn method_not_allowed(method: &http::Method, allow: &str) -> Self {
         Problem {
-            allow: HeaderValue::from_str(allow).ok(),
-            ..Problem::new(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method Not Allowed", format!("{method} is not allowed here; allowed: {allow}"))
+            allow: Some(allow.into()),
+            ..Problem::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method Not Allowed",
+                format!("{method} is not allowed here; allowed: {allow}"),
+            )
         }
     }
 
     /// 413: the body is larger than the route's limit.
     pub fn payload_too_large(limit: usize) -> Self {
-        Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Payload Too Large", format!("the request body exceeds the limit of {limit} bytes"))
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload-too-large",
+            "Payload Too Large",
+            format!("the request body exceeds the limit of {limit} bytes"),
+        )
     }
 
     /// 415: the body's media type is not one the route accepts.
     pub fn unsupported_media_type(detail: impl Into<String>) -> Self {
-        Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported Media Type", detail)
+        Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported Media Type",
+            detail,
+        )
     }
 
     /// 400: the request could not be read (malformed JSON, bad encoding).
@@ -95,12 +128,22 @@ impl Problem {
 
     /// 500: the plugin failed; the details go to the log, not the client.
     pub fn plugin_failure() -> Self {
-        Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal-server-error", "Internal Server Error", "the request handler failed; the server log has details under this request id")
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal-server-error",
+            "Internal Server Error",
+            "the request handler failed; the server log has details under this request id",
+        )
     }
 
     /// 504: the plugin did not answer within the request timeout.
     pub fn timeout(ms: u128) -> Self {
-        Problem::new(StatusCode::GATEWAY_TIMEOUT, "gateway-timeout", "Gateway Timeout", format!("the request handler did not answer within {ms} ms"))
+        Problem::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "gateway-timeout",
+            "Gateway Timeout",
+            format!("the request handler did not answer within {ms} ms"),
+        )
     }
 
     /// A status and detail chosen by a plugin through `respond_error`.
@@ -118,7 +161,10 @@ impl Problem {
                 kind = format!("{base}{}", self.slug);
                 (kind.as_str(), self.title)
             }
-            None => ("about:blank", self.status.canonical_reason().unwrap_or(self.title)),
+            None => (
+                "about:blank",
+                self.status.canonical_reason().unwrap_or(self.title),
+            ),
         };
         let body = Body {
             kind,
@@ -132,8 +178,8 @@ impl Problem {
         let mut response = (self.status, bytes).into_response();
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-        if let Some(allow) = &self.allow {
-            headers.insert(ALLOW, allow.clone());
+        if let Some(allow) = self.allow.as_deref().and_then(|a| HeaderValue::from_str(a).ok()) {
+            headers.insert(ALLOW, allow);
         }
         response
     }
@@ -157,7 +203,7 @@ fn kind_of(status: StatusCode) -> (&'static str, &'static str) {
         502 => ("bad-gateway", "Bad Gateway"),
         503 => ("service-unavailable", "Service Unavailable"),
         504 => ("gateway-timeout", "Gateway Timeout"),
-        400..=499 => ("client-error", "Client Error"),
+        _ if status.is_client_error() => ("client-error", "Client Error"),
         _ => ("internal-server-error", "Internal Server Error"),
     }
 }
@@ -167,7 +213,9 @@ mod tests {
     use super::*;
 
     async fn json(response: Response) -> serde_json::Value {
-        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
         serde_json::from_slice(&bytes).unwrap()
     }
 
@@ -178,7 +226,10 @@ mod tests {
         assert_eq!(r.headers()[ALLOW], "GET, POST");
         assert_eq!(r.headers()[CONTENT_TYPE], PROBLEM_JSON);
         let body = json(r).await;
-        assert_eq!(body["type"], "https://spikard.dev/errors/method-not-allowed");
+        assert_eq!(
+            body["type"],
+            "https://spikard.dev/errors/method-not-allowed"
+        );
         assert_eq!(body["status"], 405);
         assert_eq!(body["request_id"], "abc");
         let body = json(Problem::validation(vec![]).render(None, "")).await;

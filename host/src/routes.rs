@@ -73,7 +73,9 @@ fn compile_response(schema: Option<&Value>) -> Result<Option<jsonschema::Validat
 }
 
 /// Schemas a plugin sent with `register_route`, in the config's shape.
-fn registered_schemas(schemas: &Value) -> Result<(SchemaSpec, Option<Value>, Option<usize>), String> {
+fn registered_schemas(
+    schemas: &Value,
+) -> Result<(SchemaSpec, Option<Value>, Option<usize>), String> {
     let object = schemas.as_object().cloned().unwrap_or_default();
     let mut spec = SchemaSpec::default();
     let mut response = None;
@@ -148,7 +150,10 @@ pub fn build(
 
     for (plugin, registrations) in plugins {
         for reg in registrations {
-            let origin = format!("route {} {} registered by plugin `{}`", reg.method, reg.path, plugin.name);
+            let origin = format!(
+                "route {} {} registered by plugin `{}`",
+                reg.method, reg.path, plugin.name
+            );
             let fail = |message: String| RouteError {
                 origin: origin.clone(),
                 message,
@@ -196,7 +201,10 @@ fn check_clashes(routes: &[Route]) -> Result<(), RouteError> {
                 ),
             });
         }
-        if first_of_shape.iter().any(|(p, _)| config::same_shape(p, &route.path)) {
+        if first_of_shape
+            .iter()
+            .any(|(p, _)| config::same_shape(p, &route.path))
+        {
             continue;
         }
         if let Err(e) = shapes.insert(route.path.as_str(), i) {
@@ -231,9 +239,10 @@ mod tests {
 
     #[test]
     fn registered_schema_keys() {
-        let (spec, response, limit) =
-            registered_schemas(&serde_json::json!({"query": {"type": "object"}, "response": {}, "body_limit": 10}))
-                .unwrap();
+        let (spec, response, limit) = registered_schemas(
+            &serde_json::json!({"query": {"type": "object"}, "response": {}, "body_limit": 10}),
+        )
+        .unwrap();
         assert!(spec.query.is_some() && spec.body.is_none());
         assert!(response.is_some());
         assert_eq!(limit, Some(10));

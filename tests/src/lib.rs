@@ -66,7 +66,8 @@ impl TempDir {
     pub fn new(tag: &str) -> Self {
         static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("spikard-test-{tag}-{}-{n}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("spikard-test-{tag}-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("create temp dir");
         TempDir(dir)
@@ -189,7 +190,10 @@ impl Server {
                 let _ = child.kill();
                 let _ = child.wait();
                 std::thread::sleep(Duration::from_millis(50));
-                panic!("spikard-host did not start; its log:\n{}", log.lock().unwrap());
+                panic!(
+                    "spikard-host did not start; its log:\n{}",
+                    log.lock().unwrap()
+                );
             }
         };
         Server {
@@ -201,7 +205,13 @@ impl Server {
     }
 
     /// Sends one request and reads the whole response.
-    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> HttpResponse {
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> HttpResponse {
         request(self.addr, method, path, headers, body)
     }
 
@@ -212,7 +222,12 @@ impl Server {
 
     /// `POST path` with a JSON body.
     pub fn post_json(&self, path: &str, body: &str) -> HttpResponse {
-        self.request("POST", path, &[("content-type", "application/json")], body.as_bytes())
+        self.request(
+            "POST",
+            path,
+            &[("content-type", "application/json")],
+            body.as_bytes(),
+        )
     }
 
     /// Everything the host logged so far.
@@ -258,7 +273,10 @@ impl Server {
                 return status;
             }
             if Instant::now() > deadline {
-                panic!("spikard-host did not exit within {timeout:?}; log:\n{}", self.log());
+                panic!(
+                    "spikard-host did not exit within {timeout:?}; log:\n{}",
+                    self.log()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -312,7 +330,13 @@ impl HttpResponse {
 }
 
 /// Sends one HTTP/1.1 request with `Connection: close` and reads the answer.
-pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> HttpResponse {
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> HttpResponse {
     let mut stream = TcpStream::connect(addr).expect("connect to spikard-host");
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
@@ -369,12 +393,10 @@ pub fn parse_response(raw: &[u8]) -> HttpResponse {
 
 fn dechunk(mut data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    loop {
-        let Some(eol) = data.windows(2).position(|w| w == b"\r\n") else {
-            break;
-        };
+    while let Some(eol) = data.windows(2).position(|w| w == b"\r\n") {
         let size_text = String::from_utf8_lossy(&data[..eol]);
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("0").trim(), 16).unwrap_or(0);
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("0").trim(), 16)
+            .unwrap_or(0);
         data = &data[eol + 2..];
         if size == 0 || data.len() < size {
             break;

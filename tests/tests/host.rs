@@ -105,9 +105,19 @@ fn server() -> Server {
 
 fn assert_problem(body: &serde_json::Value, status: u16, slug: &str) {
     assert_eq!(body["status"], status, "{body}");
-    assert_eq!(body["type"], format!("https://spikard.dev/errors/{slug}"), "{body}");
-    assert!(body["title"].is_string() && body["detail"].is_string(), "{body}");
-    assert!(body["request_id"].as_str().is_some_and(|id| id.len() == 16), "{body}");
+    assert_eq!(
+        body["type"],
+        format!("https://spikard.dev/errors/{slug}"),
+        "{body}"
+    );
+    assert!(
+        body["title"].is_string() && body["detail"].is_string(),
+        "{body}"
+    );
+    assert!(
+        body["request_id"].as_str().is_some_and(|id| id.len() == 16),
+        "{body}"
+    );
 }
 
 #[test]
@@ -162,9 +172,15 @@ fn every_validation_error_is_reported_at_once() {
     assert!(locs.contains(&&json!(["query", "q"])), "{body}");
     assert!(locs.contains(&&json!(["headers", "x-token"])), "{body}");
     assert!(errors.len() >= 4, "{body}");
-    let missing = errors.iter().find(|e| e["loc"] == json!(["query", "q"])).unwrap();
+    let missing = errors
+        .iter()
+        .find(|e| e["loc"] == json!(["query", "q"]))
+        .unwrap();
     assert_eq!(missing["type"], "missing");
-    assert_eq!(body["detail"], format!("{} validation errors in request", errors.len()));
+    assert_eq!(
+        body["detail"],
+        format!("{} validation errors in request", errors.len())
+    );
 }
 
 #[test]
@@ -177,14 +193,28 @@ fn json_bodies_are_validated() {
     let r = s.post_json("/items", r#"{"name": "", "price": -1}"#);
     assert_eq!(r.status, 422);
     let body = r.json();
-    let locs: Vec<&serde_json::Value> = body["errors"].as_array().unwrap().iter().map(|e| &e["loc"]).collect();
-    assert_eq!(locs, [&json!(["body", "name"]), &json!(["body", "price"])], "{body}");
+    let locs: Vec<&serde_json::Value> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["loc"])
+        .collect();
+    assert_eq!(
+        locs,
+        [&json!(["body", "name"]), &json!(["body", "price"])],
+        "{body}"
+    );
 
     let r = s.post_json("/items", r#"{"name": "x", "price": }"#);
     assert_eq!(r.status, 400);
     assert_problem(&r.json(), 400, "malformed-json");
 
-    let r = s.request("POST", "/items", &[("content-type", "text/plain")], b"hello");
+    let r = s.request(
+        "POST",
+        "/items",
+        &[("content-type", "text/plain")],
+        b"hello",
+    );
     assert_eq!(r.status, 415);
     assert_problem(&r.json(), 415, "unsupported-media-type");
 
@@ -200,7 +230,10 @@ fn form_bodies_are_validated_like_json() {
     let form = [("content-type", "application/x-www-form-urlencoded")];
     let r = s.request("POST", "/items", &form, b"name=Widget&price=2.5");
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(r.json()["params"]["form"], json!({"name": "Widget", "price": 2.5}));
+    assert_eq!(
+        r.json()["params"]["form"],
+        json!({"name": "Widget", "price": 2.5})
+    );
     let r = s.request("POST", "/items", &form, b"name=Widget&price=free");
     assert_eq!(r.status, 422, "{}", r.text());
     assert_eq!(r.json()["errors"][0]["loc"], json!(["body", "price"]));
@@ -253,13 +286,20 @@ fn plugin_failures_are_500s_and_the_server_stays_up() {
         assert_eq!(r.status, 500, "{path}");
         let body = r.json();
         assert_problem(&body, 500, "internal-server-error");
-        assert!(!body.to_string().contains("on purpose"), "no internals in the body: {body}");
+        assert!(
+            !body.to_string().contains("on purpose"),
+            "no internals in the body: {body}"
+        );
     }
     s.wait_for_log("handler panicked");
     let r = s.get("/teapot");
     assert_eq!(r.status, 418);
     assert_eq!(r.json()["detail"], "short and stout");
-    assert_eq!(s.get("/hello").status, 200, "still serving after the failures");
+    assert_eq!(
+        s.get("/hello").status,
+        200,
+        "still serving after the failures"
+    );
 }
 
 #[test]
@@ -284,7 +324,11 @@ fn requests_answered_later_from_another_thread_run_concurrently() {
         assert_eq!(r.json(), json!({"done": true}));
     }
     // 40 sequential answers would take 12 s; overlapping ones well under.
-    assert!(started.elapsed() < Duration::from_secs(6), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[test]
@@ -295,9 +339,18 @@ fn access_log_and_plugin_logs_reach_the_host_log() {
     s.wait_for_log(&id);
     let log = s.log();
     let line = log.lines().find(|l| l.contains(&id)).unwrap();
-    assert!(line.contains("spikard::access") && line.contains("status=200") && line.contains("path=/hello"), "{line}");
+    assert!(
+        line.contains("spikard::access")
+            && line.contains("status=200")
+            && line.contains("path=/hello"),
+        "{line}"
+    );
     // The plugin's own tracing event, forwarded with its target.
-    assert!(log.lines().any(|l| l.contains("spikard_echo ready") && l.contains("spikard_echo")), "{log}");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("spikard_echo ready") && l.contains("spikard_echo")),
+        "{log}"
+    );
 }
 
 #[test]
@@ -311,5 +364,9 @@ fn graceful_shutdown_finishes_in_flight_requests() {
     assert_eq!(r.status, 200, "the in-flight request finished");
     let status = s.wait_exit(Duration::from_secs(10));
     assert!(status.success(), "{status:?}");
-    assert!(s.log().contains("spikard_echo stopped"), "plugin shutdown ran:\n{}", s.log());
+    assert!(
+        s.log().contains("spikard_echo stopped"),
+        "plugin shutdown ran:\n{}",
+        s.log()
+    );
 }

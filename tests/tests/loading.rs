@@ -58,7 +58,11 @@ fn a_plugin_written_in_c_serves_requests() {
     assert_eq!(body["method"], "GET");
     assert_eq!(body["params"]["path"], json!({"n": 5}));
     assert!(s.log().contains("hello from C"), "{}", s.log());
-    assert_eq!(s.get("/c/x").status, 422, "validated by the host before C runs");
+    assert_eq!(
+        s.get("/c/x").status,
+        422,
+        "validated by the host before C runs"
+    );
 }
 
 #[test]
@@ -79,57 +83,135 @@ fn c_and_rust_agree_on_every_struct_layout() {
         ("spk_bytes", size_of::<ffi::Bytes>()),
         ("spk_header", size_of::<ffi::Header>()),
         ("spk_request", size_of::<ffi::Request>()),
-        ("spk_request.handler_id", offset_of!(ffi::Request, handler_id)),
-        ("spk_request.request_id", offset_of!(ffi::Request, request_id)),
+        (
+            "spk_request.handler_id",
+            offset_of!(ffi::Request, handler_id),
+        ),
+        (
+            "spk_request.request_id",
+            offset_of!(ffi::Request, request_id),
+        ),
         ("spk_request.method", offset_of!(ffi::Request, method)),
         ("spk_request.path", offset_of!(ffi::Request, path)),
         ("spk_request.query", offset_of!(ffi::Request, query)),
         ("spk_request.headers", offset_of!(ffi::Request, headers)),
-        ("spk_request.headers_len", offset_of!(ffi::Request, headers_len)),
-        ("spk_request.params_json", offset_of!(ffi::Request, params_json)),
+        (
+            "spk_request.headers_len",
+            offset_of!(ffi::Request, headers_len),
+        ),
+        (
+            "spk_request.params_json",
+            offset_of!(ffi::Request, params_json),
+        ),
         ("spk_request.body", offset_of!(ffi::Request, body)),
         ("spk_response", size_of::<ffi::Response>()),
         ("spk_response.status", offset_of!(ffi::Response, status)),
         ("spk_response.headers", offset_of!(ffi::Response, headers)),
-        ("spk_response.headers_len", offset_of!(ffi::Response, headers_len)),
+        (
+            "spk_response.headers_len",
+            offset_of!(ffi::Response, headers_len),
+        ),
         ("spk_response.body", offset_of!(ffi::Response, body)),
         ("spk_route_decl", size_of::<ffi::RouteDecl>()),
         ("spk_route_decl.method", offset_of!(ffi::RouteDecl, method)),
         ("spk_route_decl.path", offset_of!(ffi::RouteDecl, path)),
-        ("spk_route_decl.handler_id", offset_of!(ffi::RouteDecl, handler_id)),
-        ("spk_route_decl.schema_json", offset_of!(ffi::RouteDecl, schema_json)),
+        (
+            "spk_route_decl.handler_id",
+            offset_of!(ffi::RouteDecl, handler_id),
+        ),
+        (
+            "spk_route_decl.schema_json",
+            offset_of!(ffi::RouteDecl, schema_json),
+        ),
         ("spk_route_binding", size_of::<ffi::RouteBinding>()),
-        ("spk_route_binding.handler", offset_of!(ffi::RouteBinding, handler)),
-        ("spk_route_binding.settings_json", offset_of!(ffi::RouteBinding, settings_json)),
+        (
+            "spk_route_binding.handler",
+            offset_of!(ffi::RouteBinding, handler),
+        ),
+        (
+            "spk_route_binding.settings_json",
+            offset_of!(ffi::RouteBinding, settings_json),
+        ),
         ("spk_host_api", size_of::<ffi::HostApi>()),
-        ("spk_host_api.abi_major", offset_of!(ffi::HostApi, abi_major)),
+        (
+            "spk_host_api.abi_major",
+            offset_of!(ffi::HostApi, abi_major),
+        ),
         ("spk_host_api.log", offset_of!(ffi::HostApi, log)),
-        ("spk_host_api.log_enabled", offset_of!(ffi::HostApi, log_enabled)),
-        ("spk_host_api.register_route", offset_of!(ffi::HostApi, register_route)),
+        (
+            "spk_host_api.log_enabled",
+            offset_of!(ffi::HostApi, log_enabled),
+        ),
+        (
+            "spk_host_api.register_route",
+            offset_of!(ffi::HostApi, register_route),
+        ),
         ("spk_host_api.respond", offset_of!(ffi::HostApi, respond)),
-        ("spk_host_api.respond_error", offset_of!(ffi::HostApi, respond_error)),
-        ("spk_host_api.set_error", offset_of!(ffi::HostApi, set_error)),
+        (
+            "spk_host_api.respond_error",
+            offset_of!(ffi::HostApi, respond_error),
+        ),
+        (
+            "spk_host_api.set_error",
+            offset_of!(ffi::HostApi, set_error),
+        ),
         ("spk_plugin_vtable", size_of::<ffi::PluginVTable>()),
-        ("spk_plugin_vtable.init", offset_of!(ffi::PluginVTable, init)),
-        ("spk_plugin_vtable.bind_route", offset_of!(ffi::PluginVTable, bind_route)),
-        ("spk_plugin_vtable.handle", offset_of!(ffi::PluginVTable, handle)),
-        ("spk_plugin_vtable.cancel", offset_of!(ffi::PluginVTable, cancel)),
-        ("spk_plugin_vtable.shutdown", offset_of!(ffi::PluginVTable, shutdown)),
+        (
+            "spk_plugin_vtable.init",
+            offset_of!(ffi::PluginVTable, init),
+        ),
+        (
+            "spk_plugin_vtable.bind_route",
+            offset_of!(ffi::PluginVTable, bind_route),
+        ),
+        (
+            "spk_plugin_vtable.handle",
+            offset_of!(ffi::PluginVTable, handle),
+        ),
+        (
+            "spk_plugin_vtable.cancel",
+            offset_of!(ffi::PluginVTable, cancel),
+        ),
+        (
+            "spk_plugin_vtable.shutdown",
+            offset_of!(ffi::PluginVTable, shutdown),
+        ),
         ("spk_plugin_decl", size_of::<ffi::PluginDecl>()),
-        ("spk_plugin_decl.abi_major", offset_of!(ffi::PluginDecl, abi_major)),
-        ("spk_plugin_decl.abi_minor", offset_of!(ffi::PluginDecl, abi_minor)),
-        ("spk_plugin_decl.struct_size", offset_of!(ffi::PluginDecl, struct_size)),
+        (
+            "spk_plugin_decl.abi_major",
+            offset_of!(ffi::PluginDecl, abi_major),
+        ),
+        (
+            "spk_plugin_decl.abi_minor",
+            offset_of!(ffi::PluginDecl, abi_minor),
+        ),
+        (
+            "spk_plugin_decl.struct_size",
+            offset_of!(ffi::PluginDecl, struct_size),
+        ),
         ("spk_plugin_decl.name", offset_of!(ffi::PluginDecl, name)),
-        ("spk_plugin_decl.version", offset_of!(ffi::PluginDecl, version)),
-        ("spk_plugin_decl.vtable", offset_of!(ffi::PluginDecl, vtable)),
+        (
+            "spk_plugin_decl.version",
+            offset_of!(ffi::PluginDecl, version),
+        ),
+        (
+            "spk_plugin_decl.vtable",
+            offset_of!(ffi::PluginDecl, vtable),
+        ),
     ];
     assert_eq!(c.len(), rust.len(), "the probe printed:\n{printed}");
     for (name, size) in rust {
-        assert_eq!(c.get(name), Some(size), "{name}: C says {:?}, Rust {size}", c.get(name));
+        assert_eq!(
+            c.get(name),
+            Some(size),
+            "{name}: C says {:?}, Rust {size}",
+            c.get(name)
+        );
     }
     // The header's constants are the crate's.
     let header = spikard_abi::C_HEADER;
-    assert!(header.contains(&format!("#define SPIKARD_ABI_MAGIC {:#X}ULL", ffi::MAGIC).replace("0X", "0x")));
+    assert!(header
+        .contains(&format!("#define SPIKARD_ABI_MAGIC {:#X}ULL", ffi::MAGIC).replace("0X", "0x")));
     assert!(header.contains(&format!("#define SPIKARD_ABI_MAJOR {}u", ffi::ABI_MAJOR)));
     assert!(header.contains(&format!("#define SPIKARD_ABI_MINOR {}u", ffi::ABI_MINOR)));
 }
@@ -137,7 +219,13 @@ fn c_and_rust_agree_on_every_struct_layout() {
 /// Runs `--check` on a config and expects exit 2 with one line matching all `needles`.
 fn expect_startup_error(config: &str, needles: &[&str]) -> String {
     let run = run_host(config, &["--check"]);
-    assert_eq!(run.status.code(), Some(2), "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+    assert_eq!(
+        run.status.code(),
+        Some(2),
+        "stdout:\n{}\nstderr:\n{}",
+        run.stdout,
+        run.stderr
+    );
     let line = run
         .stderr
         .lines()
@@ -155,22 +243,62 @@ fn expect_startup_error(config: &str, needles: &[&str]) -> String {
 fn each_load_failure_names_the_library_field_and_fix() {
     let dir = TempDir::new("broken");
     let missing = dir.path().join("libnothing.so");
-    expect_startup_error(&c_config(&missing), &["plugins[0].library", "libnothing.so", "no such file", "build"]);
+    expect_startup_error(
+        &c_config(&missing),
+        &[
+            "plugins[0].library",
+            "libnothing.so",
+            "no such file",
+            "build",
+        ],
+    );
 
     let not_a_library = dir.write("libtext.so", "not an ELF file");
-    expect_startup_error(&c_config(&not_a_library), &["plugins[0].library", "cannot be loaded as a shared library"]);
+    expect_startup_error(
+        &c_config(&not_a_library),
+        &["plugins[0].library", "cannot be loaded as a shared library"],
+    );
 
     let cases: &[(&str, &[&str])] = &[
-        ("BROKEN_NO_SYMBOL", &["does not export `spikard_plugin_v1`", "not a spikard ABI v1 plugin"]),
+        (
+            "BROKEN_NO_SYMBOL",
+            &[
+                "does not export `spikard_plugin_v1`",
+                "not a spikard ABI v1 plugin",
+            ],
+        ),
         ("BROKEN_MAGIC", &["magic", "not a spikard plugin"]),
-        ("BROKEN_MAJOR", &["built for plugin ABI v2.0", "this host speaks v1.0", "rebuild"]),
-        ("BROKEN_SMALL_VTABLE", &["spk_plugin_vtable is 16 bytes", "smaller than ABI v1.0's 48"]),
-        ("BROKEN_INIT", &["init failed", "refuses to start (BROKEN_INIT)", "plugins[0].settings"]),
+        (
+            "BROKEN_MAJOR",
+            &[
+                "built for plugin ABI v2.0",
+                "this host speaks v1.0",
+                "rebuild",
+            ],
+        ),
+        (
+            "BROKEN_SMALL_VTABLE",
+            &[
+                "spk_plugin_vtable is 16 bytes",
+                "smaller than ABI v1.0's 48",
+            ],
+        ),
+        (
+            "BROKEN_INIT",
+            &[
+                "init failed",
+                "refuses to start (BROKEN_INIT)",
+                "plugins[0].settings",
+            ],
+        ),
     ];
     for (define, needles) in cases {
         let library = compile_c(&dir, &format!("lib{define}.so"), &[define], true);
         let line = expect_startup_error(&c_config(&library), needles);
-        assert!(line.contains("spikard.toml:1:1"), "names the config location: {line}");
+        assert!(
+            line.contains("spikard.toml:1:1"),
+            "names the config location: {line}"
+        );
     }
 }
 
@@ -180,20 +308,39 @@ fn a_plugin_refusing_a_route_names_the_route() {
         "{}\n[[routes]]\nmethod = \"GET\"\npath = \"/x\"\nplugin = \"echo\"\nhandler = \"nope\"\n",
         echo_plugin_block()
     );
-    expect_startup_error(&config, &["spikard.toml:5:1", "routes[0].handler", "refused handler `nope`", "spikard_echo has `echo`"]);
+    expect_startup_error(
+        &config,
+        &[
+            "spikard.toml:5:1",
+            "routes[0].handler",
+            "refused handler `nope`",
+            "spikard_echo has `echo`",
+        ],
+    );
 }
 
 #[test]
 fn config_errors_name_line_field_and_fix() {
-    expect_startup_error("[server]\nlisten = \"127.0.0.1:1\"\nworkerz = 2\n", &["spikard.toml:3:1", "workerz"]);
+    expect_startup_error(
+        "[server]\nlisten = \"127.0.0.1:1\"\nworkerz = 2\n",
+        &["spikard.toml:3:1", "workerz"],
+    );
     expect_startup_error(
         &format!("{}\n[[routes]]\nmethod = \"GET\"\npath = \"items\"\nplugin = \"echo\"\nhandler = \"echo\"\n", echo_plugin_block()),
         &["routes[0].path", "must start with '/'"],
     );
     let route = "\n[[routes]]\nmethod = \"GET\"\npath = \"/a/{x}\"\nplugin = \"echo\"\nhandler = \"echo\"\n";
     expect_startup_error(
-        &format!("{}{route}{}", echo_plugin_block(), route.replace("{x}", "{y}")),
-        &["routes[1]", "duplicate route GET /a/{y}", "already declared at line 5"],
+        &format!(
+            "{}{route}{}",
+            echo_plugin_block(),
+            route.replace("{x}", "{y}")
+        ),
+        &[
+            "routes[1]",
+            "duplicate route GET /a/{y}",
+            "already declared at line 5",
+        ],
     );
     expect_startup_error(
         &format!("{}\n[[routes]]\nmethod = \"GET\"\npath = \"/a\"\nplugin = \"echo\"\nhandler = \"echo\"\n[routes.params.query]\ntype = \"bogus\"\n", echo_plugin_block()),
@@ -201,7 +348,12 @@ fn config_errors_name_line_field_and_fix() {
     );
     let run = spikard_tests::run_host_file(Path::new("/nonexistent/spikard.toml"), &["--check"]);
     assert_eq!(run.status.code(), Some(2));
-    assert!(run.stderr.contains("/nonexistent/spikard.toml: cannot read the config file"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("/nonexistent/spikard.toml: cannot read the config file"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -209,8 +361,26 @@ fn check_prints_what_would_be_served() {
     let example = repo_root().join("config/echo.toml");
     let run = spikard_tests::run_host_file(&example, &["--check"]);
     assert_eq!(run.status.code(), Some(0), "{}", run.stderr);
-    assert!(run.stdout.contains("config/echo.toml is valid"), "{}", run.stdout);
-    assert!(run.stdout.contains("plugin echo = spikard_echo 0.1.0"), "{}", run.stdout);
-    assert!(run.stdout.lines().any(|l| l.starts_with("route  GET") && l.contains("/hello") && l.ends_with("echo:respond")), "{}", run.stdout);
-    assert!(run.stdout.contains("4 route(s), 1 plugin(s)"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("config/echo.toml is valid"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("plugin echo = spikard_echo 0.1.0"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.lines().any(|l| l.starts_with("route  GET")
+            && l.contains("/hello")
+            && l.ends_with("echo:respond")),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("4 route(s), 1 plugin(s)"),
+        "{}",
+        run.stdout
+    );
 }

@@ -66,7 +66,11 @@ impl HostHandle {
             .unwrap_or_else(|e| e.into_inner())
             .take()
             .unwrap_or_default();
-        let refusal = self.refusal.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let refusal = self
+            .refusal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         (routes, refusal)
     }
 
@@ -112,7 +116,7 @@ pub struct ResponderSlot {
 
 impl ResponderSlot {
     /// A slot and the receiver the request waits on.
-    pub fn new() -> (*mut ffi::ResponderHandle, oneshot::Receiver<Answer>) {
+    pub fn open() -> (*mut ffi::ResponderHandle, oneshot::Receiver<Answer>) {
         let (tx, rx) = oneshot::channel();
         let slot = Box::into_raw(Box::new(ResponderSlot { tx }));
         (slot.cast(), rx)
@@ -121,7 +125,7 @@ impl ResponderSlot {
     /// Takes the slot back from the plugin.
     ///
     /// # Safety
-    /// `raw` must come from [`ResponderSlot::new`] and not have been taken.
+    /// `raw` must come from [`ResponderSlot::open`] and not have been taken.
     unsafe fn take(raw: *mut ffi::ResponderHandle) -> Box<ResponderSlot> {
         // SAFETY: per the contract.
         unsafe { Box::from_raw(raw.cast()) }
@@ -164,7 +168,11 @@ unsafe extern "C" fn host_log(host: *mut ffi::HostHandle, level: u32, target: St
         let host = unsafe { &*(host as *const HostHandle) };
         // SAFETY: borrowed for the call.
         let (target, message) = unsafe { (target.to_str_lossy(), message.to_str_lossy()) };
-        let target = if target.is_empty() { host.plugin.as_str() } else { &target };
+        let target = if target.is_empty() {
+            host.plugin.as_str()
+        } else {
+            &target
+        };
         log::emit(&host.plugin, target, level, &message);
     }));
 }
@@ -178,13 +186,20 @@ unsafe extern "C" fn host_log_enabled(host: *mut ffi::HostHandle, level: u32, ta
         let host = unsafe { &*(host as *const HostHandle) };
         // SAFETY: borrowed for the call.
         let target = unsafe { target.to_str_lossy() };
-        let target = if target.is_empty() { host.plugin.as_str() } else { &target };
+        let target = if target.is_empty() {
+            host.plugin.as_str()
+        } else {
+            &target
+        };
         i32::from(log::enabled(target, level))
     }))
     .unwrap_or(0)
 }
 
-unsafe extern "C" fn host_register_route(host: *mut ffi::HostHandle, decl: *const ffi::RouteDecl) -> i32 {
+unsafe extern "C" fn host_register_route(
+    host: *mut ffi::HostHandle,
+    decl: *const ffi::RouteDecl,
+) -> i32 {
     catch_unwind(AssertUnwindSafe(|| {
         if host.is_null() {
             return ffi::ERR;
@@ -197,23 +212,36 @@ unsafe extern "C" fn host_register_route(host: *mut ffi::HostHandle, decl: *cons
         // SAFETY: borrowed for the call.
         let decl = unsafe { &*decl };
         if decl.struct_size < ffi::min_size::ROUTE_DECL {
-            return host.refuse(format!("spk_route_decl of {} bytes is smaller than ABI v1.0's {}", decl.struct_size, ffi::min_size::ROUTE_DECL));
+            return host.refuse(format!(
+                "spk_route_decl of {} bytes is smaller than ABI v1.0's {}",
+                decl.struct_size,
+                ffi::min_size::ROUTE_DECL
+            ));
         }
         // SAFETY: borrowed for the call.
-        let (method, path, schema) = unsafe { (text(decl.method), text(decl.path), text(decl.schema_json)) };
+        let (method, path, schema) =
+            unsafe { (text(decl.method), text(decl.path), text(decl.schema_json)) };
         let schemas = if schema.trim().is_empty() {
             serde_json::json!({})
         } else {
             match serde_json::from_str::<serde_json::Value>(&schema) {
                 Ok(v) if v.is_object() => v,
-                Ok(_) => return host.refuse(format!("{method} {path}: schema_json must be a JSON object")),
-                Err(e) => return host.refuse(format!("{method} {path}: schema_json is not JSON: {e}")),
+                Ok(_) => {
+                    return host.refuse(format!(
+                        "{method} {path}: schema_json must be a JSON object"
+                    ))
+                }
+                Err(e) => {
+                    return host.refuse(format!("{method} {path}: schema_json is not JSON: {e}"))
+                }
             }
         };
         let mut registrations = host.registrations.lock().unwrap_or_else(|e| e.into_inner());
         let Some(routes) = registrations.as_mut() else {
             drop(registrations);
-            return host.refuse(format!("{method} {path}: routes can only be registered during init"));
+            return host.refuse(format!(
+                "{method} {path}: routes can only be registered during init"
+            ));
         };
         routes.push(Registration {
             method,
@@ -237,7 +265,11 @@ unsafe fn copy_response(response: *const ffi::Response) -> Answer {
     // SAFETY: borrowed for the call.
     let response = unsafe { &*response };
     if response.struct_size < ffi::min_size::RESPONSE {
-        return Answer::Invalid(format!("spk_response of {} bytes is smaller than ABI v1.0's {}", response.struct_size, ffi::min_size::RESPONSE));
+        return Answer::Invalid(format!(
+            "spk_response of {} bytes is smaller than ABI v1.0's {}",
+            response.struct_size,
+            ffi::min_size::RESPONSE
+        ));
     }
     let Ok(status) = StatusCode::from_u16(response.status) else {
         return Answer::Invalid(format!("status {} is not an HTTP status", response.status));
@@ -253,7 +285,10 @@ unsafe fn copy_response(response: *const ffi::Response) -> Answer {
         // SAFETY: borrowed for the call.
         let (name, value) = unsafe { (header.name.as_bytes(), header.value.as_bytes()) };
         let Ok(name) = HeaderName::from_bytes(name) else {
-            return Answer::Invalid(format!("invalid header name {:?}", String::from_utf8_lossy(name)));
+            return Answer::Invalid(format!(
+                "invalid header name {:?}",
+                String::from_utf8_lossy(name)
+            ));
         };
         let Ok(value) = HeaderValue::from_bytes(value) else {
             return Answer::Invalid(format!("invalid value for header {name}"));
@@ -262,10 +297,17 @@ unsafe fn copy_response(response: *const ffi::Response) -> Answer {
     }
     // SAFETY: borrowed for the call.
     let body = Bytes::copy_from_slice(unsafe { response.body.as_slice() });
-    Answer::Response { status, headers, body }
+    Answer::Response {
+        status,
+        headers,
+        body,
+    }
 }
 
-unsafe extern "C" fn host_respond(responder: *mut ffi::ResponderHandle, response: *const ffi::Response) -> i32 {
+unsafe extern "C" fn host_respond(
+    responder: *mut ffi::ResponderHandle,
+    response: *const ffi::Response,
+) -> i32 {
     if responder.is_null() {
         return ffi::ERR;
     }
@@ -274,13 +316,21 @@ unsafe extern "C" fn host_respond(responder: *mut ffi::ResponderHandle, response
     // SAFETY: borrowed for the call.
     let answer = catch_unwind(AssertUnwindSafe(|| unsafe { copy_response(response) }))
         .unwrap_or_else(|_| Answer::Invalid("copying the response panicked".into()));
-    let rc = if matches!(answer, Answer::Invalid(_)) { ffi::ERR } else { ffi::OK };
+    let rc = if matches!(answer, Answer::Invalid(_)) {
+        ffi::ERR
+    } else {
+        ffi::OK
+    };
     // The request may have given up (timeout, client gone): nothing to do.
     let _ = slot.tx.send(answer);
     rc
 }
 
-unsafe extern "C" fn host_respond_error(responder: *mut ffi::ResponderHandle, status: u16, detail: Str) -> i32 {
+unsafe extern "C" fn host_respond_error(
+    responder: *mut ffi::ResponderHandle,
+    status: u16,
+    detail: Str,
+) -> i32 {
     if responder.is_null() {
         return ffi::ERR;
     }
@@ -290,7 +340,12 @@ unsafe extern "C" fn host_respond_error(responder: *mut ffi::ResponderHandle, st
     let detail = catch_unwind(AssertUnwindSafe(|| unsafe { text(detail) })).unwrap_or_default();
     let (answer, rc) = match StatusCode::from_u16(status) {
         Ok(status) if status.as_u16() >= 400 => (Answer::Problem { status, detail }, ffi::OK),
-        _ => (Answer::Invalid(format!("respond_error with status {status}, which is not an error status")), ffi::ERR),
+        _ => (
+            Answer::Invalid(format!(
+                "respond_error with status {status}, which is not an error status"
+            )),
+            ffi::ERR,
+        ),
     };
     let _ = slot.tx.send(answer);
     rc

@@ -27,7 +27,9 @@ impl Callsite for DynamicCallsite {
     fn set_interest(&self, _interest: Interest) {}
 
     fn metadata(&self) -> &Metadata<'_> {
-        self.metadata.get().expect("metadata is set before registration")
+        self.metadata
+            .get()
+            .expect("metadata is set before registration")
     }
 }
 
@@ -52,7 +54,11 @@ fn tracing_level(code: u32) -> Level {
 
 fn callsite(target: &str, code: u32) -> &'static DynamicCallsite {
     let key = (target.to_owned(), code.clamp(level::ERROR, level::TRACE));
-    if let Some(site) = callsites().read().unwrap_or_else(|e| e.into_inner()).get(&key) {
+    if let Some(site) = callsites()
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&key)
+    {
         return site;
     }
     let mut map = callsites().write().unwrap_or_else(|e| e.into_inner());

@@ -72,7 +72,11 @@ struct Library {
 
 fn open(config: &PluginConfig, index: usize) -> Result<Library, LoadError> {
     let path = &config.library;
-    let origin = format!("{} (plugins[{index}].library = {})", config.at, path.display());
+    let origin = format!(
+        "{} (plugins[{index}].library = {})",
+        config.at,
+        path.display()
+    );
     let fail = |message: String| LoadError {
         origin: origin.clone(),
         message,
@@ -97,7 +101,9 @@ fn open(config: &PluginConfig, index: usize) -> Result<Library, LoadError> {
     // Never unload: see the module docs.
     std::mem::forget(library);
     if decl.is_null() {
-        return Err(fail("`spikard_plugin_v1` returned NULL; it must return its static declaration".into()));
+        return Err(fail(
+            "`spikard_plugin_v1` returned NULL; it must return its static declaration".into(),
+        ));
     }
     // SAFETY: non-null and static per the contract; the leading fields are
     // read before the size says the rest may be.
@@ -126,15 +132,25 @@ fn open(config: &PluginConfig, index: usize) -> Result<Library, LoadError> {
         ))
     };
     if decl.struct_size < ffi::min_size::PLUGIN_DECL {
-        return Err(too_small("spk_plugin_decl", decl.struct_size, ffi::min_size::PLUGIN_DECL));
+        return Err(too_small(
+            "spk_plugin_decl",
+            decl.struct_size,
+            ffi::min_size::PLUGIN_DECL,
+        ));
     }
     if decl.vtable.is_null() {
-        return Err(fail("its declaration has no vtable; set spk_plugin_decl.vtable".into()));
+        return Err(fail(
+            "its declaration has no vtable; set spk_plugin_decl.vtable".into(),
+        ));
     }
     // SAFETY: non-null and static per the contract.
     let vtable: &'static ffi::PluginVTable = unsafe { &*decl.vtable };
     if vtable.struct_size < ffi::min_size::PLUGIN_VTABLE {
-        return Err(too_small("spk_plugin_vtable", vtable.struct_size, ffi::min_size::PLUGIN_VTABLE));
+        return Err(too_small(
+            "spk_plugin_vtable",
+            vtable.struct_size,
+            ffi::min_size::PLUGIN_VTABLE,
+        ));
     }
     let missing: Vec<&str> = [
         ("init", vtable.init.is_none()),
@@ -177,12 +193,21 @@ fn lossy(s: Str) -> String {
 impl LoadedPlugin {
     /// Opens, checks and initialises the plugin; returns it with the routes
     /// it registered during `init`.
-    pub fn load(config: &PluginConfig, index: usize) -> Result<(LoadedPlugin, Vec<Registration>), LoadError> {
+    pub fn load(
+        config: &PluginConfig,
+        index: usize,
+    ) -> Result<(LoadedPlugin, Vec<Registration>), LoadError> {
         let library = open(config, index)?;
         let origin = format!("{} (plugins[{index}], plugin `{}`)", config.at, config.name);
-        let declared = format!("{} {}", lossy(library.decl.name), lossy(library.decl.version));
+        let declared = format!(
+            "{} {}",
+            lossy(library.decl.name),
+            lossy(library.decl.version)
+        );
         let vt = library.vtable;
-        let (Some(init), Some(bind_route), Some(handle), Some(shutdown)) = (vt.init, vt.bind_route, vt.handle, vt.shutdown) else {
+        let (Some(init), Some(bind_route), Some(handle), Some(shutdown)) =
+            (vt.init, vt.bind_route, vt.handle, vt.shutdown)
+        else {
             unreachable!("checked in open");
         };
         let host = HostHandle::leak(&config.name);
@@ -191,7 +216,13 @@ impl LoadedPlugin {
         let mut error = ErrorSlot::default();
         // SAFETY: the ABI contract; settings are borrowed for the call.
         let rc = unsafe {
-            init(&HOST_API, host.as_ffi(), Str::new(&config.settings_json), &mut ctx, error.as_ffi())
+            init(
+                &HOST_API,
+                host.as_ffi(),
+                Str::new(&config.settings_json),
+                &mut ctx,
+                error.as_ffi(),
+            )
         };
         let (registrations, refusal) = host.close_registration();
         if rc != ffi::OK {
@@ -201,7 +232,9 @@ impl LoadedPlugin {
             };
             return Err(LoadError {
                 origin,
-                message: format!("{declared}: init failed: {message}; check plugins[{index}].settings"),
+                message: format!(
+                    "{declared}: init failed: {message}; check plugins[{index}].settings"
+                ),
             });
         }
         if let Some(refusal) = refusal {
@@ -226,7 +259,13 @@ impl LoadedPlugin {
     }
 
     /// Offers a config route to the plugin; returns its handler id.
-    pub fn bind(&self, method: &str, path: &str, handler: &str, settings_json: &str) -> Result<u64, String> {
+    pub fn bind(
+        &self,
+        method: &str,
+        path: &str,
+        handler: &str,
+        settings_json: &str,
+    ) -> Result<u64, String> {
         let binding = ffi::RouteBinding {
             struct_size: std::mem::size_of::<ffi::RouteBinding>(),
             method: Str::new(method),

@@ -94,7 +94,8 @@ fn media_type(headers: &http::HeaderMap) -> Option<(String, Option<String>)> {
 }
 
 fn is_json(essence: &str) -> bool {
-    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 /// Reads and classifies the body for a route with a body schema.
@@ -105,7 +106,8 @@ fn parse_body(route: &Route, headers: &http::HeaderMap, body: &[u8]) -> Result<P
     if body.is_empty() {
         return Ok(Parsed::Empty);
     }
-    let (essence, charset) = media_type(headers).unwrap_or_else(|| ("application/json".into(), None));
+    let (essence, charset) =
+        media_type(headers).unwrap_or_else(|| ("application/json".into(), None));
     if is_json(&essence) {
         if let Some(charset) = charset.filter(|c| c != "utf-8" && c != "utf8") {
             return Err(Problem::new(
@@ -116,7 +118,11 @@ fn parse_body(route: &Route, headers: &http::HeaderMap, body: &[u8]) -> Result<P
             ));
         }
         return serde_json::from_slice(body).map(Parsed::Json).map_err(|e| {
-            Problem::bad_request("malformed-json", "Malformed JSON", format!("the request body is not valid JSON: {e}"))
+            Problem::bad_request(
+                "malformed-json",
+                "Malformed JSON",
+                format!("the request body is not valid JSON: {e}"),
+            )
         });
     }
     if essence == "application/x-www-form-urlencoded" {
@@ -135,7 +141,11 @@ async fn run(
     request: Request,
 ) -> Result<Response, Problem> {
     let params = params.map_err(|e| {
-        Problem::bad_request("invalid-path", "Invalid Path", format!("the path could not be decoded: {e}"))
+        Problem::bad_request(
+            "invalid-path",
+            "Invalid Path",
+            format!("the path could not be decoded: {e}"),
+        )
     })?;
     let path_values: Vec<(&str, String)> = route
         .param_names
@@ -155,10 +165,16 @@ async fn run(
     let body = axum::body::to_bytes(body, route.body_limit)
         .await
         .map_err(|e| {
-            if std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>()) {
+            if std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+            {
                 Problem::payload_too_large(route.body_limit)
             } else {
-                Problem::bad_request("unreadable-body", "Bad Request", format!("the request body could not be read: {e}"))
+                Problem::bad_request(
+                    "unreadable-body",
+                    "Bad Request",
+                    format!("the request body could not be read: {e}"),
+                )
             }
         })?;
 
@@ -173,7 +189,10 @@ async fn run(
             Parsed::Empty | Parsed::Opaque => validation::Body::None,
         },
     };
-    let validated = route.validator.validate(&input).map_err(Problem::validation)?;
+    let validated = route
+        .validator
+        .validate(&input)
+        .map_err(Problem::validation)?;
     let params_json = serde_json::to_string(&validated.params).unwrap_or_else(|_| "{}".into());
 
     let answer = hand_over(route, request_id, &parts, &params_json, &body);
@@ -197,7 +216,11 @@ async fn run(
         }
     };
     match answer {
-        Answer::Response { status, headers, body } => {
+        Answer::Response {
+            status,
+            headers,
+            body,
+        } => {
             if let Some(schema) = &route.response {
                 check_response(schema, &headers, &body).map_err(|message| {
                     tracing::error!(plugin = %route.plugin.name, request_id, "response does not match the route's response schema: {message}");
@@ -255,13 +278,17 @@ fn hand_over(
         params_json: ffi::Str::new(params_json),
         body: ffi::Bytes::new(body),
     };
-    let (responder, answer) = ResponderSlot::new();
+    let (responder, answer) = ResponderSlot::open();
     route.plugin.handle(&request, responder);
     answer
 }
 
 /// Validates a JSON response against the route's response schema.
-fn check_response(schema: &jsonschema::Validator, headers: &http::HeaderMap, body: &[u8]) -> Result<(), String> {
+fn check_response(
+    schema: &jsonschema::Validator,
+    headers: &http::HeaderMap,
+    body: &[u8],
+) -> Result<(), String> {
     let json = headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -269,7 +296,8 @@ fn check_response(schema: &jsonschema::Validator, headers: &http::HeaderMap, bod
     if !json {
         return Ok(());
     }
-    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
     let errors: Vec<String> = schema
         .iter_errors(&value)
         .map(|e| format!("{} at {}", e, e.instance_path()))
@@ -304,7 +332,11 @@ pub async fn not_found(shared: Arc<Shared>, request: Request<Body>) -> Response 
 }
 
 /// The answer to a method a path does not have.
-pub async fn method_not_allowed(shared: Arc<Shared>, allow: Arc<str>, request: Request<Body>) -> Response {
+pub async fn method_not_allowed(
+    shared: Arc<Shared>,
+    allow: Arc<str>,
+    request: Request<Body>,
+) -> Response {
     let problem = Problem::method_not_allowed(request.method(), &allow);
     refuse(&shared, &problem, &request)
 }

@@ -103,9 +103,11 @@ async fn shutdown_signal() {
 /// Binds `listen`, serves until SIGINT/SIGTERM, then lets in-flight requests
 /// finish for up to `grace`. Returns whether they all finished.
 pub async fn serve(listen: SocketAddr, router: Router, grace: Duration) -> Result<bool, String> {
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| format!("cannot listen on {listen}: {e}; choose another address with server.listen or --listen"))?;
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
+        format!(
+            "cannot listen on {listen}: {e}; choose another address with server.listen or --listen"
+        )
+    })?;
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!("listening on http://{bound}");
     let listener = listener.tap_io(|tcp| {

@@ -26,7 +26,10 @@ impl RequestIds {
     /// The next id.
     pub fn next(&self) -> String {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        format!("{:016x}", self.prefix ^ (n & 0xFFFF_FFFF) ^ ((n >> 32) << 16))
+        format!(
+            "{:016x}",
+            self.prefix ^ (n & 0xFFFF_FFFF) ^ ((n >> 32) << 16)
+        )
     }
 }
 

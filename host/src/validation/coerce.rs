@@ -343,7 +343,10 @@ mod tests {
         assert_eq!(coerce("0123", t), Ok(json!(123)));
         assert_eq!(coerce(" +7 ", t), Ok(json!(7)));
         assert_eq!(coerce("3.000", t), Ok(json!(3)));
-        assert_eq!(coerce("9007199254740991", t), Ok(json!(9_007_199_254_740_991_i64)));
+        assert_eq!(
+            coerce("9007199254740991", t),
+            Ok(json!(9_007_199_254_740_991_i64))
+        );
         assert_eq!(coerce("18446744073709551615", t), Ok(json!(u64::MAX)));
         assert_eq!(coerce("100000000000000000000000", t), Ok(json!(1e23)));
         for bad in ["baz", "", "1.5", "1e3", "-", "0x10", "1_000", "inf"] {

@@ -123,20 +123,20 @@ fn loc_of(style: &Style, root: &Value, pointer: &str) -> Vec<Value> {
     let mut current = Some(root);
     for (depth, raw) in pointer.split('/').skip(1).enumerate() {
         let seg = unescape(raw);
-        match current {
-            Some(Value::Array(items)) if seg.parse::<usize>().is_ok() => {
-                let index = seg.parse::<usize>().unwrap_or_default();
-                current = items.get(index);
-                loc.push(Value::from(index));
-            }
-            node => {
-                current = node.and_then(|n| n.get(&*seg));
-                if depth == 0 {
-                    loc.push(segment(style, &seg));
-                } else {
-                    loc.push(Value::String(seg.into_owned()));
-                }
-            }
+        let index = match current {
+            Some(Value::Array(_)) => seg.parse::<usize>().ok(),
+            _ => None,
+        };
+        if let Some(index) = index {
+            current = current.and_then(|node| node.get(index));
+            loc.push(Value::from(index));
+        } else {
+            current = current.and_then(|node| node.get(&*seg));
+            loc.push(if depth == 0 {
+                segment(style, &seg)
+            } else {
+                Value::String(seg.into_owned())
+            });
         }
     }
     loc
@@ -153,7 +153,8 @@ pub(crate) fn push_mapped(
     let instance = err.instance();
     let mut loc = loc_of(style, root, pointer);
     let input = || instance.clone().into_owned();
-    let validation_error = |loc| FieldError::new("validation_error", loc, err.to_string(), input(), None);
+    let validation_error =
+        |loc| FieldError::new("validation_error", loc, err.to_string(), input(), None);
     let error = match err.kind() {
         ValidationErrorKind::Required { property } => {
             // `dependencies`/`dependentRequired` reuse the Required kind; only the `required`
@@ -167,7 +168,9 @@ pub(crate) fn push_mapped(
             if !from_required {
                 validation_error(loc)
             } else {
-                let name = property.as_str().map_or_else(|| property.to_string(), str::to_owned);
+                let name = property
+                    .as_str()
+                    .map_or_else(|| property.to_string(), str::to_owned);
                 let at_root = pointer.is_empty();
                 loc.push(if at_root {
                     segment(style, &name)
@@ -198,28 +201,52 @@ pub(crate) fn push_mapped(
             return;
         }
         ValidationErrorKind::Type { kind } => {
-            let (kind, msg) = type_error(kind, &instance);
+            let (kind, msg) = type_error(kind, instance);
             FieldError::new(kind, loc, msg.to_owned(), input(), None)
         }
         ValidationErrorKind::MinLength { limit } => FieldError::new(
             "string_too_short",
             loc,
-            format!("String should have at least {limit} {}", plural(*limit, "character")),
+            format!(
+                "String should have at least {limit} {}",
+                plural(*limit, "character")
+            ),
             input(),
             Some(json!({ "min_length": limit })),
         ),
         ValidationErrorKind::MaxLength { limit } => FieldError::new(
             "string_too_long",
             loc,
-            format!("String should have at most {limit} {}", plural(*limit, "character")),
+            format!(
+                "String should have at most {limit} {}",
+                plural(*limit, "character")
+            ),
             input(),
             Some(json!({ "max_length": limit })),
         ),
         ValidationErrorKind::Pattern { pattern } => pattern_mismatch(loc, pattern, input()),
-        ValidationErrorKind::Minimum { limit } => bound(loc, "greater_than_equal", "greater than or equal to", "ge", limit, input()),
-        ValidationErrorKind::ExclusiveMinimum { limit } => bound(loc, "greater_than", "greater than", "gt", limit, input()),
-        ValidationErrorKind::Maximum { limit } => bound(loc, "less_than_equal", "less than or equal to", "le", limit, input()),
-        ValidationErrorKind::ExclusiveMaximum { limit } => bound(loc, "less_than", "less than", "lt", limit, input()),
+        ValidationErrorKind::Minimum { limit } => bound(
+            loc,
+            "greater_than_equal",
+            "greater than or equal to",
+            "ge",
+            limit,
+            input(),
+        ),
+        ValidationErrorKind::ExclusiveMinimum { limit } => {
+            bound(loc, "greater_than", "greater than", "gt", limit, input())
+        }
+        ValidationErrorKind::Maximum { limit } => bound(
+            loc,
+            "less_than_equal",
+            "less than or equal to",
+            "le",
+            limit,
+            input(),
+        ),
+        ValidationErrorKind::ExclusiveMaximum { limit } => {
+            bound(loc, "less_than", "less than", "lt", limit, input())
+        }
         ValidationErrorKind::MultipleOf { multiple_of } => {
             let limit = number_value(&json!(multiple_of));
             FieldError::new(
@@ -251,11 +278,14 @@ pub(crate) fn push_mapped(
         ValidationErrorKind::MaxItems { limit } => FieldError::new(
             "too_long",
             loc,
-            format!("List should have at most {limit} {} after validation", plural(*limit, "item")),
+            format!(
+                "List should have at most {limit} {} after validation",
+                plural(*limit, "item")
+            ),
             input(),
             Some(json!({ "max_length": limit })),
         ),
-        ValidationErrorKind::Format { format } => format_error(loc, format, &instance, style),
+        ValidationErrorKind::Format { format } => format_error(loc, format, instance, style),
         _ => validation_error(loc),
     };
     out.push(error);
@@ -403,7 +433,11 @@ fn format_error(loc: Vec<Value>, format: &str, instance: &Value, style: &Style) 
             } else {
                 None
             };
-            ("uuid_parsing", with_reason("Input should be a valid UUID", reason.as_deref()), None)
+            (
+                "uuid_parsing",
+                with_reason("Input should be a valid UUID", reason.as_deref()),
+                None,
+            )
         }
         "date" => (
             "date_parsing",
@@ -415,7 +449,10 @@ fn format_error(loc: Vec<Value>, format: &str, instance: &Value, style: &Style) 
         ),
         "date-time" => (
             "datetime_parsing",
-            with_reason("Input should be a valid datetime", formats::datetime_reason(text)),
+            with_reason(
+                "Input should be a valid datetime",
+                formats::datetime_reason(text),
+            ),
             None,
         ),
         "time" => (
@@ -431,11 +468,22 @@ fn format_error(loc: Vec<Value>, format: &str, instance: &Value, style: &Style) 
             "Input should be a valid timedelta, invalid duration format".to_owned(),
             None,
         ),
-        "ipv4" => ("ip_v4_address", "Input is not a valid IPv4 address".to_owned(), None),
-        "ipv6" => ("ip_v6_address", "Input is not a valid IPv6 address".to_owned(), None),
+        "ipv4" => (
+            "ip_v4_address",
+            "Input is not a valid IPv4 address".to_owned(),
+            None,
+        ),
+        "ipv6" => (
+            "ip_v6_address",
+            "Input is not a valid IPv6 address".to_owned(),
+            None,
+        ),
         "uri" | "iri" | "uri-reference" | "iri-reference" => (
             "url_parsing",
-            with_reason("Input should be a valid URL", Some(formats::url_reason(text))),
+            with_reason(
+                "Input should be a valid URL",
+                Some(formats::url_reason(text)),
+            ),
             None,
         ),
         other => (
@@ -502,7 +550,13 @@ mod tests {
         let root = json!({"items": [{"0": {"a/b": 1}}]});
         assert_eq!(
             loc_of(&BODY, &root, "/items/0/0/a~1b"),
-            vec![json!("body"), json!("items"), json!(0), json!("0"), json!("a/b")]
+            vec![
+                json!("body"),
+                json!("items"),
+                json!(0),
+                json!("0"),
+                json!("a/b")
+            ]
         );
         assert_eq!(
             loc_of(&HEADERS, &json!({}), "/X-Token"),
@@ -512,7 +566,15 @@ mod tests {
 
     #[test]
     fn sorting_is_by_location() {
-        let err = |loc: Value| FieldError::new("x", loc.as_array().cloned().unwrap_or_default(), String::new(), Value::Null, None);
+        let err = |loc: Value| {
+            FieldError::new(
+                "x",
+                loc.as_array().cloned().unwrap_or_default(),
+                String::new(),
+                Value::Null,
+                None,
+            )
+        };
         let mut errors = vec![
             err(json!(["body", "name"])),
             err(json!(["body", "items", 10])),

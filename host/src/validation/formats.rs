@@ -286,7 +286,10 @@ mod tests {
     #[test]
     fn url_reasons() {
         assert_eq!(url_reason("not a uri"), "relative URL without a base");
-        assert_eq!(url_reason("https://exa mple.com"), "invalid character in URL");
+        assert_eq!(
+            url_reason("https://exa mple.com"),
+            "invalid character in URL"
+        );
         assert_eq!(url_reason(""), "input is empty");
     }
 }

@@ -112,7 +112,7 @@ impl ParamSource {
         let mut object = Map::new();
         let mut failed: Vec<&str> = Vec::new();
         for (index, prop) in self.props.iter().enumerate() {
-            let values = pairs
+            let mut values = pairs
                 .iter()
                 .zip(&matches)
                 .filter_map(|((_, value), m)| match m {
@@ -120,7 +120,7 @@ impl ParamSource {
                     _ => None,
                 });
             let coerced = match &prop.plan {
-                Plan::Scalar(types) => match values.last() {
+                Plan::Scalar(types) => match values.next_back() {
                     None => continue,
                     Some((_, raw)) => coerce::coerce(raw, *types)
                         .map_err(|f| out.push(errors::coercion(style, &prop.name, None, raw, f))),
@@ -149,7 +149,9 @@ impl ParamSource {
             .map(|(pair, _)| pair);
         let keep_extras = extras == Extras::Keep;
         if keep_extras && self.forbid_extra {
-            undeclared.clone().for_each(|(k, v)| append(&mut object, k, v));
+            undeclared
+                .clone()
+                .for_each(|(k, v)| append(&mut object, k, v));
         }
 
         let mut object = Value::Object(object);
@@ -214,7 +216,13 @@ fn coerce_array(
             Ok(value) => list.push(value),
             Err(failure) => {
                 ok = false;
-                out.push(errors::coercion(style, &prop.name, Some(index), piece, failure));
+                out.push(errors::coercion(
+                    style,
+                    &prop.name,
+                    Some(index),
+                    piece,
+                    failure,
+                ));
             }
         }
     }
@@ -234,9 +242,9 @@ fn blames_failed(err: &jsonschema::ValidationError<'_>, failed: &[&str]) -> bool
     match errors::first_segment(pointer) {
         Some(first) => failed.contains(&first.as_ref()),
         None => match err.kind() {
-            jsonschema::error::ValidationErrorKind::Required { property } => property
-                .as_str()
-                .is_some_and(|name| failed.contains(&name)),
+            jsonschema::error::ValidationErrorKind::Required { property } => {
+                property.as_str().is_some_and(|name| failed.contains(&name))
+            }
             _ => false,
         },
     }

@@ -126,7 +126,10 @@ fn query_parse_failures_are_pydantic_errors() {
 #[test]
 fn boolean_empty_string_is_false() {
     let v = query_route(json!({"active": {"type": "boolean"}}), &["active"]);
-    assert_eq!(query(&v, "active=").unwrap()["query"], json!({"active": false}));
+    assert_eq!(
+        query(&v, "active=").unwrap()["query"],
+        json!({"active": false})
+    );
 }
 
 #[test]
@@ -208,7 +211,11 @@ fn constraint_errors_use_pydantic_wording() {
         }),
         &[],
     );
-    let errors = query(&v, "name=ab&code=abc&limit=101&price=0.5&qty=17&model=vgg16").unwrap_err();
+    let errors = query(
+        &v,
+        "name=ab&code=abc&limit=101&price=0.5&qty=17&model=vgg16",
+    )
+    .unwrap_err();
     assert_eq!(
         errors,
         json!([
@@ -242,13 +249,26 @@ fn formats_are_checked_with_pydantic_types() {
         }),
         &[],
     );
-    let ok = query(&v, "id=c892496f-b1fd-4b91-bdb8-b46f92df1716&day=2024-01-15&email=a%40b.co&ip=1.2.3.4");
+    let ok = query(
+        &v,
+        "id=c892496f-b1fd-4b91-bdb8-b46f92df1716&day=2024-01-15&email=a%40b.co&ip=1.2.3.4",
+    );
     assert!(ok.is_ok(), "{ok:?}");
     let errors = query(&v, "id=not-a-uuid&day=2025-13-45&email=nope&ip=999.1.1.1").unwrap_err();
-    let kinds: Vec<_> = errors.as_array().unwrap().iter().map(|e| e["type"].clone()).collect();
+    let kinds: Vec<_> = errors
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].clone())
+        .collect();
     assert_eq!(
         kinds,
-        ["date_parsing", "string_pattern_mismatch", "uuid_parsing", "ip_v4_address"]
+        [
+            "date_parsing",
+            "string_pattern_mismatch",
+            "uuid_parsing",
+            "ip_v4_address"
+        ]
     );
     assert_eq!(
         errors[0]["msg"],
@@ -264,14 +284,21 @@ fn formats_are_checked_with_pydantic_types() {
 #[test]
 fn undeclared_params_only_fail_when_forbidden() {
     let open = compile(SchemaSpec {
-        query: Some(json!({"type": "object", "properties": {"a": {"type": "integer"}},
-                           "additionalProperties": {"type": "integer"}})),
+        query: Some(
+            json!({"type": "object", "properties": {"a": {"type": "integer"}},
+                           "additionalProperties": {"type": "integer"}}),
+        ),
         ..SchemaSpec::default()
     });
-    assert_eq!(query(&open, "a=1&b=x").unwrap()["query"], json!({"a": 1, "b": "x"}));
+    assert_eq!(
+        query(&open, "a=1&b=x").unwrap()["query"],
+        json!({"a": 1, "b": "x"})
+    );
     let closed = compile(SchemaSpec {
-        query: Some(json!({"type": "object", "properties": {"a": {"type": "integer"}},
-                           "additionalProperties": false})),
+        query: Some(
+            json!({"type": "object", "properties": {"a": {"type": "integer"}},
+                           "additionalProperties": false}),
+        ),
         ..SchemaSpec::default()
     });
     let errors = query(&closed, "a=1&b=x&c=y").unwrap_err();
@@ -411,7 +438,10 @@ fn cookies_are_parsed_from_the_cookie_header() {
         ..SchemaSpec::default()
     });
     let req = Request {
-        headers: headers(&[("cookie", "session_id=abc; other=1"), ("cookie", "n=\"42\"; key=k=v")]),
+        headers: headers(&[
+            ("cookie", "session_id=abc; other=1"),
+            ("cookie", "n=\"42\"; key=k=v"),
+        ]),
         ..Request::default()
     };
     assert_eq!(
@@ -641,7 +671,12 @@ fn every_source_is_reported_in_order() {
         ..Request::default()
     };
     let errors = run(&v, &req).unwrap_err();
-    let locs: Vec<_> = errors.as_array().unwrap().iter().map(|e| e["loc"].clone()).collect();
+    let locs: Vec<_> = errors
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["loc"].clone())
+        .collect();
     assert_eq!(
         locs,
         [

@@ -12,8 +12,8 @@
 //!   `"panic"` (a 500), `"drop"` (the responder is dropped unanswered: a 500)
 //!   or `"problem"` (a Problem Details answer with `status` and `detail`).
 
-use std::collections::BinaryHeap;
 use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread;
@@ -36,7 +36,8 @@ impl Canned {
             Some(v) => v
                 .as_u64()
                 .filter(|s| (100..=999).contains(s))
-                .ok_or("settings.status must be an integer from 100 to 999")? as u16,
+                .ok_or("settings.status must be an integer from 100 to 999")?
+                as u16,
         };
         let mut headers = Vec::new();
         if let Some(map) = settings.get("headers") {
@@ -150,7 +151,9 @@ impl Timer {
                 let mut pending = Vec::new();
                 let mut seq = 0u64;
                 loop {
-                    let next = due.peek().map(|Reverse((at, _)): &Reverse<(Instant, u64)>| *at);
+                    let next = due
+                        .peek()
+                        .map(|Reverse((at, _)): &Reverse<(Instant, u64)>| *at);
                     let received = match next {
                         None => rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
                         Some(at) => rx.recv_timeout(at.saturating_duration_since(Instant::now())),
@@ -258,4 +261,8 @@ impl Plugin for Echo {
     }
 }
 
-export_plugin!(Echo, name = "spikard_echo", version = env!("CARGO_PKG_VERSION"));
+export_plugin!(
+    Echo,
+    name = "spikard_echo",
+    version = env!("CARGO_PKG_VERSION")
+);
