@@ -145,9 +145,11 @@ typedef struct spk_host_api {
      * the responder is invalid afterwards. Returns SPK_ERR when the response
      * was malformed (the client then gets a 500), SPK_OK otherwise. */
     int32_t (*respond)(spk_responder *responder, const spk_response *response);
-    /* Answer with an RFC 9457 Problem Details body built by the host. Same
-     * once-only rule as `respond`. */
-    int32_t (*respond_error)(spk_responder *responder, uint16_t status, spk_str detail);
+    /* Answer with an RFC 9457 Problem Details body built by the host, with
+     * extra response headers (e.g. www-authenticate; NULL/0 for none). Same
+     * once-only rule as `respond`; `status` must be 400..=599. */
+    int32_t (*respond_error)(spk_responder *responder, uint16_t status, spk_str detail,
+                             const spk_header *headers, size_t headers_len);
     /* Set the message of an error out-parameter the host passed to `init` or
      * `bind_route` (copied by the host; call again to replace it). */
     void (*set_error)(spk_error *err, spk_str message);

@@ -248,7 +248,8 @@ pub type RegisterRouteFn = unsafe extern "C" fn(*mut HostHandle, *const RouteDec
 /// `respond` in [`HostApi`].
 pub type RespondFn = unsafe extern "C" fn(*mut ResponderHandle, *const Response) -> i32;
 /// `respond_error` in [`HostApi`].
-pub type RespondErrorFn = unsafe extern "C" fn(*mut ResponderHandle, u16, Str) -> i32;
+pub type RespondErrorFn =
+    unsafe extern "C" fn(*mut ResponderHandle, u16, Str, *const Header, usize) -> i32;
 /// `set_error` in [`HostApi`].
 pub type SetErrorFn = unsafe extern "C" fn(*mut ErrorHandle, Str);
 

@@ -291,13 +291,7 @@ impl Responder {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Result<(), Refused> {
-        let headers: Vec<ffi::Header> = headers
-            .iter()
-            .map(|(n, v)| ffi::Header {
-                name: ffi::Str::new(n),
-                value: ffi::Str::new(v),
-            })
-            .collect();
+        let headers = ffi_headers(headers);
         let response = ffi::Response {
             struct_size: std::mem::size_of::<ffi::Response>(),
             status,
@@ -315,17 +309,44 @@ impl Responder {
         }
     }
 
-    /// Answers with an RFC 9457 Problem Details body the host builds.
-    pub fn respond_error(self, status: u16, detail: &str) -> Result<(), Refused> {
+    /// Answers with an RFC 9457 Problem Details body the host builds, with
+    /// `status` (400..=599), a `detail` for the client and extra headers
+    /// such as `www-authenticate`.
+    pub fn respond_error(
+        self,
+        status: u16,
+        detail: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<(), Refused> {
+        let headers = ffi_headers(headers);
         let this = std::mem::ManuallyDrop::new(self);
-        // SAFETY: consumed exactly once.
-        let rc = unsafe { (this.api.respond_error)(this.raw, status, ffi::Str::new(detail)) };
+        // SAFETY: consumed exactly once; everything borrowed for the call.
+        let rc = unsafe {
+            (this.api.respond_error)(
+                this.raw,
+                status,
+                ffi::Str::new(detail),
+                headers.as_ptr(),
+                headers.len(),
+            )
+        };
         if rc == ffi::OK {
             Ok(())
         } else {
             Err(Refused)
         }
     }
+}
+
+/// Borrows `(name, value)` pairs as ABI headers for one call.
+fn ffi_headers(headers: &[(&str, &str)]) -> Vec<ffi::Header> {
+    headers
+        .iter()
+        .map(|(n, v)| ffi::Header {
+            name: ffi::Str::new(n),
+            value: ffi::Str::new(v),
+        })
+        .collect()
 }
 
 impl Drop for Responder {
@@ -336,6 +357,8 @@ impl Drop for Responder {
                 self.raw,
                 500,
                 ffi::Str::new("the handler finished without answering"),
+                std::ptr::null(),
+                0,
             );
         }
     }

@@ -622,7 +622,7 @@ mod tests {
     #[test]
     fn bad_path_and_duplicate_route() {
         let e = err(&format!("{PLUGIN}[[routes]]\nmethod=\"GET\"\npath=\"items\"\nplugin=\"echo\"\nhandler=\"echo\"\n"));
-        assert!(e.contains("t.toml:7:6: routes[0].path"), "{e}");
+        assert!(e.contains("t.toml:6:6: routes[0].path"), "{e}");
         let route =
             "[[routes]]\nmethod=\"GET\"\npath=\"/a/{x}\"\nplugin=\"echo\"\nhandler=\"echo\"\n";
         let e = err(&format!("{PLUGIN}{route}{}", route.replace("{x}", "{y}")));

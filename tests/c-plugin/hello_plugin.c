@@ -70,7 +70,7 @@ static void hello_handle(void *ctx, const spk_request *req, spk_responder *respo
                      (int)req->method.len, req->method.ptr,
                      (int)req->params_json.len, req->params_json.ptr);
     if (n < 0 || (size_t)n >= sizeof body) {
-        c->api->respond_error(responder, 500, str_of("response too large"));
+        c->api->respond_error(responder, 500, str_of("response too large"), NULL, 0);
         return;
     }
     spk_header headers[1] = {{str_of("content-type"), str_of("application/json")}};

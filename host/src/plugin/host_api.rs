@@ -100,6 +100,8 @@ pub enum Answer {
         status: StatusCode,
         /// The plugin's detail text.
         detail: String,
+        /// Extra headers, e.g. `www-authenticate`.
+        headers: HeaderMap,
     },
     /// The plugin answered with something invalid; the reason is logged and
     /// the client gets a 500.
@@ -254,6 +256,30 @@ unsafe extern "C" fn host_register_route(
     .unwrap_or(ffi::ERR)
 }
 
+/// Copies and checks borrowed headers.
+///
+/// # Safety
+/// `headers` must point to `len` headers valid for the call (or be null).
+unsafe fn copy_headers(headers: *const ffi::Header, len: usize) -> Result<HeaderMap, String> {
+    let raw: &[ffi::Header] = if headers.is_null() || len == 0 {
+        &[]
+    } else {
+        // SAFETY: per the contract.
+        unsafe { std::slice::from_raw_parts(headers, len) }
+    };
+    let mut map = HeaderMap::with_capacity(raw.len() + 1);
+    for header in raw {
+        // SAFETY: borrowed for the call.
+        let (name, value) = unsafe { (header.name.as_bytes(), header.value.as_bytes()) };
+        let name = HeaderName::from_bytes(name)
+            .map_err(|_| format!("invalid header name {:?}", String::from_utf8_lossy(name)))?;
+        let value = HeaderValue::from_bytes(value)
+            .map_err(|_| format!("invalid value for header {name}"))?;
+        map.append(name, value);
+    }
+    Ok(map)
+}
+
 /// Copies a plugin's response into an owned [`Answer`].
 ///
 /// # Safety
@@ -274,27 +300,11 @@ unsafe fn copy_response(response: *const ffi::Response) -> Answer {
     let Ok(status) = StatusCode::from_u16(response.status) else {
         return Answer::Invalid(format!("status {} is not an HTTP status", response.status));
     };
-    let raw_headers: &[ffi::Header] = if response.headers.is_null() || response.headers_len == 0 {
-        &[]
-    } else {
-        // SAFETY: borrowed for the call.
-        unsafe { std::slice::from_raw_parts(response.headers, response.headers_len) }
+    // SAFETY: borrowed for the call.
+    let headers = match unsafe { copy_headers(response.headers, response.headers_len) } {
+        Ok(headers) => headers,
+        Err(reason) => return Answer::Invalid(reason),
     };
-    let mut headers = HeaderMap::with_capacity(raw_headers.len() + 1);
-    for header in raw_headers {
-        // SAFETY: borrowed for the call.
-        let (name, value) = unsafe { (header.name.as_bytes(), header.value.as_bytes()) };
-        let Ok(name) = HeaderName::from_bytes(name) else {
-            return Answer::Invalid(format!(
-                "invalid header name {:?}",
-                String::from_utf8_lossy(name)
-            ));
-        };
-        let Ok(value) = HeaderValue::from_bytes(value) else {
-            return Answer::Invalid(format!("invalid value for header {name}"));
-        };
-        headers.append(name, value);
-    }
     // SAFETY: borrowed for the call.
     let body = Bytes::copy_from_slice(unsafe { response.body.as_slice() });
     Answer::Response {
@@ -330,22 +340,41 @@ unsafe extern "C" fn host_respond_error(
     responder: *mut ffi::ResponderHandle,
     status: u16,
     detail: Str,
+    headers: *const ffi::Header,
+    headers_len: usize,
 ) -> i32 {
     if responder.is_null() {
         return ffi::ERR;
     }
     // SAFETY: the plugin hands back the slot we gave it, once.
     let slot = unsafe { ResponderSlot::take(responder) };
-    // SAFETY: borrowed for the call.
-    let detail = catch_unwind(AssertUnwindSafe(|| unsafe { text(detail) })).unwrap_or_default();
-    let (answer, rc) = match StatusCode::from_u16(status) {
-        Ok(status) if status.as_u16() >= 400 => (Answer::Problem { status, detail }, ffi::OK),
-        _ => (
-            Answer::Invalid(format!(
-                "respond_error with status {status}, which is not an error status"
-            )),
-            ffi::ERR,
-        ),
+    let answer = catch_unwind(AssertUnwindSafe(|| {
+        let status = match StatusCode::from_u16(status) {
+            Ok(s) if s.is_client_error() || s.is_server_error() => s,
+            _ => {
+                return Answer::Invalid(format!(
+                    "respond_error with status {status}, which is not an error status"
+                ))
+            }
+        };
+        // SAFETY: borrowed for the call.
+        let headers = match unsafe { copy_headers(headers, headers_len) } {
+            Ok(headers) => headers,
+            Err(reason) => return Answer::Invalid(reason),
+        };
+        // SAFETY: borrowed for the call.
+        let detail = unsafe { text(detail) };
+        Answer::Problem {
+            status,
+            detail,
+            headers,
+        }
+    }))
+    .unwrap_or_else(|_| Answer::Invalid("copying the error panicked".into()));
+    let rc = if matches!(answer, Answer::Invalid(_)) {
+        ffi::ERR
+    } else {
+        ffi::OK
     };
     let _ = slot.tx.send(answer);
     rc

@@ -126,6 +126,13 @@ fn parse_body(route: &Route, headers: &http::HeaderMap, body: &[u8]) -> Result<P
         });
     }
     if essence == "application/x-www-form-urlencoded" {
+        validation::check_form_indices(body).map_err(|m| {
+            Problem::bad_request(
+                "malformed-form",
+                "Malformed Form",
+                format!("Failed to parse URL-encoded form data: {m}"),
+            )
+        })?;
         return Ok(Parsed::Form);
     }
     Err(Problem::unsupported_media_type(format!(
@@ -231,11 +238,21 @@ async fn run(
             *response.headers_mut() = headers;
             Ok(response)
         }
-        Answer::Problem { status, detail } => {
+        Answer::Problem {
+            status,
+            detail,
+            headers,
+        } => {
             if status.is_server_error() {
                 tracing::error!(plugin = %route.plugin.name, request_id, status = status.as_u16(), "plugin error: {detail}");
             }
-            Err(Problem::from_plugin(status, detail))
+            let mut response = shared.render(&Problem::from_plugin(status, detail), request_id);
+            for (name, value) in &headers {
+                if name != CONTENT_TYPE {
+                    response.headers_mut().append(name, value.clone());
+                }
+            }
+            Ok(response)
         }
         Answer::Invalid(reason) => {
             tracing::error!(plugin = %route.plugin.name, request_id, "invalid response from the plugin: {reason}");

@@ -11,9 +11,8 @@ mod formats;
 mod source;
 mod urlencoded;
 
-// Not called by the server yet: it should reject a form with holes in `name[i]` indices
-// with a 400 before validating (see `check_form_indices`).
-#[allow(unused_imports)]
+// The server rejects a form with holes in `name[i]` indices
+// with a 400 before validating.
 pub use urlencoded::check_form_indices;
 
 use http::header::COOKIE;

@@ -584,7 +584,7 @@ fn combinator_errors_use_jsonschema_wording() {
             {"type": "validation_error", "loc": ["body"],
              "msg": "\"billing_address\" is a required property", "input": body},
             {"type": "validation_error", "loc": ["body"],
-             "msg": "{\"credit_card\":\"1\",\"name\":\"John Doe\"} is not valid under any of the schemas listed in the 'anyOf' keyword",
+             "msg": "{\"name\":\"John Doe\",\"credit_card\":\"1\"} is not valid under any of the schemas listed in the 'anyOf' keyword",
              "input": body},
         ])
     );

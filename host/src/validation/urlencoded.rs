@@ -99,7 +99,6 @@ pub(crate) fn key_shape(key: &str) -> KeyShape<'_> {
 /// `"Failed to parse URL-encoded form data: {message}"` when this returns `Err(message)`;
 /// e.g. `items[0]=a&items[2]=b` gives `"missing index, expected: 1 got 2"`. Costs one byte
 /// scan when the body has no brackets.
-#[allow(dead_code)] // Until the server calls it (see the re-export in `mod.rs`).
 pub fn check_form_indices(body: &[u8]) -> Result<(), String> {
     let has_bracket = body.contains(&b'[')
         || body

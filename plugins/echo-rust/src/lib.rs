@@ -235,7 +235,7 @@ impl Plugin for Echo {
     fn handle(&self, request: &Request<'_>, responder: Responder) {
         let routes = self.routes.read().unwrap_or_else(|e| e.into_inner());
         let Some(route) = routes.get(request.handler_id() as usize) else {
-            let _ = responder.respond_error(500, "unknown handler id");
+            let _ = responder.respond_error(500, "unknown handler id", &[]);
             return;
         };
         match route {
@@ -251,7 +251,7 @@ impl Plugin for Echo {
             Route::Fail(FailMode::Panic) => panic!("the `fail` handler panics on purpose"),
             Route::Fail(FailMode::Drop) => drop(responder),
             Route::Fail(FailMode::Problem { status, detail }) => {
-                let _ = responder.respond_error(*status, detail);
+                let _ = responder.respond_error(*status, detail, &[]);
             }
         }
     }
