@@ -153,6 +153,9 @@ typedef struct spk_host_api {
     /* Set the message of an error out-parameter the host passed to `init` or
      * `bind_route` (copied by the host; call again to replace it). */
     void (*set_error)(spk_error *err, spk_str message);
+    /* The absolute directory of the config file, against which a plugin
+     * resolves relative paths in its settings. Valid for the process. */
+    spk_str (*config_dir)(spk_host *host);
 } spk_host_api;
 
 /* The functions a plugin provides. */
@@ -160,7 +163,9 @@ typedef struct spk_plugin_vtable {
     size_t struct_size;
     /* Create the plugin instance. `settings_json` is the plugin's `settings`
      * table as JSON. Store the instance in *ctx. Return SPK_OK, or SPK_ERR
-     * with a message set through api->set_error(err, ...). */
+     * with a message set through api->set_error(err, ...). A message that
+     * starts with "settings.<field>" is shown with the field's full config
+     * path ("plugins[2].settings.<field>"), so say which setting to fix. */
     int32_t (*init)(const spk_host_api *api, spk_host *host, spk_str settings_json,
                     void **ctx, spk_error *err);
     /* Accept a config route naming this plugin: resolve `binding->handler`

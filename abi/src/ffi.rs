@@ -252,6 +252,8 @@ pub type RespondErrorFn =
     unsafe extern "C" fn(*mut ResponderHandle, u16, Str, *const Header, usize) -> i32;
 /// `set_error` in [`HostApi`].
 pub type SetErrorFn = unsafe extern "C" fn(*mut ErrorHandle, Str);
+/// `config_dir` in [`HostApi`].
+pub type ConfigDirFn = unsafe extern "C" fn(*mut HostHandle) -> Str;
 
 /// Functions the host offers a plugin (`spk_host_api`), valid for the
 /// process. Every pointer is non-null in a table the host hands out.
@@ -275,6 +277,8 @@ pub struct HostApi {
     pub respond_error: RespondErrorFn,
     /// Fill an error out-parameter.
     pub set_error: SetErrorFn,
+    /// The config file's directory, for relative paths in settings.
+    pub config_dir: ConfigDirFn,
 }
 
 /// `init` in [`PluginVTable`].
@@ -381,7 +385,7 @@ const _: () = {
     assert!(offset_of!(Response, body) == 32);
     assert!(size_of::<RouteDecl>() == 64);
     assert!(size_of::<RouteBinding>() == 72);
-    assert!(size_of::<HostApi>() == 64);
+    assert!(size_of::<HostApi>() == 72);
     assert!(size_of::<PluginVTable>() == 48);
     assert!(size_of::<PluginDecl>() == 64);
     assert!(offset_of!(PluginDecl, vtable) == 56);

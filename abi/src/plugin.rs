@@ -130,6 +130,14 @@ impl Host {
         }
     }
 
+    /// The absolute directory of the host's config file: resolve relative
+    /// paths in settings against it, as operators expect.
+    pub fn config_dir(&self) -> std::path::PathBuf {
+        // SAFETY: the host returns a string valid for the process.
+        let dir = unsafe { (self.api.config_dir)(self.handle).to_str_lossy() };
+        std::path::PathBuf::from(dir.into_owned())
+    }
+
     /// Sends one log record to the host's logger.
     pub fn log(&self, level: u32, target: &str, message: &str) {
         // SAFETY: strings borrowed for the call; the API is the host's.

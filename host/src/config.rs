@@ -58,6 +58,8 @@ pub struct PluginConfig {
     pub settings_json: String,
     /// Where it is declared, for messages.
     pub at: Location,
+    /// The config file's absolute directory, for relative paths in settings.
+    pub config_dir: PathBuf,
 }
 
 /// One `[[routes]]` entry.
@@ -328,6 +330,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
             library,
             settings_json: table_json(plugin.settings),
             at: source.at(span.start),
+            config_dir: std::path::absolute(base).unwrap_or_else(|_| base.to_path_buf()),
         });
     }
 

@@ -139,6 +139,7 @@ void spikard_c_layout(void) {
     SIZE(spk_host_api); FIELD(spk_host_api, abi_major); FIELD(spk_host_api, log);
     FIELD(spk_host_api, log_enabled); FIELD(spk_host_api, register_route); FIELD(spk_host_api, respond);
     FIELD(spk_host_api, respond_error); FIELD(spk_host_api, set_error);
+    FIELD(spk_host_api, config_dir);
     SIZE(spk_plugin_vtable); FIELD(spk_plugin_vtable, init); FIELD(spk_plugin_vtable, bind_route);
     FIELD(spk_plugin_vtable, handle); FIELD(spk_plugin_vtable, cancel); FIELD(spk_plugin_vtable, shutdown);
     SIZE(spk_plugin_decl); FIELD(spk_plugin_decl, abi_major); FIELD(spk_plugin_decl, abi_minor);

@@ -155,6 +155,10 @@ fn c_and_rust_agree_on_every_struct_layout() {
             "spk_host_api.set_error",
             offset_of!(ffi::HostApi, set_error),
         ),
+        (
+            "spk_host_api.config_dir",
+            offset_of!(ffi::HostApi, config_dir),
+        ),
         ("spk_plugin_vtable", size_of::<ffi::PluginVTable>()),
         (
             "spk_plugin_vtable.init",

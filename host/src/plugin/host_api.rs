@@ -32,6 +32,8 @@ pub struct Registration {
 pub struct HostHandle {
     /// The plugin's config name, attached to its log records.
     pub plugin: String,
+    /// The config file's directory, as handed out by `config_dir`.
+    config_dir: String,
     /// `Some` while `init` runs: routes declared so far.
     registrations: Mutex<Option<Vec<Registration>>>,
     /// Why a registration was refused, reported when `init` fails.
@@ -40,9 +42,10 @@ pub struct HostHandle {
 
 impl HostHandle {
     /// A leaked handle for `plugin`.
-    pub fn leak(plugin: &str) -> &'static HostHandle {
+    pub fn leak(plugin: &str, config_dir: &std::path::Path) -> &'static HostHandle {
         Box::leak(Box::new(HostHandle {
             plugin: plugin.to_owned(),
+            config_dir: config_dir.to_string_lossy().into_owned(),
             registrations: Mutex::new(None),
             refusal: Mutex::new(None),
         }))
@@ -393,6 +396,16 @@ unsafe extern "C" fn host_set_error(err: *mut ErrorHandle, message: Str) {
     }));
 }
 
+unsafe extern "C" fn host_config_dir(host: *mut ffi::HostHandle) -> Str {
+    if host.is_null() {
+        return Str::EMPTY;
+    }
+    // SAFETY: every host pointer is a leaked HostHandle, so the string lives
+    // for the process.
+    let host = unsafe { &*(host as *const HostHandle) };
+    Str::new(&host.config_dir)
+}
+
 /// The table every plugin receives.
 pub static HOST_API: HostApi = HostApi {
     struct_size: std::mem::size_of::<HostApi>(),
@@ -404,4 +417,5 @@ pub static HOST_API: HostApi = HostApi {
     respond: host_respond,
     respond_error: host_respond_error,
     set_error: host_set_error,
+    config_dir: host_config_dir,
 };

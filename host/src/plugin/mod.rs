@@ -210,7 +210,7 @@ impl LoadedPlugin {
         else {
             unreachable!("checked in open");
         };
-        let host = HostHandle::leak(&config.name);
+        let host = HostHandle::leak(&config.name, &config.config_dir);
         host.open_registration();
         let mut ctx: *mut c_void = std::ptr::null_mut();
         let mut error = ErrorSlot::default();
@@ -230,12 +230,14 @@ impl LoadedPlugin {
                 Some(refusal) => format!("a route it registered was refused: {refusal}"),
                 None => error.message_or("init failed without a message"),
             };
-            return Err(LoadError {
-                origin,
-                message: format!(
-                    "{declared}: init failed: {message}; check plugins[{index}].settings"
-                ),
-            });
+            // A message naming `settings.<field>` gets the full config path.
+            let message = match message.strip_prefix("settings") {
+                Some(rest) if rest.starts_with(['.', ':', ' ']) => {
+                    format!("{declared}: init failed: plugins[{index}].settings{rest}")
+                }
+                _ => format!("{declared}: init failed: {message}; check plugins[{index}].settings"),
+            };
+            return Err(LoadError { origin, message });
         }
         if let Some(refusal) = refusal {
             return Err(LoadError {

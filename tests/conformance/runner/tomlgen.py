@@ -1,0 +1,250 @@
+"""The generated host config: a small TOML value emitter, the canned
+responses of the echo plugin's `respond` handler, and the config file with
+one route per case under its own `/c{N}` prefix.
+
+Schemas go to separate `.json` files referenced by path (relative to the
+config file), so JSON `null`s and odd keys never meet TOML quoting. Bodies of
+canned responses are JSON text in a TOML string, sent verbatim by the plugin.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import uuid
+from pathlib import Path
+from typing import Any
+
+from .fixtures import MISSING, Case
+
+# ---------------------------------------------------------------------------
+# TOML values
+
+
+def toml_string(text: str) -> str:
+    out = ['"']
+    for ch in text:
+        o = ord(ch)
+        if ch == '"':
+            out.append('\\"')
+        elif ch == "\\":
+            out.append("\\\\")
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ch == "\r":
+            out.append("\\r")
+        elif o < 0x20 or o == 0x7F:
+            out.append(f"\\u{o:04X}")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def toml_value(value: Any) -> str:
+    """A TOML value; `None` has no TOML form and is refused (drop it first)."""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        text = repr(value)
+        return text if any(c in text for c in ".eE") else text + ".0"
+    if isinstance(value, str):
+        return toml_string(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        items = [f"{toml_string(str(k))} = {toml_value(v)}" for k, v in value.items() if v is not None]
+        return "{ " + ", ".join(items) + " }" if items else "{}"
+    if value is None:
+        raise ValueError("TOML has no null")
+    raise TypeError(f"no TOML form for {type(value).__name__}")
+
+
+# ---------------------------------------------------------------------------
+# canned responses
+
+# What a route answers when the host, not the handler, must produce the
+# expected response: a success no error expectation can mistake for its own.
+REACHED_BODY = {"conformance": "the request reached the handler"}
+
+_TOKEN = re.compile(r"^<<([a-z_]+)>>$")
+
+
+def fill_tokens(value: Any) -> Any:
+    """Concrete values for `<<token>>`s in a canned body ( `<<absent>>` keys dropped)."""
+    if isinstance(value, dict):
+        return {k: fill_tokens(v) for k, v in value.items() if v != "<<absent>>"}
+    if isinstance(value, list):
+        return [fill_tokens(v) for v in value]
+    if isinstance(value, str):
+        m = _TOKEN.match(value)
+        if m:
+            token = m.group(1)
+            if token == "uuid":
+                return str(uuid.uuid4())
+            if token in ("int", "integer", "number"):
+                return 1
+            if token in ("datetime", "timestamp", "iso8601"):
+                return "2024-01-01T00:00:00Z"
+            return "present"
+    return value
+
+
+def set_cookie_value(name: str, spec: dict) -> str:
+    parts = [f"{name}={spec.get('value', '')}"]
+    attrs = [
+        ("max_age", "Max-Age"),
+        ("expires", "Expires"),
+        ("path", "Path"),
+        ("domain", "Domain"),
+        ("samesite", "SameSite"),
+    ]
+    for key, attr in attrs:
+        if spec.get(key) is not None:
+            v = spec[key]
+            if key == "samesite" and isinstance(v, str):
+                v = v.capitalize()
+            parts.append(f"{attr}={v}")
+    if spec.get("secure"):
+        parts.append("Secure")
+    if spec.get("httponly"):
+        parts.append("HttpOnly")
+    return "; ".join(parts)
+
+
+def case_variants(name: str):
+    """Distinct spellings of one header name. The `respond` settings take a
+    table of headers, so one name can be given once; header names are
+    case-insensitive and the plugin lowercases them, so differently spelled
+    keys become repeated header lines (several Set-Cookie headers)."""
+    letters = [i for i, c in enumerate(name) if c.isalpha()]
+    for mask in range(1 << len(letters)):
+        chars = list(name.lower())
+        for bit, i in enumerate(letters):
+            if mask >> bit & 1:
+                chars[i] = chars[i].upper()
+        yield "".join(chars)
+
+
+def canned_settings(case: Case) -> dict:
+    """The `respond` settings of a case's route."""
+    exp = case.expected
+    if case.host_answers:
+        return {
+            "status": 200,
+            "headers": {"content-type": "application/json"},
+            "body": json.dumps(REACHED_BODY),
+        }
+    headers: dict[str, str] = {}
+    seen: set[str] = set()
+    content_length = None
+    for name, value in exp.headers.items():
+        low = name.lower()
+        if low in seen or value == "<<absent>>":
+            continue
+        seen.add(low)
+        if low == "content-length":
+            content_length = value
+            continue
+        if low == "transfer-encoding":
+            continue
+        headers[low] = str(fill_tokens(value))
+    if exp.cookies:
+        variants = case_variants("set-cookie")
+        for name, spec in exp.cookies.items():
+            headers[next(variants)] = set_cookie_value(name, spec)
+    settings: dict[str, Any] = {"status": exp.status}
+    no_body = exp.status in (204, 304) or 100 <= exp.status < 200
+    if not no_body:
+        if exp.body is not MISSING and exp.body is not None:
+            body = fill_tokens(exp.body)
+            if isinstance(body, str):
+                settings["body"] = body
+            else:
+                settings["body"] = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+                headers.setdefault("content-type", "application/json")
+        elif exp.body is None:
+            settings["body"] = "null"
+            headers.setdefault("content-type", "application/json")
+        elif content_length is not None and content_length.isdigit():
+            # Only headers are expected (a HEAD answer): a body of the
+            # announced size, which a HEAD response then leaves out.
+            settings["body"] = " " * int(content_length)
+    if headers:
+        settings["headers"] = headers
+    return settings
+
+
+# ---------------------------------------------------------------------------
+# the config file
+
+
+def write_config(
+    directory: Path,
+    cases: list[tuple[str, Case]],
+    plugin_library: Path,
+    problem_base: str,
+) -> tuple[Path, list[str]]:
+    """Writes `spikard.toml` and its schema files; returns the path and, per
+    route index, the case id (to attribute start-up errors to a case)."""
+    schemas_dir = directory / "schemas"
+    schemas_dir.mkdir(parents=True, exist_ok=True)
+    lines = [
+        "# Generated by tests/conformance/run: one route per fixture case.",
+        "[server]",
+        'listen = "127.0.0.1:0"',
+        f"problem_type_base = {toml_string(problem_base)}",
+        'body_limit = "1MiB"',
+        "access_log = false",
+        "",
+        "[[plugins]]",
+        'name = "echo"',
+        f"library = {toml_string(str(plugin_library.resolve()))}",
+        "",
+    ]
+    order: list[str] = []
+    for prefix, case in cases:
+        r = case.route
+        path = prefix + (r.path if r.path != "/" else "/")
+        lines += [
+            f"# {case.id}",
+            "[[routes]]",
+            f"method = {toml_string(r.method)}",
+            f"path = {toml_string(path)}",
+            'plugin = "echo"',
+            'handler = "respond"',
+            f"settings = {toml_value(canned_settings(case))}",
+        ]
+        if r.body_limit is not None:
+            lines.append(f"body_limit = {int(r.body_limit)}")
+        stem = prefix.strip("/")
+        params = {}
+        for source in ("path", "query", "headers", "cookies", "body"):
+            schema = r.schemas.get(source)
+            if schema is None:
+                continue
+            file = schemas_dir / f"{stem}_{source}.json"
+            file.write_text(json.dumps(schema, indent=1, ensure_ascii=False), encoding="utf-8")
+            ref = f"schemas/{file.name}"
+            if source == "body":
+                lines.append(f"body = {toml_string(ref)}")
+            else:
+                params[source] = ref
+        if params:
+            lines.append(f"params = {toml_value(params)}")
+        lines.append("")
+        order.append(case.id)
+    config = directory / "spikard.toml"
+    config.write_text("\n".join(lines), encoding="utf-8")
+    return config, order
