@@ -1,0 +1,111 @@
+//! The `into_future` bridge, the pattern of the seed review: each coroutine
+//! becomes a Rust future with `pyo3_async_runtimes::into_future_with_locals`
+//! (task locals made once, for the one loop), awaited without holding the
+//! GIL on a small tokio runtime of the plugin's own, and its outcome sent
+//! through the responder. Kept to measure against the queue bridge.
+
+use std::sync::{Arc, OnceLock};
+
+use pyo3::prelude::*;
+use pyo3_async_runtimes::TaskLocals;
+use spikard_abi::Responder;
+
+use crate::job::Job;
+use crate::native::{respond_problem, respond_with};
+
+/// Task locals of the one event loop, created once.
+static LOCALS: OnceLock<TaskLocals> = OnceLock::new();
+
+/// The bridge: the runtime's `coroutine` entry and a tokio runtime.
+pub struct FutureBridge {
+    coroutine: Arc<Py<PyAny>>,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl FutureBridge {
+    /// Binds the bridge to `event_loop`; `coroutine` is `Runtime.coroutine`.
+    pub fn new(event_loop: &Bound<'_, PyAny>, coroutine: Py<PyAny>) -> std::io::Result<Self> {
+        let _ = LOCALS.set(TaskLocals::new(event_loop.clone()));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("spikard-py-future")
+            .enable_all()
+            .build()?;
+        Ok(FutureBridge {
+            coroutine: Arc::new(coroutine),
+            runtime,
+        })
+    }
+
+    /// Starts the request's coroutine and answers when it is done.
+    pub fn submit(&self, job: Job) {
+        let coroutine = self.coroutine.clone();
+        self.runtime.spawn(async move {
+            let responder = Python::attach(|py| {
+                let ((id, params, body, headers), responder, _) = job.into_args(py);
+                let future = LOCALS
+                    .get()
+                    .ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("no event loop"))
+                    .and_then(|locals| {
+                        let coro = coroutine.bind(py).call1((id, params, body, headers))?;
+                        pyo3_async_runtimes::into_future_with_locals(locals, coro)
+                    });
+                (future, responder)
+            });
+            match responder {
+                (Ok(future), responder) => {
+                    let outcome = future.await;
+                    Python::attach(|py| answer(py, responder, outcome));
+                }
+                (Err(err), responder) => {
+                    tracing::error!("cannot start the handler: {err}");
+                    let _ = responder.respond_error(500, "the request handler failed", &[]);
+                }
+            }
+        });
+    }
+}
+
+/// Sends an outcome `(kind, status, headers, payload)`: kind 0 is a
+/// response with a bytes body, kind 1 Problem Details with a detail string.
+fn answer(py: Python<'_>, responder: Responder, outcome: PyResult<Py<PyAny>>) {
+    let result = outcome.and_then(|outcome| {
+        let outcome = outcome.bind(py);
+        let kind: u8 = outcome.get_item(0)?.extract()?;
+        let status: u16 = outcome.get_item(1)?.extract()?;
+        let headers = outcome.get_item(2)?;
+        let payload = outcome.get_item(3)?;
+        Ok((kind, status, headers.unbind(), payload.unbind()))
+    });
+    match result {
+        Ok((0, status, headers, payload)) => {
+            let body: &[u8] = match payload.bind(py).extract() {
+                Ok(body) => body,
+                Err(_) => {
+                    let _ = responder.respond_error(500, "the handler's body is not bytes", &[]);
+                    return;
+                }
+            };
+            if let Err(e) = respond_with(responder, status, headers.bind(py), body) {
+                tracing::error!("cannot answer: {e}");
+            }
+        }
+        Ok((_, status, headers, payload)) => {
+            let detail: String = payload.bind(py).extract().unwrap_or_default();
+            if let Err(e) = respond_problem(responder, status, &detail, headers.bind(py)) {
+                tracing::error!("cannot answer: {e}");
+            }
+        }
+        Err(err) => {
+            tracing::error!("the handler's coroutine failed: {err}");
+            let _ = responder.respond_error(500, "the request handler failed", &[]);
+        }
+    }
+}
+
+impl FutureBridge {
+    /// Stops the tokio runtime without waiting for stragglers.
+    pub fn stop(self) {
+        self.runtime.shutdown_background();
+    }
+}
