@@ -19,7 +19,6 @@ import base64
 import copy
 import json
 import re
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,11 +106,7 @@ class Case:
 
 def is_meta_schema(data: Any) -> bool:
     """Per-category `schema.json` files and other non-case documents."""
-    if not isinstance(data, dict):
-        return False
-    if "request" in data or "expected_response" in data or "handler" in data:
-        return False
-    return True
+    return isinstance(data, dict) and "$schema" in data and "request" not in data
 
 
 def discover(root: Path) -> list[Path]:
@@ -179,6 +174,10 @@ _DROPPED = (
 )
 
 
+# Dropped keys that carry a constraint the host is then not asked to check.
+_MEANINGFUL = ("uuidVersion", "content_type", "validate_magic_numbers")
+
+
 def annotation_schema(annotation: str) -> tuple[dict | None, bool]:
     """(schema, optional) for a Python annotation such as `list[int]`."""
     text = annotation.strip()
@@ -225,7 +224,9 @@ def translate_param(spec: Any, notes: list[str], where: str) -> tuple[str | None
         _, ann_optional = annotation_schema(annotation)
     for key in _DROPPED:
         if key in spec:
-            spec.pop(key)
+            value = spec.pop(key)
+            if key in _MEANINGFUL:
+                notes.append(f"{where}: {key}={json.dumps(value)} is not JSON Schema; dropped")
     if not isinstance(required, bool):
         if isinstance(required, list):  # a nested object's list: keep it
             spec["required"] = required
@@ -443,7 +444,8 @@ def encode_target(path: str) -> str:
 
 
 def multipart_body(files: Any, fields: list[tuple[str, str]]) -> tuple[bytes, str]:
-    boundary = "spikard-conformance-" + uuid.uuid4().hex
+    # Fixed, so generated requests are the same on every run.
+    boundary = "spikard-conformance-5f0c1d7e9a3b"
     b = boundary.encode()
     out = bytearray()
     for name, value in fields:

@@ -1,0 +1,221 @@
+"""Unit tests of the conformance runner itself (no host needed):
+
+    python3 -m unittest discover -s tests/conformance
+"""
+
+import http.server
+import json
+import sys
+import tempfile
+import threading
+import tomllib
+import unittest
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.dont_write_bytecode = True
+
+from runner import compare as cmp  # noqa: E402
+from runner import fixtures as fx  # noqa: E402
+from runner import rawhttp  # noqa: E402
+from runner import tomlgen  # noqa: E402
+
+
+def case_from(data: dict, category: str = "query_params") -> fx.Case:
+    with tempfile.TemporaryDirectory() as d:
+        root = Path(d)
+        (root / category).mkdir()
+        f = root / category / "01_case.json"
+        f.write_text(json.dumps(data), encoding="utf-8")
+        return fx.load_case(root, f)
+
+
+class Toml(unittest.TestCase):
+    def test_values_round_trip(self):
+        value = {
+            "status": 201,
+            "body": 'quote " backslash \\ newline \n tab \t nul \x00 é ☕',
+            "headers": {"Content-Type": "a/b", "x.y": "1"},
+            "f": 1.5,
+            "e": 1e-10,
+            "big": 9223372036854775807,
+            "list": [1, "two", True],
+            "nested": {"k": {"deeper": False}},
+        }
+        text = "v = " + tomlgen.toml_value(value)
+        self.assertEqual(tomllib.loads(text)["v"], value)
+
+    def test_none_members_are_dropped_and_bare_none_refused(self):
+        self.assertEqual(tomllib.loads("v = " + tomlgen.toml_value({"a": None, "b": 1}))["v"], {"b": 1})
+        with self.assertRaises(ValueError):
+            tomlgen.toml_value(None)
+
+    def test_set_cookie_spellings_are_distinct(self):
+        names = [n for _, n in zip(range(4), tomlgen.case_variants("set-cookie"))]
+        self.assertEqual(len(set(names)), 4)
+        self.assertTrue(all(n.lower() == "set-cookie" for n in names))
+
+
+class Translation(unittest.TestCase):
+    def test_required_rules(self):
+        schema = fx.object_schema(
+            {
+                "a": {"type": "string", "annotation": "str"},
+                "b": {"type": "integer", "optional": True},
+                "c": {"type": "string", "default": "x"},
+                "d": {"type": "string", "required": False},
+                "e": {"annotation": "list[int]"},
+                "f": {"type": "string", "required": True, "default": "y"},
+                "g": {"annotation": "Optional[int]"},
+            },
+            [],
+            "query",
+        )
+        self.assertEqual(schema["required"], ["a", "e", "f"])
+        self.assertEqual(schema["properties"]["e"], {"type": "array", "items": {"type": "integer"}})
+        self.assertEqual(schema["properties"]["g"], {"type": "integer"})
+        for prop in schema["properties"].values():
+            for key in ("annotation", "optional"):
+                self.assertNotIn(key, prop)
+            self.assertNotIsInstance(prop.get("required", []), bool)
+
+    def test_alias_and_dropped_keys(self):
+        schema = fx.object_schema({"x": {"type": "string", "alias": "X-Token", "uuidVersion": "4", "source": "h"}}, [], "headers")
+        self.assertEqual(schema, {"type": "object", "properties": {"X-Token": {"type": "string"}}, "required": ["X-Token"]})
+
+    def test_route_syntax(self):
+        path, auto = fx.translate_route("/files/{file_path:path}")
+        self.assertEqual(path, "/files/{*file_path}")
+        path, auto = fx.translate_route("/items/{id:uuid}/x/{n:int}?q=1")
+        self.assertEqual(path, "/items/{id}/x/{n}")
+        self.assertEqual(auto, {"id": {"type": "string", "format": "uuid"}, "n": {"type": "integer"}})
+        with self.assertRaises(fx.Unloadable):
+            fx.translate_route("/a/x{y}")
+
+    def test_template_matching(self):
+        self.assertTrue(fx.template_matches("/a/{x}", "/a/1"))
+        self.assertFalse(fx.template_matches("/a/{x}", "/a/"))
+        self.assertTrue(fx.template_matches("/f/{*p}", "/f/a/b"))
+        self.assertFalse(fx.template_matches("/a/", "/a"))
+
+    def test_case_translation(self):
+        case = case_from(
+            {
+                "handler": {
+                    "route": "/items/{id:int}",
+                    "method": "GET",
+                    "parameters": {"path": {"id": {"minimum": 1}}, "header": {"X-Key": {"type": "string"}}},
+                },
+                "request": {"method": "GET", "path": "/items/3", "query_params": {"t": [1, True]}, "cookies": {"s": "v"}},
+                "expected_response": {"status_code": 422},
+            }
+        )
+        self.assertTrue(case.host_answers)
+        self.assertEqual(case.route.schemas["path"]["properties"]["id"], {"type": "integer", "minimum": 1})
+        self.assertEqual(case.route.schemas["path"]["required"], ["id"])
+        self.assertIn("headers", case.route.schemas)
+        self.assertEqual(case.request.target, "/items/3?t=1&t=true")
+        self.assertIn(("Cookie", "s=v"), case.request.headers)
+
+    def test_bodies(self):
+        case = case_from(
+            {
+                "request": {"method": "POST", "path": "/f", "form_data": {"a": "x y", "t": ["1", "2"]}},
+                "expected_response": {"status_code": 200},
+            }
+        )
+        self.assertEqual(case.request.body, b"a=x%20y&t=1&t=2")
+        self.assertFalse(case.host_answers)  # no handler block: the route answers
+        case = case_from(
+            {
+                "request": {"method": "POST", "path": "/u", "files": [{"field_name": "f", "filename": "a.png", "magic_bytes": "8950"}]},
+                "expected_response": {"status_code": 201},
+            },
+            "multipart",
+        )
+        ctype = fx.header_get(case.request.headers, "content-type")
+        self.assertTrue(ctype.startswith("multipart/form-data; boundary="))
+        self.assertIn(b'filename="a.png"\r\nContent-Type: application/octet-stream\r\n\r\n\x89P\r\n', case.request.body)
+
+    def test_templates_expand(self):
+        self.assertEqual(fx.expand({"a": "{{ repeat 'x' 3 times }}!"}), {"a": "xxx!"})
+
+    def test_unloadable(self):
+        with self.assertRaises(fx.Unloadable):
+            case_from({"request": {"method": "GetUser", "path": "/x"}, "expected_response": {"status_code": "OK"}})
+        with self.assertRaises(fx.Unloadable):
+            case_from({"expected_response": {"status_code": 200}})
+
+
+class Compare(unittest.TestCase):
+    def test_tokens_and_numbers(self):
+        self.assertTrue(cmp.matches({"id": "<<uuid>>", "n": 1}, {"id": "c892496f-b1fd-4b91-bdb8-b46f92df1716", "n": 1.0}))
+        self.assertFalse(cmp.matches({"n": 1}, {"n": True}))
+        self.assertFalse(cmp.matches({"a": "<<absent>>"}, {"a": 1}))
+        self.assertTrue(cmp.matches({"a": 1}, {"a": 1, "b": 2}, partial=True))
+        self.assertFalse(cmp.matches({"a": 1}, {"a": 1, "b": 2}))
+
+    def test_errors_multiset_and_soft(self):
+        v = cmp.Verdict()
+        exp = [
+            {"type": "missing", "loc": ["query", "a"], "msg": "Field required", "input": None},
+            {"type": "int_parsing", "loc": ["body", "t", "2"], "msg": "x"},
+        ]
+        got = [
+            {"type": "int_parsing", "loc": ["body", "t", 2], "msg": "y", "input": "q", "ctx": {}},
+            {"type": "missing", "loc": ["query", "a"], "msg": "Field required", "input": None, "request_id": "r"},
+        ]
+        cmp.compare_errors(exp, got, v)
+        self.assertTrue(v.ok, v.diffs)
+        self.assertEqual([ok for ok, _ in v.soft["msg"]], [True, False])
+        v = cmp.Verdict()
+        cmp.compare_errors(exp, got[:1], v)
+        self.assertFalse(v.ok)
+
+
+class RawHttp(unittest.TestCase):
+    def test_exchange(self):
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                out = json.dumps({"got": body.decode(), "x": self.headers["X-Mixed-Case"]}).encode()
+                self.send_response(201)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Set-Cookie", "a=1")
+                self.send_header("Set-Cookie", "b=2")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            def log_message(self, *args):
+                pass
+
+        server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        t = threading.Thread(target=server.serve_forever, daemon=True)
+        t.start()
+        try:
+            resp = rawhttp.exchange(
+                "127.0.0.1", server.server_port, "POST", "/x", [("X-Mixed-Case", "v"), ("Content-Length", "2")], b"hi", timeout=5
+            )
+        finally:
+            server.shutdown()
+            server.server_close()
+        self.assertEqual(resp.status, 201)
+        self.assertEqual(json.loads(resp.body), {"got": "hi", "x": "v"})
+        self.assertEqual(resp.all("set-cookie"), ["a=1", "b=2"])
+
+    def test_refused_connection_is_an_http_error(self):
+        import socket
+
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        with self.assertRaises(rawhttp.HttpError):
+            rawhttp.exchange("127.0.0.1", port, "GET", "/", [], None, timeout=2)
+
+
+if __name__ == "__main__":
+    unittest.main()
