@@ -4,7 +4,7 @@
 //! GIL on a small tokio runtime of the plugin's own, and its outcome sent
 //! through the responder. Kept to measure against the queue bridge.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use pyo3::prelude::*;
 use pyo3_async_runtimes::TaskLocals;
@@ -19,7 +19,8 @@ static LOCALS: OnceLock<TaskLocals> = OnceLock::new();
 /// The bridge: the runtime's `coroutine` entry and a tokio runtime.
 pub struct FutureBridge {
     coroutine: Arc<Py<PyAny>>,
-    runtime: tokio::runtime::Runtime,
+    runtime: Mutex<Option<tokio::runtime::Runtime>>,
+    handle: tokio::runtime::Handle,
 }
 
 impl FutureBridge {
@@ -33,14 +34,15 @@ impl FutureBridge {
             .build()?;
         Ok(FutureBridge {
             coroutine: Arc::new(coroutine),
-            runtime,
+            handle: runtime.handle().clone(),
+            runtime: Mutex::new(Some(runtime)),
         })
     }
 
     /// Starts the request's coroutine and answers when it is done.
     pub fn submit(&self, job: Job) {
         let coroutine = self.coroutine.clone();
-        self.runtime.spawn(async move {
+        self.handle.spawn(async move {
             let responder = Python::attach(|py| {
                 let ((id, params, body, headers), responder, _) = job.into_args(py);
                 let future = LOCALS
@@ -105,7 +107,14 @@ fn answer(py: Python<'_>, responder: Responder, outcome: PyResult<Py<PyAny>>) {
 
 impl FutureBridge {
     /// Stops the tokio runtime without waiting for stragglers.
-    pub fn stop(self) {
-        self.runtime.shutdown_background();
+    pub fn stop(&self) {
+        if let Some(runtime) = self
+            .runtime
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            runtime.shutdown_background();
+        }
     }
 }

@@ -46,31 +46,16 @@ enum Bridge {
     IntoFuture(FutureBridge),
 }
 
-/// Everything that is stopped at shutdown.
-struct Running {
-    event_loop: EventLoop,
-    workers: SyncWorkers,
-    bridge: Bridge,
-}
-
 /// The plugin instance.
 pub struct PythonPlugin {
     runtime: Py<PyAny>,
     handlers: Vec<Handler>,
-    running: Mutex<Option<Running>>,
+    bridge: Bridge,
+    workers: SyncWorkers,
+    event_loop: Mutex<Option<EventLoop>>,
     /// Set at shutdown: late requests get a 503 instead of a dead loop.
     stopping: AtomicBool,
-    /// The queue or into_future bridge, readable without the lock.
-    bridge: *const Bridge,
-    workers: *const SyncWorkers,
 }
-
-// SAFETY: the raw pointers point into `running`, which is only taken at
-// shutdown, after which `handle` is never called (ABI rule); everything
-// they point to is Sync.
-unsafe impl Send for PythonPlugin {}
-// SAFETY: see `Send`.
-unsafe impl Sync for PythonPlugin {}
 
 fn python_error(py: Python<'_>, err: PyErr) -> String {
     let traceback = err
@@ -151,7 +136,7 @@ impl PythonPlugin {
                 });
             }
 
-            let start = |kind: BridgeKind| -> PyResult<Running> {
+            let start = |kind: BridgeKind| -> PyResult<(EventLoop, Bridge, SyncWorkers)> {
                 let queue = if kind == BridgeKind::Queue {
                     Some(QueueBridge::new()?)
                 } else {
@@ -172,19 +157,15 @@ impl PythonPlugin {
                     settings.sync_workers,
                     runtime.getattr("call_sync")?.unbind(),
                 )?;
-                Ok(Running {
-                    event_loop,
-                    workers,
-                    bridge,
-                })
+                Ok((event_loop, bridge, workers))
             };
-            let running = start(settings.bridge).map_err(|e| python_error(py, e))?;
+            let (event_loop, bridge, workers) =
+                start(settings.bridge).map_err(|e| python_error(py, e))?;
             let startup = runtime
                 .call_method0("startup")
                 .map_err(|e| python_error(py, e))?;
             if !startup.is_none() {
-                running
-                    .event_loop
+                event_loop
                     .run(py, &startup)
                     .map_err(|e| format!("a startup hook failed: {}", python_error(py, e)))?;
             }
@@ -196,19 +177,14 @@ impl PythonPlugin {
                 settings.bridge,
                 settings.sync_workers
             );
-            let mut plugin = PythonPlugin {
+            Ok(PythonPlugin {
                 runtime: runtime.unbind(),
                 handlers,
-                running: Mutex::new(Some(running)),
+                bridge,
+                workers,
+                event_loop: Mutex::new(Some(event_loop)),
                 stopping: AtomicBool::new(false),
-                bridge: std::ptr::null(),
-                workers: std::ptr::null(),
-            };
-            let guard = plugin.running.get_mut().unwrap_or_else(|e| e.into_inner());
-            let running = guard.as_ref().expect("just stored");
-            plugin.bridge = &running.bridge;
-            plugin.workers = &running.workers;
-            Ok(plugin)
+            })
         })
     }
 }
@@ -249,14 +225,13 @@ impl Plugin for PythonPlugin {
             responder,
             request_id: request.request_id().to_owned(),
         };
-        // SAFETY: set in `start`, valid until shutdown (see the Send impl).
         if handler.is_async {
-            match unsafe { &*self.bridge } {
+            match &self.bridge {
                 Bridge::Queue(queue) => queue.submit(job),
                 Bridge::IntoFuture(bridge) => bridge.submit(job),
             }
         } else {
-            unsafe { &*self.workers }.submit(job);
+            self.workers.submit(job);
         }
     }
 
@@ -272,8 +247,8 @@ impl Plugin for PythonPlugin {
                 "{left} request(s) still running at shutdown; their answers are dropped"
             );
         }
-        let Some(mut running) = self
-            .running
+        let Some(mut event_loop) = self
+            .event_loop
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take()
@@ -283,17 +258,17 @@ impl Plugin for PythonPlugin {
         Python::attach(|py| {
             match self.runtime.bind(py).call_method0("shutdown") {
                 Ok(hooks) if !hooks.is_none() => {
-                    if let Err(e) = running.event_loop.run(py, &hooks) {
+                    if let Err(e) = event_loop.run(py, &hooks) {
                         tracing::error!("a shutdown hook failed: {}", python_error(py, e));
                     }
                 }
                 Ok(_) => {}
                 Err(e) => tracing::error!("shutdown failed: {}", python_error(py, e)),
             }
-            running.event_loop.stop(py);
-            py.detach(|| running.workers.stop());
+            event_loop.stop(py);
+            py.detach(|| self.workers.stop());
         });
-        if let Bridge::IntoFuture(bridge) = running.bridge {
+        if let Bridge::IntoFuture(bridge) = &self.bridge {
             bridge.stop();
         }
         tracing::info!("python plugin stopped");

@@ -60,9 +60,11 @@ pub fn parse(json: &str, config_dir: &Path) -> Result<Settings, String> {
         Some((m, a)) if !m.trim().is_empty() && !a.trim().is_empty() => {
             (m.trim().to_owned(), a.trim().to_owned())
         }
-        _ => return Err(format!(
+        _ => {
+            return Err(format!(
             "settings.app = {app:?} is not module:attribute; write e.g. app = \"examples.app:app\""
-        )),
+        ))
+        }
     };
     let python_path = match raw.python_path {
         None => vec![config_dir.to_path_buf()],

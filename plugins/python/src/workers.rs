@@ -19,7 +19,7 @@ struct Queue {
 /// The pool.
 pub struct SyncWorkers {
     queue: Arc<(Mutex<Queue>, Condvar)>,
-    threads: Vec<JoinHandle<()>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl SyncWorkers {
@@ -36,7 +36,10 @@ impl SyncWorkers {
                     .spawn(move || work(&queue, &call_sync))?,
             );
         }
-        Ok(SyncWorkers { queue, threads })
+        Ok(SyncWorkers {
+            queue,
+            threads: Mutex::new(threads),
+        })
     }
 
     /// Queues a request for the next free worker.
@@ -50,11 +53,12 @@ impl SyncWorkers {
     }
 
     /// Lets the workers finish what is queued, then joins them.
-    pub fn stop(&mut self) {
+    pub fn stop(&self) {
         let (lock, ready) = &*self.queue;
         lock.lock().unwrap_or_else(|e| e.into_inner()).stopping = true;
         ready.notify_all();
-        for thread in self.threads.drain(..) {
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        for thread in threads {
             let _ = thread.join();
         }
     }
