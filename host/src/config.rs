@@ -45,6 +45,10 @@ pub struct ServerConfig {
     pub shutdown_timeout: Duration,
     /// Async worker threads; `None` means one per core.
     pub workers: Option<usize>,
+    /// Largest request head (request line and headers) in bytes; larger gets a 431.
+    pub max_header_bytes: usize,
+    /// Deepest nesting of arrays and objects a JSON body may have.
+    pub max_json_depth: usize,
 }
 
 /// One `[[plugins]]` entry.
@@ -81,6 +85,8 @@ pub struct RouteConfig {
     pub response: Option<Value>,
     /// Overrides `server.body_limit` for this route.
     pub body_limit: Option<usize>,
+    /// Overrides `server.max_json_depth` for this route.
+    pub max_json_depth: Option<usize>,
     /// Where it is declared, for messages.
     pub at: Location,
 }
@@ -151,6 +157,8 @@ struct RawServer {
     request_timeout_ms: Option<u64>,
     shutdown_timeout_ms: Option<u64>,
     workers: Option<Spanned<usize>>,
+    max_header_bytes: Option<Spanned<ByteSize>>,
+    max_json_depth: Option<Spanned<usize>>,
 }
 
 #[derive(Deserialize)]
@@ -179,6 +187,8 @@ struct RawRoute {
     response: Option<Spanned<SchemaSource>>,
     #[serde(default)]
     body_limit: Option<Spanned<ByteSize>>,
+    #[serde(default)]
+    max_json_depth: Option<Spanned<usize>>,
 }
 
 #[derive(Deserialize)]
@@ -242,6 +252,15 @@ impl ByteSize {
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8000";
 /// The default body limit: 1 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;
+/// The default request head limit: 16 KiB, as Node.js (8 KiB refuses real browsers with
+/// many cookies or large tokens).
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 16 << 10;
+/// The smallest head limit accepted: a request line and a few headers must fit.
+pub const MIN_HEADER_BYTES: usize = 1024;
+/// The default JSON nesting limit.
+pub const DEFAULT_MAX_JSON_DEPTH: usize = 32;
+/// The JSON parser refuses deeper input whatever the limit.
+pub const MAX_JSON_DEPTH: usize = 127;
 
 /// Converts byte offsets into [`Location`]s for one file.
 struct Source<'a> {
@@ -414,6 +433,14 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
                 }
             },
         };
+        let max_json_depth = match route.max_json_depth {
+            None => None,
+            Some(depth) => Some(json_depth(
+                &source,
+                depth,
+                &format!("{field}.max_json_depth"),
+            )?),
+        };
         routes.push(RouteConfig {
             method,
             path,
@@ -423,6 +450,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
             schemas,
             response,
             body_limit,
+            max_json_depth,
             at: source.at(span.start),
         });
     }
@@ -460,6 +488,26 @@ fn resolve_server(source: &Source<'_>, raw: RawServer) -> Result<ServerConfig, C
         }
         w => w.map(Spanned::into_inner),
     };
+    let max_header_bytes = match raw.max_header_bytes {
+        None => DEFAULT_MAX_HEADER_BYTES,
+        Some(limit) => match limit.get_ref().bytes() {
+            Ok(n) if n >= MIN_HEADER_BYTES => n,
+            Ok(_) => {
+                return source.error(
+                    limit.span().start,
+                    "server.max_header_bytes",
+                    format!("must be at least {MIN_HEADER_BYTES}; the default is \"16KiB\""),
+                )
+            }
+            Err(message) => {
+                return source.error(limit.span().start, "server.max_header_bytes", message)
+            }
+        },
+    };
+    let max_json_depth = match raw.max_json_depth {
+        None => DEFAULT_MAX_JSON_DEPTH,
+        Some(depth) => json_depth(source, depth, "server.max_json_depth")?,
+    };
     Ok(ServerConfig {
         listen,
         body_limit,
@@ -468,7 +516,24 @@ fn resolve_server(source: &Source<'_>, raw: RawServer) -> Result<ServerConfig, C
         request_timeout: Duration::from_millis(raw.request_timeout_ms.unwrap_or(30_000)),
         shutdown_timeout: Duration::from_millis(raw.shutdown_timeout_ms.unwrap_or(10_000)),
         workers,
+        max_header_bytes,
+        max_json_depth,
     })
+}
+
+fn json_depth(
+    source: &Source<'_>,
+    depth: Spanned<usize>,
+    field: &str,
+) -> Result<usize, ConfigError> {
+    match *depth.get_ref() {
+        n @ 1..=MAX_JSON_DEPTH => Ok(n),
+        _ => source.error(
+            depth.span().start,
+            field,
+            format!("must be between 1 and {MAX_JSON_DEPTH} (the JSON parser's own limit)"),
+        ),
+    }
 }
 
 /// Parses `host:port` (also `[::1]:port`), for the config and `--listen`.
@@ -655,7 +720,26 @@ mod tests {
         .unwrap();
         assert_eq!(c.server.body_limit, 65536);
         assert_eq!(c.server.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(c.server.max_header_bytes, 16384);
+        assert_eq!(c.server.max_json_depth, 32);
         assert!(err("[server]\nbody_limit = \"3 parsecs\"\n").contains("server.body_limit"));
+    }
+
+    #[test]
+    fn header_and_depth_limits() {
+        let c = parse(
+            Path::new("s.toml"),
+            &format!("[server]\nmax_header_bytes = \"8KiB\"\nmax_json_depth = 10\n{PLUGIN}[[routes]]\nmethod=\"POST\"\npath=\"/\"\nplugin=\"echo\"\nhandler=\"echo\"\nmax_json_depth = 4\n"),
+        )
+        .unwrap();
+        assert_eq!(c.server.max_header_bytes, 8192);
+        assert_eq!(c.server.max_json_depth, 10);
+        assert_eq!(c.routes[0].max_json_depth, Some(4));
+        assert!(err("[server]\nmax_header_bytes = 100\n")
+            .contains("server.max_header_bytes: must be at least 1024"));
+        assert!(err("[server]\nmax_json_depth = 0\n")
+            .contains("server.max_json_depth: must be between 1 and 127"));
+        assert!(err("[server]\nmax_json_depth = 500\n").contains("server.max_json_depth"));
     }
 
     #[test]

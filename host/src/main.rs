@@ -7,6 +7,7 @@
 
 mod cli;
 mod config;
+mod multipart;
 mod plugin;
 mod problem;
 mod routes;
@@ -112,7 +113,11 @@ fn run(args: Args) -> Result<ExitCode, String> {
     let shared = Arc::new(server::Shared::new(&config.server));
     let router = server::router(routes, shared)?;
     let grace = config.server.shutdown_timeout;
-    let finished = runtime.block_on(server::serve(config.server.listen, router, grace))?;
+    let limits = server::Limits {
+        max_header_bytes: config.server.max_header_bytes,
+        grace,
+    };
+    let finished = runtime.block_on(server::serve(config.server.listen, router, limits))?;
     // Plugins get what is left of the grace period; late answers are dropped.
     shutdown_plugins(if finished {
         grace

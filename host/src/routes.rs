@@ -32,6 +32,8 @@ pub struct Route {
     pub response: Option<jsonschema::Validator>,
     /// Largest accepted body.
     pub body_limit: usize,
+    /// Deepest nesting accepted in a JSON body.
+    pub max_json_depth: usize,
     /// Where it was declared, for messages.
     pub origin: String,
 }
@@ -144,6 +146,7 @@ pub fn build(
             validator,
             response,
             body_limit: rc.body_limit.unwrap_or(server_limit),
+            max_json_depth: rc.max_json_depth.unwrap_or(config.server.max_json_depth),
             origin: origin.clone(),
         });
     }
@@ -174,6 +177,7 @@ pub fn build(
                 validator,
                 response,
                 body_limit: body_limit.unwrap_or(server_limit),
+                max_json_depth: config.server.max_json_depth,
                 origin,
             });
         }

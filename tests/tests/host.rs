@@ -64,6 +64,26 @@ plugin = "echo"
 handler = "echo"
 
 [[routes]]
+method = "POST"
+path = "/upload"
+plugin = "echo"
+handler = "echo"
+body_limit = 4096
+[routes.body]
+type = "object"
+properties = { title = { type = "string", minLength = 2 }, count = { type = "integer" }, file = { type = "string", format = "binary", contentMediaType = "text/plain, image/*", maxLength = 64 } }
+required = ["file"]
+
+[[routes]]
+method = "POST"
+path = "/shallow"
+plugin = "echo"
+handler = "echo"
+max_json_depth = 3
+[routes.body]
+type = "object"
+
+[[routes]]
 method = "GET"
 path = "/slow"
 plugin = "echo"
@@ -369,4 +389,179 @@ fn graceful_shutdown_finishes_in_flight_requests() {
         "plugin shutdown ran:\n{}",
         s.log()
     );
+}
+
+/// One form part: name, `(filename, content type)` for a file, content.
+type FormPart<'a> = (&'a str, Option<(&'a str, &'a str)>, &'a [u8]);
+
+fn multipart_body(parts: &[FormPart<'_>]) -> Vec<u8> {
+    let mut body = b"preamble\r\n".to_vec();
+    for (name, file, content) in parts {
+        body.extend_from_slice(b"--b0undary\r\n");
+        let disposition = match file {
+            Some((filename, media_type)) => format!(
+                "Content-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\nContent-Type: {media_type}\r\n\r\n"
+            ),
+            None => format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n"),
+        };
+        body.extend_from_slice(disposition.as_bytes());
+        body.extend_from_slice(content);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(b"--b0undary--\r\n");
+    body
+}
+
+#[test]
+fn multipart_uploads_are_parsed_validated_and_handed_over() {
+    let s = server();
+    let multipart = [("content-type", "multipart/form-data; boundary=b0undary")];
+    let body = multipart_body(&[
+        ("title", None, b"holiday"),
+        ("count", None, b"3"),
+        ("file", Some(("notes.txt", "text/plain")), b"hello\r\nworld"),
+    ]);
+    let r = s.request("POST", "/upload", &multipart, &body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let echoed = r.json();
+    assert_eq!(
+        echoed["params"]["form"],
+        json!({
+            "title": "holiday",
+            "count": 3,
+            "file": {"filename": "notes.txt", "content_type": "text/plain", "size": 12, "content": "hello\r\nworld"},
+        })
+    );
+    // The plugin also gets the raw body, untouched.
+    assert_eq!(echoed["body"], String::from_utf8(body).unwrap());
+
+    // Binary files arrive base64-encoded.
+    let png = b"\x89PNG\r\n\x1a\n";
+    let r = s.request(
+        "POST",
+        "/upload",
+        &multipart,
+        &multipart_body(&[("file", Some(("a.png", "image/png")), png)]),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.json()["params"]["form"]["file"],
+        json!({"filename": "a.png", "content_type": "image/png", "size": 8,
+               "content": "iVBORw0KGgo=", "content_encoding": "base64"})
+    );
+
+    // Field errors, file rules and a missing file are all 422s.
+    let r = s.request(
+        "POST",
+        "/upload",
+        &multipart,
+        &multipart_body(&[
+            ("title", None, b"x"),
+            ("count", None, b"many"),
+            ("file", Some(("run.sh", "application/x-sh")), b"#!/bin/sh"),
+        ]),
+    );
+    assert_eq!(r.status, 422, "{}", r.text());
+    let errors = r.json()["errors"].clone();
+    let found: Vec<_> = errors
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["type"].as_str().unwrap().to_owned(), e["loc"].clone()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("int_parsing".to_owned(), json!(["body", "count"])),
+            ("string_too_short".to_owned(), json!(["body", "title"])),
+            ("validation_error".to_owned(), json!(["files", "file"])),
+        ]
+    );
+    let r = s.request("POST", "/upload", &multipart, b"--b0undary--\r\n");
+    assert_eq!(r.status, 422);
+    assert_eq!(r.json()["errors"][0]["loc"], json!(["body", "file"]));
+
+    // An unusable request is a 400 Problem Details.
+    let r = s.request(
+        "POST",
+        "/upload",
+        &[("content-type", "multipart/form-data")],
+        b"",
+    );
+    assert_eq!(r.status, 400);
+    assert_problem(&r.json(), 400, "missing-boundary");
+    let r = s.request(
+        "POST",
+        "/upload",
+        &multipart,
+        b"--b0undary\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nno end",
+    );
+    assert_eq!(r.status, 400);
+    assert_problem(&r.json(), 400, "malformed-multipart");
+}
+
+#[test]
+fn request_heads_over_the_limit_get_431() {
+    let s = server();
+    // Larger than the old 8 KiB habit, within the 16 KiB default.
+    let big = "t".repeat(12_000);
+    let r = s.request("GET", "/hello", &[("x-token", &big)], b"");
+    assert_eq!(r.status, 200);
+    let huge = "t".repeat(20_000);
+    let r = s.request("GET", "/hello", &[("x-token", &huge)], b"");
+    assert_eq!(r.status, 431);
+    assert_eq!(s.get("/hello").status, 200, "still serving");
+
+    // A configured limit.
+    let s = Server::start(
+        &config(ROUTES).replace("[server]\n", "[server]\nmax_header_bytes = \"2KiB\"\n"),
+    );
+    let r = s.request("GET", "/hello", &[("x-token", &"t".repeat(2_100))], b"");
+    assert_eq!(r.status, 431);
+    let r = s.request("GET", "/hello", &[("x-token", &"t".repeat(1_500))], b"");
+    assert_eq!(r.status, 200);
+}
+
+#[test]
+fn json_nesting_is_limited() {
+    let s = server();
+    let nested = |depth: usize| {
+        format!(
+            "{}{}",
+            r#"{"a":"#.repeat(depth - 1) + "{}",
+            "}".repeat(depth - 1)
+        )
+    };
+    // The route's own limit.
+    assert_eq!(s.post_json("/shallow", &nested(3)).status, 200);
+    let r = s.post_json("/shallow", &nested(4));
+    assert_eq!(r.status, 400);
+    assert_problem(&r.json(), 400, "json-too-deep");
+    // The server default, 32: deeper is refused before validation.
+    assert_eq!(s.post_json("/items", &nested(32)).status, 422);
+    let r = s.post_json("/items", &nested(33));
+    assert_eq!(r.status, 400);
+    assert_problem(&r.json(), 400, "json-too-deep");
+}
+
+#[test]
+fn a_body_shorter_than_its_content_length_is_a_400() {
+    use std::io::{Read, Write};
+    let s = server();
+    let mut stream = std::net::TcpStream::connect(s.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "POST /items HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{{\"name\": \"x\"}}"
+    )
+    .unwrap();
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let r = spikard_tests::parse_response(&raw);
+    assert_eq!(r.status, 400);
+    assert_problem(&r.json(), 400, "content-length-mismatch");
+    assert_eq!(r.json()["title"], "Content-Length header mismatch");
 }

@@ -16,6 +16,7 @@ use http::StatusCode;
 use spikard_abi::ffi;
 
 use super::request_id::RequestIds;
+use crate::multipart::{self, Part};
 use crate::plugin::host_api::{Answer, ResponderSlot};
 use crate::plugin::LoadedPlugin;
 use crate::problem::Problem;
@@ -73,10 +74,11 @@ pub async fn dispatch(
 }
 
 /// The body as the validator sees it.
-enum Parsed {
+enum Parsed<'b> {
     Empty,
     Json(serde_json::Value),
     Form,
+    Multipart(Vec<Part<'b>>),
     Opaque,
 }
 
@@ -98,16 +100,80 @@ fn is_json(essence: &str) -> bool {
         || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
+/// Whether JSON text nests arrays and objects deeper than `max` levels (`{}` is one level).
+/// A byte scan that only tracks strings and brackets, so it is cheap and runs before the
+/// parser; malformed JSON is left for the parser to report.
+fn json_too_deep(body: &[u8], max: usize) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in body {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
 /// Reads and classifies the body for a route with a body schema.
-fn parse_body(route: &Route, headers: &http::HeaderMap, body: &[u8]) -> Result<Parsed, Problem> {
+fn parse_body<'b>(
+    route: &Route,
+    headers: &http::HeaderMap,
+    body: &'b [u8],
+) -> Result<Parsed<'b>, Problem> {
     if !route.validator.has_body_schema() {
         return Ok(Parsed::Opaque);
+    }
+    let (essence, charset) =
+        media_type(headers).unwrap_or_else(|| ("application/json".into(), None));
+    if essence == "multipart/form-data" {
+        // Checked even without a body: the header itself is unusable.
+        let content_type = headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let boundary = multipart::boundary(content_type).ok_or_else(|| {
+            Problem::bad_request(
+                "missing-boundary",
+                "Missing Multipart Boundary",
+                "multipart/form-data requires a 'boundary' parameter in Content-Type (1 to 200 printable ASCII characters)",
+            )
+        })?;
+        if body.is_empty() {
+            return Ok(Parsed::Empty);
+        }
+        let malformed = |m: String| {
+            Problem::bad_request(
+                "malformed-multipart",
+                "Malformed Multipart",
+                format!("Failed to parse multipart/form-data: {m}"),
+            )
+        };
+        let parts = multipart::parse(body, &boundary).map_err(malformed)?;
+        validation::check_indices(parts.iter().map(|p| p.name.as_str())).map_err(malformed)?;
+        return Ok(Parsed::Multipart(parts));
     }
     if body.is_empty() {
         return Ok(Parsed::Empty);
     }
-    let (essence, charset) =
-        media_type(headers).unwrap_or_else(|| ("application/json".into(), None));
     if is_json(&essence) {
         if let Some(charset) = charset.filter(|c| c != "utf-8" && c != "utf8") {
             return Err(Problem::new(
@@ -115,6 +181,16 @@ fn parse_body(route: &Route, headers: &http::HeaderMap, body: &[u8]) -> Result<P
                 "unsupported-charset",
                 "Unsupported Charset",
                 format!("Unsupported charset '{charset}' for JSON. Only UTF-8 is supported."),
+            ));
+        }
+        if json_too_deep(body, route.max_json_depth) {
+            return Err(Problem::bad_request(
+                "json-too-deep",
+                "JSON Nesting Too Deep",
+                format!(
+                    "the request body nests arrays and objects deeper than the limit of {} levels",
+                    route.max_json_depth
+                ),
             ));
         }
         return serde_json::from_slice(body).map(Parsed::Json).map_err(|e| {
@@ -136,7 +212,7 @@ fn parse_body(route: &Route, headers: &http::HeaderMap, body: &[u8]) -> Result<P
         return Ok(Parsed::Form);
     }
     Err(Problem::unsupported_media_type(format!(
-        "Unsupported media type `{essence}`; this route accepts application/json or application/x-www-form-urlencoded"
+        "Unsupported media type `{essence}`; this route accepts application/json, application/x-www-form-urlencoded or multipart/form-data"
     )))
 }
 
@@ -176,6 +252,14 @@ async fn run(
                 .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
             {
                 Problem::payload_too_large(route.body_limit)
+            } else if let Some(declared) = declared.filter(|_| ended_early(&e)) {
+                Problem::bad_request(
+                    "content-length-mismatch",
+                    "Content-Length header mismatch",
+                    format!(
+                        "Content-Length header does not match actual body size: the connection ended before the {declared} bytes it announced"
+                    ),
+                )
             } else {
                 Problem::bad_request(
                     "unreadable-body",
@@ -193,6 +277,7 @@ async fn run(
         body: match &parsed {
             Parsed::Json(value) => validation::Body::Json(value),
             Parsed::Form => validation::Body::Form(&body),
+            Parsed::Multipart(parts) => validation::Body::Multipart(parts),
             Parsed::Empty | Parsed::Opaque => validation::Body::None,
         },
     };
@@ -259,6 +344,21 @@ async fn run(
             Err(Problem::plugin_failure())
         }
     }
+}
+
+/// Whether reading the body failed because the client stopped sending (end of stream before
+/// the announced length) rather than for another reason.
+fn ended_early(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::UnexpectedEof)
+        {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }
 
 /// Builds the borrowed `spk_request` and calls the plugin. Synchronous so
@@ -377,4 +477,33 @@ fn refuse(shared: &Shared, problem: &Problem, request: &Request<Body>) -> Respon
         );
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_depth_is_counted_outside_strings() {
+        assert!(!json_too_deep(b"{}", 1));
+        assert!(!json_too_deep(b"[1, {}]", 2));
+        assert!(json_too_deep(b"[1, {}]", 1));
+        assert!(!json_too_deep(br#"{"a": "[[[{{{"}"#, 1));
+        assert!(!json_too_deep(br#"{"a": "\"[[[{{{"}"#, 1));
+        assert!(json_too_deep(br#"{"a": "\\", "b": [[]]}"#, 2));
+        assert!(
+            !json_too_deep(b"]]]]{}", 1),
+            "malformed input is the parser's to report"
+        );
+    }
+
+    #[test]
+    fn the_largest_depth_limit_is_within_the_parsers() {
+        let max = crate::config::MAX_JSON_DEPTH;
+        let nested = |n: usize| "[".repeat(n) + &"]".repeat(n);
+        assert!(!json_too_deep(nested(max).as_bytes(), max));
+        assert!(json_too_deep(nested(max + 1).as_bytes(), max));
+        assert!(serde_json::from_str::<serde_json::Value>(&nested(max)).is_ok());
+        assert!(serde_json::from_str::<serde_json::Value>(&nested(max + 1)).is_err());
+    }
 }

@@ -1,5 +1,5 @@
-//! The HTTP server: the route table as an axum router, served on tokio with
-//! graceful shutdown.
+//! The HTTP server: the route table as an axum router, served over HTTP/1.1 by hyper on
+//! tokio, with a request head limit and graceful shutdown.
 
 mod dispatch;
 mod request_id;
@@ -9,8 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::routing::{MethodFilter, MethodRouter};
-use axum::serve::ListenerExt;
 use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::sync::watch;
 
 pub use dispatch::Shared;
 use request_id::RequestIds;
@@ -100,9 +102,22 @@ async fn shutdown_signal() {
     }
 }
 
+/// How connections are served.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest request head (request line and headers); hyper answers a larger one with
+    /// `431 Request Header Fields Too Large` and closes the connection.
+    pub max_header_bytes: usize,
+    /// Grace period for in-flight requests after a shutdown signal.
+    pub grace: Duration,
+}
+
+/// hyper's default read buffer (8 KiB + 100 × 4 KiB); it must hold a whole head.
+const DEFAULT_READ_BUFFER: usize = 8192 + 4096 * 100;
+
 /// Binds `listen`, serves until SIGINT/SIGTERM, then lets in-flight requests
-/// finish for up to `grace`. Returns whether they all finished.
-pub async fn serve(listen: SocketAddr, router: Router, grace: Duration) -> Result<bool, String> {
+/// finish for up to `limits.grace`. Returns whether they all finished.
+pub async fn serve(listen: SocketAddr, router: Router, limits: Limits) -> Result<bool, String> {
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
         format!(
             "cannot listen on {listen}: {e}; choose another address with server.listen or --listen"
@@ -110,30 +125,88 @@ pub async fn serve(listen: SocketAddr, router: Router, grace: Duration) -> Resul
     })?;
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!("listening on http://{bound}");
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
-        shutdown_signal().await;
-        tracing::info!("shutting down: no new connections; finishing in-flight requests");
-        let _ = signalled_tx.send(());
-    });
-    let deadline = async move {
-        if signalled_rx.await.is_ok() {
-            tokio::time::sleep(grace).await;
-        } else {
-            std::future::pending::<()>().await;
-        }
-    };
+
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.max_header_size(limits.max_header_bytes);
+    if limits.max_header_bytes + 8192 > DEFAULT_READ_BUFFER {
+        http.max_buf_size(limits.max_header_bytes + 8192);
+    }
+    let http = Arc::new(http);
+    // Connections watch `stop` to finish gracefully; each holds a clone of `open`, so
+    // `open_tx.closed()` resolves when the last one is gone.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (open_tx, open_rx) = watch::channel(());
+
+    let signal = shutdown_signal();
+    tokio::pin!(signal);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    accept_failed(&e).await;
+                    continue;
+                }
+            },
+            () = &mut signal => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let (http, router) = (http.clone(), router.clone());
+        let (mut stop, open) = (stop_rx.clone(), open_rx.clone());
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request: http::Request<Incoming>| {
+                tower::Service::call(&mut router.clone(), request)
+            });
+            let connection = http.serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            let mut stopping = false;
+            loop {
+                tokio::select! {
+                    result = connection.as_mut() => {
+                        if let Err(e) = result {
+                            tracing::debug!("connection ended with an error: {e}");
+                        }
+                        break;
+                    }
+                    changed = stop.changed(), if !stopping => {
+                        stopping = true;
+                        if changed.is_ok() {
+                            connection.as_mut().graceful_shutdown();
+                        }
+                    }
+                }
+            }
+            drop(open);
+        });
+    }
+
+    tracing::info!("shutting down: no new connections; finishing in-flight requests");
+    drop(listener);
+    let _ = stop_tx.send(true);
+    drop(open_rx);
     tokio::select! {
-        result = server => {
-            result.map_err(|e| format!("server error: {e}"))?;
-            Ok(true)
-        }
-        _ = deadline => {
-            tracing::warn!("shutdown deadline of {grace:?} passed with requests still in flight; they are dropped");
+        () = open_tx.closed() => Ok(true),
+        () = tokio::time::sleep(limits.grace) => {
+            tracing::warn!(
+                "shutdown deadline of {:?} passed with requests still in flight; they are dropped",
+                limits.grace
+            );
             Ok(false)
         }
     }
+}
+
+/// Accept errors: a connection that failed before it was accepted is the client's business;
+/// anything else (out of file descriptors) is logged and retried after a pause, so the
+/// loop neither spins nor stops serving.
+async fn accept_failed(error: &std::io::Error) {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(
+        error.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!("accepting a connection failed: {error}; retrying in 1 s");
+    tokio::time::sleep(Duration::from_secs(1)).await;
 }

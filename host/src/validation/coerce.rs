@@ -311,10 +311,10 @@ pub(crate) fn parse_bool(text: &str) -> Option<bool> {
 }
 
 /// Splits one raw array value on the plan's separator (an empty value holds no items).
-pub(crate) fn split_items<'v>(
+pub(crate) fn split_items<'v, 's>(
     raw: &'v str,
-    separator: Option<&'v str>,
-) -> impl Iterator<Item = &'v str> {
+    separator: Option<&'s str>,
+) -> impl Iterator<Item = &'v str> + use<'v, 's> {
     let (whole, parts) = match separator {
         Some(sep) if !raw.is_empty() => (None, Some(raw.split(sep))),
         Some(_) => (None, None),

@@ -7,14 +7,16 @@
 
 mod coerce;
 mod errors;
+mod files;
 mod formats;
 mod source;
 mod urlencoded;
 
 // The server rejects a form with holes in `name[i]` indices
 // with a 400 before validating.
-pub use urlencoded::check_form_indices;
+pub use urlencoded::{check_form_indices, check_indices};
 
+use crate::multipart::Part;
 use http::header::COOKIE;
 use serde_json::{Map, Value};
 use source::{Extras, ParamSource};
@@ -33,7 +35,7 @@ pub struct SchemaSpec {
     pub headers: Option<Value>,
     /// Schema of the declared cookies.
     pub cookies: Option<Value>,
-    /// Schema of the body, JSON or urlencoded form.
+    /// Schema of the body, JSON, urlencoded or multipart form.
     pub body: Option<Value>,
 }
 
@@ -66,12 +68,15 @@ pub enum Body<'a> {
     Json(&'a Value),
     /// A raw `application/x-www-form-urlencoded` body.
     Form(&'a [u8]),
+    /// The parts of a `multipart/form-data` body.
+    Multipart(&'a [Part<'a>]),
 }
 
 /// The outcome of a successful validation, handed to the plugin.
 pub struct Validated {
     /// `{"path":{..},"query":{..},"headers":{..},"cookies":{..}}` plus `"form":{..}` when a
-    /// urlencoded body was validated. Values coerced to their schema types.
+    /// urlencoded or multipart body was validated. Values coerced to their schema types;
+    /// uploaded files as objects (see [`Part::file_json`]).
     pub params: Value,
 }
 
@@ -175,7 +180,7 @@ impl RouteValidator {
             None => {
                 let mut object = Map::new();
                 for (k, v) in &pairs {
-                    source::append(&mut object, k, v);
+                    source::append(&mut object, k, Value::String(v.to_string()));
                 }
                 object
             }
@@ -273,6 +278,13 @@ impl RouteValidator {
             }
             Body::Form(raw) => {
                 let pairs = urlencoded::parse(raw);
+                Some(source.run(&pairs, Extras::Keep, &errors::BODY, errors))
+            }
+            Body::Multipart(parts) => {
+                let pairs: Vec<(Cow<'_, str>, &Part<'_>)> = parts
+                    .iter()
+                    .map(|part| (Cow::Borrowed(part.name.as_str()), part))
+                    .collect();
                 Some(source.run(&pairs, Extras::Keep, &errors::BODY, errors))
             }
         }

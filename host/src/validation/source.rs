@@ -4,18 +4,23 @@
 //! properties its schema declares and how to coerce each, so a request costs one pass over
 //! its pairs, one jsonschema check, and error mapping only when something is wrong.
 
-use super::coerce::{self, Plan};
+use super::coerce::{self, Plan, Types};
 use super::errors::{self, Style};
+use super::files::{self, FileRules, Upload};
 use super::formats;
-use super::urlencoded::{key_shape, KeyShape, Pair};
+use super::urlencoded::{key_shape, KeyShape};
 use super::FieldError;
+use crate::multipart::Part;
 use http::header::HeaderName;
 use jsonschema::Validator;
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 
 /// A compiled schema for one source, plus the coercion plan of each declared property.
 pub(crate) struct ParamSource {
     validator: Validator,
+    /// Validates forms when file rules were taken out of the schema (see [`files`]).
+    form_validator: Option<Validator>,
     props: Vec<Prop>,
     /// `additionalProperties: false`: undeclared parameters are reported, not passed on.
     forbid_extra: bool,
@@ -30,6 +35,64 @@ pub(crate) struct Prop {
     pub plan: Plan,
     /// Filled in when the parameter is absent, as pydantic does with defaults.
     default: Option<Value>,
+    /// What an uploaded file must satisfy, for a file field of a body.
+    file: Option<FileRules>,
+}
+
+/// One value of a request field as coercion sees it: the text of a parameter or urlencoded
+/// field, or a multipart part (a file when it has a filename).
+pub(crate) trait FieldValue {
+    /// The value as text (a part's content decoded as UTF-8, lossily).
+    fn text(&self) -> Cow<'_, str>;
+    /// An uploaded file as plugins receive it (see [`Part::file_json`]).
+    fn file(&self) -> Option<Value>;
+    /// What file rules check.
+    fn upload(&self) -> Upload<'_>;
+}
+
+impl FieldValue for Cow<'_, str> {
+    fn text(&self) -> Cow<'_, str> {
+        Cow::Borrowed(self)
+    }
+
+    fn file(&self) -> Option<Value> {
+        None
+    }
+
+    fn upload(&self) -> Upload<'_> {
+        Upload {
+            filename: None,
+            media_type: Cow::Borrowed(crate::multipart::DEFAULT_MEDIA_TYPE),
+            bytes: self.as_bytes(),
+        }
+    }
+}
+
+impl FieldValue for &Part<'_> {
+    fn text(&self) -> Cow<'_, str> {
+        String::from_utf8_lossy(self.body)
+    }
+
+    fn file(&self) -> Option<Value> {
+        self.filename.is_some().then(|| self.file_json())
+    }
+
+    fn upload(&self) -> Upload<'_> {
+        Upload {
+            filename: self.filename.as_deref(),
+            media_type: self.media_type(),
+            bytes: self.body,
+        }
+    }
+}
+
+/// What coercion noted on the way, for after validation.
+struct Seen<'p> {
+    /// The raw text of values whose type coercion changed (prop, item, text): errors about
+    /// them report what the client sent, as pydantic does (`"101"`, not `101`).
+    raws: Vec<(usize, Option<usize>, Cow<'p, str>)>,
+    /// Uploaded files (prop, item, file): validated as their content, handed on as objects.
+    uploads: Vec<(usize, Option<usize>, Value)>,
 }
 
 /// What to do with pairs no property declares.
@@ -44,18 +107,27 @@ pub(crate) enum Extras {
 impl ParamSource {
     /// Compiles `schema`; `Err` is a human message naming `source`.
     pub(crate) fn compile(source: &str, schema: &Value) -> Result<Self, String> {
-        let validator = jsonschema::options()
-            .should_validate_formats(true)
-            .with_format("uuid", formats::is_uuid)
-            .build(schema)
-            .map_err(|err| {
-                let at = err.instance_path().as_str();
-                if at.is_empty() {
-                    format!("invalid {source} schema: {err}")
-                } else {
-                    format!("invalid {source} schema at {at}: {err}")
-                }
-            })?;
+        let build = |schema: &Value| {
+            jsonschema::options()
+                .should_validate_formats(true)
+                .with_format("uuid", formats::is_uuid)
+                .build(schema)
+                .map_err(|err| {
+                    let at = err.instance_path().as_str();
+                    if at.is_empty() {
+                        format!("invalid {source} schema: {err}")
+                    } else {
+                        format!("invalid {source} schema at {at}: {err}")
+                    }
+                })
+        };
+        let validator = build(schema)?;
+        let (form_schema, file_rules) = if source == "body" {
+            files::split_rules(schema).map_err(|e| format!("invalid {source} schema: {e}"))?
+        } else {
+            (None, Vec::new())
+        };
+        let form_validator = form_schema.as_ref().map(build).transpose()?;
         let props = schema
             .get("properties")
             .and_then(Value::as_object)
@@ -67,12 +139,17 @@ impl ParamSource {
                         header: HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()).ok(),
                         plan: coerce::plan_for(sub, schema),
                         default: sub.get("default").cloned(),
+                        file: file_rules
+                            .iter()
+                            .find(|(n, _)| n == name)
+                            .map(|(_, rules)| rules.clone()),
                     })
                     .collect()
             })
             .unwrap_or_default();
         Ok(Self {
             validator,
+            form_validator,
             props,
             forbid_extra: schema.get("additionalProperties") == Some(&Value::Bool(false)),
         })
@@ -98,10 +175,12 @@ impl ParamSource {
     /// Coerces `pairs` by the declared properties, validates the result, and returns it.
     ///
     /// A value that cannot be coerced is reported once (e.g. `int_parsing`) and left out of
-    /// the validated object, so it does not also produce `missing` or type errors.
-    pub(crate) fn run(
+    /// the validated object, so it does not also produce `missing` or type errors. Uploaded
+    /// files are validated as their content (or as their file object when the schema wants
+    /// an object) and returned as file objects.
+    pub(crate) fn run<V: FieldValue>(
         &self,
-        pairs: &[Pair<'_>],
+        pairs: &[(Cow<'_, str>, V)],
         extras: Extras,
         style: &Style,
         out: &mut Vec<FieldError>,
@@ -111,28 +190,39 @@ impl ParamSource {
             pairs.iter().map(|(key, _)| self.lookup(key)).collect();
         let mut object = Map::new();
         let mut failed: Vec<&str> = Vec::new();
+        let mut seen = Seen {
+            raws: Vec::new(),
+            uploads: Vec::new(),
+        };
         for (index, prop) in self.props.iter().enumerate() {
             let mut values = pairs
                 .iter()
                 .zip(&matches)
                 .filter_map(|((_, value), m)| match m {
-                    Some((p, order)) if *p == index => Some((*order, value.as_ref())),
+                    Some((p, order)) if *p == index => Some((*order, value)),
                     _ => None,
                 });
             let coerced = match &prop.plan {
                 Plan::Scalar(types) => match values.next_back() {
                     None => continue,
-                    Some((_, raw)) => coerce::coerce(raw, *types)
-                        .map_err(|f| out.push(errors::coercion(style, &prop.name, None, raw, f))),
+                    Some((_, value)) => {
+                        coerce_scalar(value, *types, index, prop, style, out, &mut seen)
+                    }
                 },
                 Plan::Array { items, separator } => {
-                    let mut raws: Vec<(Option<usize>, &str)> = values.collect();
+                    let mut raws: Vec<(Option<usize>, &V)> = values.collect();
                     if raws.is_empty() {
                         continue;
                     }
                     // `tags[2]=c&tags[0]=a` lists by index; plain repeats keep request order.
                     raws.sort_by_key(|(order, _)| order.unwrap_or(usize::MAX));
-                    coerce_array(&raws, *items, separator.as_deref(), prop, style, out)
+                    let spec = ArraySpec {
+                        items: *items,
+                        separator: separator.as_deref(),
+                        index,
+                        prop,
+                    };
+                    coerce_array(&raws, &spec, style, out, &mut seen)
                 }
             };
             match coerced {
@@ -151,15 +241,20 @@ impl ParamSource {
         if keep_extras && self.forbid_extra {
             undeclared
                 .clone()
-                .for_each(|(k, v)| append(&mut object, k, v));
+                .for_each(|(k, v)| append(&mut object, k, extra_value(v)));
         }
 
+        let validator = self.form_validator.as_ref().unwrap_or(&self.validator);
         let mut object = Value::Object(object);
-        if !self.validator.is_valid(&object) {
-            for err in self.validator.iter_errors(&object) {
+        if !validator.is_valid(&object) {
+            let schema_errors = out.len();
+            for err in validator.iter_errors(&object) {
                 if !blames_failed(&err, &failed) {
                     errors::push_mapped(&err, &object, style, out);
                 }
+            }
+            if !seen.raws.is_empty() {
+                self.report_raw_inputs(&seen.raws, &object, style, &mut out[schema_errors..]);
             }
         }
         errors::sort(&mut out[start..]);
@@ -169,7 +264,7 @@ impl ParamSource {
         };
         let mut object = std::mem::take(object);
         if keep_extras && !self.forbid_extra {
-            undeclared.for_each(|(k, v)| append(&mut object, k, v));
+            undeclared.for_each(|(k, v)| append(&mut object, k, extra_value(v)));
         }
         for prop in &self.props {
             if let Some(default) = &prop.default {
@@ -178,7 +273,70 @@ impl ParamSource {
                 }
             }
         }
+        for (index, item, file) in seen.uploads {
+            let slot = match (object.get_mut(&self.props[index].name), item) {
+                (Some(slot), None) => Some(slot),
+                (Some(Value::Array(list)), Some(i)) => list.get_mut(i),
+                _ => None,
+            };
+            if let Some(slot) = slot {
+                *slot = file;
+            }
+        }
         object
+    }
+
+    /// Gives schema errors about coerced values the text the client sent as `input`.
+    fn report_raw_inputs(
+        &self,
+        raws: &[(usize, Option<usize>, Cow<'_, str>)],
+        object: &Value,
+        style: &Style,
+        errors: &mut [FieldError],
+    ) {
+        for err in errors {
+            if err.loc.first().and_then(Value::as_str) != Some(style.label) {
+                continue;
+            }
+            let Some(name) = err.loc.get(1).and_then(Value::as_str) else {
+                continue;
+            };
+            let Some(index) = self.props.iter().position(|p| {
+                if style.lowercase {
+                    p.name.eq_ignore_ascii_case(name)
+                } else {
+                    p.name == name
+                }
+            }) else {
+                continue;
+            };
+            let of_prop = || raws.iter().filter(|(p, _, _)| *p == index);
+            let raw = match err.loc.get(2..) {
+                Some([]) => match of_prop().find(|(_, item, _)| item.is_none()) {
+                    Some((_, _, text)) => Some(Value::from(text.as_ref())),
+                    None => {
+                        // A list whose every item was coerced: the list as sent.
+                        let items: Vec<Value> = of_prop()
+                            .filter(|(_, item, _)| item.is_some())
+                            .map(|(_, _, text)| Value::from(text.as_ref()))
+                            .collect();
+                        let length = object
+                            .get(&self.props[index].name)
+                            .and_then(Value::as_array)
+                            .map(Vec::len);
+                        (!items.is_empty() && length == Some(items.len()))
+                            .then_some(Value::Array(items))
+                    }
+                },
+                Some([Value::Number(n)]) => of_prop()
+                    .find(|(_, item, _)| item.is_some() && (*item).map(|i| i as u64) == n.as_u64())
+                    .map(|(_, _, text)| Value::from(text.as_ref())),
+                _ => None,
+            };
+            if let Some(raw) = raw {
+                err.input = raw;
+            }
+        }
     }
 
     /// The property a key addresses, and its array index when written `name[i]`.
@@ -198,32 +356,105 @@ impl ParamSource {
     }
 }
 
-fn coerce_array(
-    raws: &[(Option<usize>, &str)],
-    items: coerce::Types,
-    separator: Option<&str>,
+/// The validated view of an uploaded file: its content, or the file object when the schema
+/// wants an object and not a string.
+fn file_view<V: FieldValue>(value: &V, file: &Value, types: Types) -> Value {
+    if types.has(Types::OBJECT) && !types.has(Types::STRING) {
+        file.clone()
+    } else {
+        Value::String(value.text().into_owned())
+    }
+}
+
+fn coerce_scalar<'p, V: FieldValue>(
+    value: &'p V,
+    types: Types,
+    index: usize,
     prop: &Prop,
     style: &Style,
     out: &mut Vec<FieldError>,
+    seen: &mut Seen<'p>,
 ) -> Result<Value, ()> {
+    if let Some(rules) = &prop.file {
+        rules.check(&value.upload(), &prop.name, None, out);
+    }
+    if let Some(file) = value.file() {
+        let view = file_view(value, &file, types);
+        seen.uploads.push((index, None, file));
+        return Ok(view);
+    }
+    let raw = value.text();
+    match coerce::coerce(&raw, types) {
+        Ok(coerced) => {
+            if !coerced.is_string() {
+                seen.raws.push((index, None, raw));
+            }
+            Ok(coerced)
+        }
+        Err(failure) => {
+            out.push(errors::coercion(style, &prop.name, None, &raw, failure));
+            Err(())
+        }
+    }
+}
+
+/// One array property being coerced.
+struct ArraySpec<'s> {
+    items: Types,
+    separator: Option<&'s str>,
+    index: usize,
+    prop: &'s Prop,
+}
+
+fn coerce_array<'p, V: FieldValue>(
+    raws: &[(Option<usize>, &'p V)],
+    spec: &ArraySpec<'_>,
+    style: &Style,
+    out: &mut Vec<FieldError>,
+    seen: &mut Seen<'p>,
+) -> Result<Value, ()> {
+    let prop = spec.prop;
     let mut list = Vec::with_capacity(raws.len());
     let mut ok = true;
-    let pieces = raws
-        .iter()
-        .flat_map(|(_, raw)| coerce::split_items(raw, separator));
-    for (index, piece) in pieces.enumerate() {
-        match coerce::coerce(piece, items) {
-            Ok(value) => list.push(value),
-            Err(failure) => {
-                ok = false;
-                out.push(errors::coercion(
-                    style,
-                    &prop.name,
-                    Some(index),
-                    piece,
-                    failure,
-                ));
+    let mut item = 0;
+    for (_, value) in raws {
+        if let Some(rules) = &prop.file {
+            rules.check(&value.upload(), &prop.name, Some(item), out);
+        }
+        if let Some(file) = value.file() {
+            list.push(file_view(*value, &file, spec.items));
+            seen.uploads.push((spec.index, Some(item), file));
+            item += 1;
+            continue;
+        }
+        let pieces: Vec<Cow<'p, str>> = match value.text() {
+            Cow::Borrowed(text) => coerce::split_items(text, spec.separator)
+                .map(Cow::Borrowed)
+                .collect(),
+            Cow::Owned(text) => coerce::split_items(&text, spec.separator)
+                .map(|piece| Cow::Owned(piece.to_owned()))
+                .collect(),
+        };
+        for piece in pieces {
+            match coerce::coerce(&piece, spec.items) {
+                Ok(coerced) => {
+                    if !coerced.is_string() {
+                        seen.raws.push((spec.index, Some(item), piece));
+                    }
+                    list.push(coerced);
+                }
+                Err(failure) => {
+                    ok = false;
+                    out.push(errors::coercion(
+                        style,
+                        &prop.name,
+                        Some(item),
+                        &piece,
+                        failure,
+                    ));
+                }
             }
+            item += 1;
         }
     }
     if ok {
@@ -231,6 +462,13 @@ fn coerce_array(
     } else {
         Err(())
     }
+}
+
+/// An undeclared value as passed on: a file object or the text.
+fn extra_value<V: FieldValue>(value: &V) -> Value {
+    value
+        .file()
+        .unwrap_or_else(|| Value::String(value.text().into_owned()))
 }
 
 /// True when a schema error concerns a property whose coercion already failed.
@@ -250,9 +488,8 @@ fn blames_failed(err: &jsonschema::ValidationError<'_>, failed: &[&str]) -> bool
     }
 }
 
-/// Adds a string parameter, turning a repeated key into an array (`a=1&a=2` → `["1","2"]`).
-pub(crate) fn append(object: &mut Map<String, Value>, key: &str, value: &str) {
-    let value = Value::String(value.to_owned());
+/// Adds a parameter, turning a repeated key into an array (`a=1&a=2` → `["1","2"]`).
+pub(crate) fn append(object: &mut Map<String, Value>, key: &str, value: Value) {
     match object.get_mut(key) {
         None => {
             object.insert(key.to_owned(), value);

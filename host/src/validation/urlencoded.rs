@@ -108,9 +108,14 @@ pub fn check_form_indices(body: &[u8]) -> Result<(), String> {
         return Ok(());
     }
     let pairs = parse(body);
-    let mut indexed: Vec<(&str, usize)> = pairs
-        .iter()
-        .filter_map(|(key, _)| match key_shape(key) {
+    check_indices(pairs.iter().map(|(key, _)| key.as_ref()))
+}
+
+/// Checks that indexed keys (`items[0]`, `items[1]`, ...) leave no holes; see
+/// [`check_form_indices`]. For forms whose keys are already decoded (multipart).
+pub fn check_indices<'k>(keys: impl Iterator<Item = &'k str>) -> Result<(), String> {
+    let mut indexed: Vec<(&str, usize)> = keys
+        .filter_map(|key| match key_shape(key) {
             KeyShape::Indexed(base, i) => Some((base, i)),
             _ => None,
         })
