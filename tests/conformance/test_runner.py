@@ -83,6 +83,44 @@ class Translation(unittest.TestCase):
         schema = fx.object_schema({"x": {"type": "string", "alias": "X-Token", "uuidVersion": "4", "source": "h"}}, [], "headers")
         self.assertEqual(schema, {"type": "object", "properties": {"X-Token": {"type": "string"}}, "required": ["X-Token"]})
 
+    def test_file_parameters(self):
+        case = case_from(
+            {
+                "handler": {
+                    "route": "/u",
+                    "method": "POST",
+                    "max_nesting_depth": 8,
+                    "max_header_size": 4096,
+                    "body_schema": {"type": "object", "properties": {"doc": {"type": "string", "format": "binary"}}},
+                    "parameters": {
+                        "files": {
+                            "doc": {"required": True, "content_type": ["application/pdf", "image/png"], "max_size": 10},
+                            "pic": {"validate_magic_numbers": True, "content_type": "image/png"},
+                        }
+                    },
+                },
+                "request": {"method": "POST", "path": "/u", "files": []},
+                "expected_response": {"status_code": 201},
+            },
+            "multipart",
+        )
+        body = case.route.schemas["body"]
+        self.assertEqual(
+            body["properties"]["doc"],
+            {"type": "string", "format": "binary", "contentMediaType": "application/pdf, image/png", "maxLength": 10},
+        )
+        self.assertEqual(
+            body["properties"]["pic"],
+            {"type": "string", "format": "binary", "contentMediaType": "image/png", "x-magic-numbers": True},
+        )
+        self.assertEqual(body["required"], ["doc", "pic"])  # required unless optional
+        self.assertEqual((case.route.max_json_depth, case.route.max_header_bytes), (8, 4096))
+        with tempfile.TemporaryDirectory() as d:
+            config, _ = tomlgen.write_config(Path(d), [("/c0", case)], Path("lib.so"), "https://x/")
+            toml = tomllib.loads(config.read_text(encoding="utf-8"))
+        self.assertEqual(toml["server"]["max_header_bytes"], 4096)
+        self.assertEqual(toml["routes"][0]["max_json_depth"], 8)
+
     def test_route_syntax(self):
         path, auto = fx.translate_route("/files/{file_path:path}")
         self.assertEqual(path, "/files/{*file_path}")

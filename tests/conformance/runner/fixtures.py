@@ -84,6 +84,10 @@ class Route:
     path: str  # template with {name} and {*name}, without prefix
     schemas: dict[str, dict]  # path/query/headers/cookies/body -> JSON Schema
     body_limit: int | None = None
+    max_json_depth: int | None = None  # the route's `max_json_depth`
+    # The handler's request head limit; the host's is server-wide (headers are
+    # read before routing), so the config takes the smallest of all cases.
+    max_header_bytes: int | None = None
 
 
 @dataclass
@@ -177,6 +181,14 @@ _DROPPED = (
 # Dropped keys that carry a constraint the host is then not asked to check.
 _MEANINGFUL = ("uuidVersion", "content_type", "validate_magic_numbers")
 
+# File parameter keys -> the keywords the host checks on uploaded files (README,
+# "Uploaded files"): allowed media types, sizes in bytes, signature check.
+_FILE_KEYWORDS = {
+    "max_size": "maxLength",
+    "min_size": "minLength",
+    "validate_magic_numbers": "x-magic-numbers",
+}
+
 
 def annotation_schema(annotation: str) -> tuple[dict | None, bool]:
     """(schema, optional) for a Python annotation such as `list[int]`."""
@@ -201,8 +213,25 @@ def annotation_schema(annotation: str) -> tuple[dict | None, bool]:
     return (dict(base) if base else None), optional
 
 
-def translate_param(spec: Any, notes: list[str], where: str) -> tuple[str | None, dict, bool]:
-    """One parameter spec -> (alias, standard schema, required)."""
+def translate_file_keys(spec: dict, notes: list[str], where: str) -> None:
+    """A file parameter's `content_type` list, sizes and magic-number flag, in place."""
+    ctype = spec.pop("content_type", None)
+    if isinstance(ctype, str):
+        ctype = [ctype]
+    if isinstance(ctype, list) and ctype and all(isinstance(t, str) for t in ctype):
+        spec["contentMediaType"] = ", ".join(ctype)
+    elif ctype is not None:
+        notes.append(f"{where}: content_type={json.dumps(ctype)} is not a list of media types; dropped")
+    for key, keyword in _FILE_KEYWORDS.items():
+        if key in spec:
+            spec[keyword] = spec.pop(key)
+
+
+def translate_param(
+    spec: Any, notes: list[str], where: str, file: bool = False
+) -> tuple[str | None, dict, bool]:
+    """One parameter spec -> (alias, standard schema, required). `file`: a file
+    parameter, whose file keys become the host's file keywords."""
     if isinstance(spec, str):  # a bare type name
         base = TYPE_SYNTAX.get(spec.lower())
         return None, dict(base) if base else {}, True
@@ -210,6 +239,8 @@ def translate_param(spec: Any, notes: list[str], where: str) -> tuple[str | None
         notes.append(f"{where}: parameter spec {spec!r} is not an object; accepting any value")
         return None, {}, True
     spec = copy.deepcopy(spec)
+    if file:
+        translate_file_keys(spec, notes, where)
     alias = spec.pop("alias", None) or spec.pop("validation_alias", None)
     optional = spec.pop("optional", None)
     required = spec.pop("required", None)
@@ -236,14 +267,14 @@ def translate_param(spec: Any, notes: list[str], where: str) -> tuple[str | None
     return (alias if isinstance(alias, str) else None), spec, required
 
 
-def object_schema(params: Any, notes: list[str], where: str) -> dict:
+def object_schema(params: Any, notes: list[str], where: str, file: bool = False) -> dict:
     """A fixture's `{name: spec}` mapping -> a standard object schema."""
     if not isinstance(params, dict):
         raise Unloadable(f"{where} must map names to schemas, got {type(params).__name__}")
     props: dict[str, Any] = {}
     required: list[str] = []
     for name, spec in params.items():
-        alias, schema, req = translate_param(spec, notes, f"{where}.{name}")
+        alias, schema, req = translate_param(spec, notes, f"{where}.{name}", file)
         key = alias or str(name)
         props[key] = schema
         if req:
@@ -333,7 +364,7 @@ def build_schemas(handler: dict, route_path: str, auto: dict[str, dict], notes: 
     files_schema = None
     for source, spec in params.items():
         if source in ("files", "file", "form"):
-            files_schema = object_schema(spec, notes, f"parameters.{source}")
+            files_schema = object_schema(spec, notes, f"parameters.{source}", file=source != "form")
             continue
         target = sources.get(source)
         if target is None:
@@ -384,7 +415,12 @@ def build_schemas(handler: dict, route_path: str, auto: dict[str, dict], notes: 
         elif isinstance(body, dict) and body.get("type", "object") == "object":
             body.setdefault("properties", {})
             for k, v in files_schema["properties"].items():
-                body["properties"].setdefault(k, v)
+                existing = body["properties"].setdefault(k, v)
+                if existing is not v and isinstance(existing, dict):
+                    # The body schema declares the field: add the file keywords to it.
+                    for keyword in ("contentMediaType", *_FILE_KEYWORDS.values()):
+                        if keyword in v:
+                            existing.setdefault(keyword, v[keyword])
             req = list(body.get("required", []))
             req += [r for r in files_schema.get("required", []) if r not in req]
             if req:
@@ -697,7 +733,14 @@ def load_case(root: Path, file: Path) -> Case:
                 notes.append(f"middleware.{key}: not expressible in the host config, ignored")
     if isinstance(handler.get("max_body_size"), int) and handler["max_body_size"] > 0:
         body_limit = handler["max_body_size"]
-    for key in ("max_nesting_depth", "max_uri_length", "max_header_size", "health_check", "security", "cors", "dependencies"):
+    max_json_depth = None
+    if isinstance(handler.get("max_nesting_depth"), int) and handler["max_nesting_depth"] > 0:
+        max_json_depth = handler["max_nesting_depth"]
+    max_header_bytes = None
+    if isinstance(handler.get("max_header_size"), int) and handler["max_header_size"] > 0:
+        max_header_bytes = handler["max_header_size"]
+        notes.append("handler.max_header_size: the host's limit is server-wide (server.max_header_bytes)")
+    for key in ("max_uri_length", "health_check", "security", "cors", "dependencies"):
         if key in handler:
             notes.append(f"handler.{key}: not expressible in the host config, ignored")
 
@@ -715,7 +758,14 @@ def load_case(root: Path, file: Path) -> Case:
         category=category,
         file=file,
         name=name,
-        route=Route(method=route_method, path=template, schemas=schemas, body_limit=body_limit),
+        route=Route(
+            method=route_method,
+            path=template,
+            schemas=schemas,
+            body_limit=body_limit,
+            max_json_depth=max_json_depth,
+            max_header_bytes=max_header_bytes,
+        ),
         request=request,
         expected=expected,
         host_answers=host_answers,
