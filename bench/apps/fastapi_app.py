@@ -1,0 +1,50 @@
+"""The benchmark workloads on FastAPI (served by uvicorn, 1 worker, uvloop + httptools)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from fastapi import FastAPI, Query
+from pydantic import BaseModel, Field
+
+from payload import BIG, HELLO, SLEEP_SECONDS, SLEPT
+
+app = FastAPI()
+
+
+class Item(BaseModel):
+    name: Annotated[str, Field(min_length=1)]
+    price: Annotated[float, Field(gt=0)]
+    tags: list[str] | None = None
+
+
+@app.get("/hello")
+async def hello() -> dict:
+    return HELLO
+
+
+@app.get("/hello-sync")
+def hello_sync() -> dict:
+    return HELLO
+
+
+@app.post("/items", status_code=201)
+async def create_item(item: Item) -> Item:
+    return item
+
+
+@app.get("/items/{item_id}")
+async def get_item(item_id: int, q: Annotated[str | None, Query()] = None) -> dict:
+    return {"item_id": item_id, "q": q}
+
+
+@app.get("/big")
+async def big() -> dict:
+    return BIG
+
+
+@app.get("/sleep")
+async def sleep() -> dict:
+    await asyncio.sleep(SLEEP_SECONDS)
+    return SLEPT

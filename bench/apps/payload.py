@@ -1,0 +1,49 @@
+"""Data shared by every benchmark app and by the harness's correctness guard.
+
+`BIG` is the body of `GET /big`: a list of records whose compact JSON
+encoding is 16 KiB (16,384 bytes give or take a few). Apps build it once at
+import and serialize it on every request, as a real handler returning data
+would; the harness compares the decoded response with the same object.
+"""
+
+from __future__ import annotations
+
+HELLO = {"message": "Hello"}
+SLEPT = {"slept": True}
+SLEEP_SECONDS = 0.01
+
+# POST /items: a valid body (echoed with 201) and an invalid one (422).
+ITEM = {"name": "Widget", "price": 9.5, "tags": ["tools", "blue"]}
+INVALID_ITEM = {"name": "", "price": -1}
+
+# GET /items/{item_id}?q=...
+ITEM_ID = 42
+QUERY = "hello"
+ITEM_GET = {"item_id": ITEM_ID, "q": QUERY}
+
+BIG_TARGET_BYTES = 16 * 1024
+
+
+def _record(i: int) -> dict:
+    return {
+        "id": i,
+        "name": f"item-{i:04d}",
+        "price": i + 0.5,
+        "in_stock": i % 2 == 0,
+        "tags": ["alpha", "beta"],
+    }
+
+
+def _build_big() -> dict:
+    import json
+
+    records: list[dict] = []
+    big = {"count": 0, "items": records}
+    while True:
+        records.append(_record(len(records)))
+        big["count"] = len(records)
+        if len(json.dumps(big, separators=(",", ":"))) >= BIG_TARGET_BYTES:
+            return big
+
+
+BIG = _build_big()
