@@ -7,6 +7,7 @@
 
 mod cli;
 mod config;
+mod logging;
 mod multipart;
 mod plugin;
 mod problem;
@@ -22,16 +23,6 @@ use plugin::LoadedPlugin;
 
 /// Exit status of a start-up failure (bad config, plugin, route, address).
 const EXIT_STARTUP: u8 = 2;
-
-fn init_logging() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .init();
-}
 
 fn main() -> ExitCode {
     let args = match Args::parse(std::env::args_os().skip(1)) {
@@ -54,8 +45,10 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_STARTUP);
         }
     };
-    init_logging();
-    match run(args) {
+    logging::init();
+    let result = run(args);
+    logging::flush();
+    match result {
         Ok(code) => code,
         Err(message) => {
             eprintln!("spikard-host: error: {message}");
