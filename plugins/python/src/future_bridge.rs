@@ -44,12 +44,14 @@ impl FutureBridge {
         let coroutine = self.coroutine.clone();
         self.handle.spawn(async move {
             let responder = Python::attach(|py| {
-                let ((id, params, body, headers), responder, _) = job.into_args(py);
+                let ((id, params, body, headers), responder, request_id) = job.into_args(py);
                 let future = LOCALS
                     .get()
                     .ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("no event loop"))
                     .and_then(|locals| {
-                        let coro = coroutine.bind(py).call1((id, params, body, headers))?;
+                        let coro = coroutine
+                            .bind(py)
+                            .call1((id, params, body, headers, request_id))?;
                         pyo3_async_runtimes::into_future_with_locals(locals, coro)
                     });
                 (future, responder)

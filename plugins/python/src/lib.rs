@@ -57,19 +57,17 @@ pub struct PythonPlugin {
     stopping: AtomicBool,
 }
 
+/// A Python exception as one line for an error message; the full
+/// traceback goes to the log at debug level.
 fn python_error(py: Python<'_>, err: PyErr) -> String {
     let traceback = err
         .traceback(py)
         .and_then(|tb| tb.format().ok())
         .unwrap_or_default();
-    format!(
-        "{err}{}",
-        if traceback.is_empty() {
-            String::new()
-        } else {
-            format!("\n{traceback}")
-        }
-    )
+    if !traceback.is_empty() {
+        tracing::debug!("{traceback}{err}");
+    }
+    err.to_string().replace('\n', " ")
 }
 
 impl PythonPlugin {

@@ -1,0 +1,40 @@
+"""spikard: FastAPI-style Python handlers served by the Rust ``spikard-host``.
+
+The host routes each request, validates its path, query, header, cookie and
+body parameters against the JSON Schemas derived from the handler's type
+hints, and only then calls the handler with converted values::
+
+    from spikard import App, Query
+
+    app = App()
+
+    @app.get("/items/{item_id}")
+    async def get_item(item_id: int, q: str | None = Query(None)) -> dict:
+        return {"id": item_id, "q": q}
+
+Importing this package needs only the standard library; msgspec is needed
+when routes are compiled and served.
+"""
+
+from ._app import App, Route, State
+from ._params import Body, Cookie, Header, ParamInfo, Path, Query
+from ._request import Request
+from ._responses import HTTPException, Response
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "App",
+    "Body",
+    "Cookie",
+    "HTTPException",
+    "Header",
+    "ParamInfo",
+    "Path",
+    "Query",
+    "Request",
+    "Response",
+    "Route",
+    "State",
+    "__version__",
+]

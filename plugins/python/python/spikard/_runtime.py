@@ -1,0 +1,543 @@
+"""The runtime the Rust plugin drives: one ``Runtime`` per loaded app.
+
+The plugin (``libspikard_python.so``) embeds CPython, puts its native module
+in ``sys.modules["spikard._native"]``, imports the app and then calls:
+
+- ``Runtime(app)``: compiles every route, forwards ``logging`` to the host.
+- ``routes()``: ``(method, path, handler_id, schema_json, is_async,
+  wants_headers)`` for each route, to register with the host.
+- ``new_event_loop()``: the loop the plugin runs forever on its own thread.
+- ``startup()`` / ``shutdown()``: a coroutine running the hooks, or ``None``.
+- ``dispatch(...)`` on the loop thread for ``async def`` handlers,
+  ``call_sync(...)`` on a worker thread for ``def`` handlers, or
+  ``coroutine(...)`` (the "into_future" bridge) that resolves to an outcome.
+
+Every request ends in one *outcome* ``(kind, status, headers, payload)``:
+kind 0 is a response (payload: body bytes), kind 1 a problem the host renders
+as Problem Details (payload: the detail text). :func:`outcome_of` and
+:func:`failure_of` are the one place results and exceptions become outcomes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import http
+import inspect
+import logging
+import os
+import sys
+import types
+from collections.abc import Awaitable, Callable, Coroutine, Generator
+from typing import Any, Final, Protocol, Union
+
+import msgspec
+
+from ._app import App
+from ._responses import HTTPException, Response
+from ._schema import HandlerPlan, handler_location
+
+__all__ = [
+    "Runtime",
+    "NativeLogHandler",
+    "Outcome",
+    "Responder",
+    "outcome_of",
+    "failure_of",
+    "HookError",
+]
+
+#: ``(kind, status, headers, payload)``; kind 0: payload is the body (bytes),
+#: kind 1: a problem, payload is the detail (str).
+Outcome = tuple[int, int, list[tuple[str, str]], Union[bytes, str]]
+Headers = list[tuple[str, str]]
+
+RESPONSE: Final = 0
+PROBLEM: Final = 1
+
+_log = logging.getLogger("spikard")
+
+_JSON: Final[Headers] = [("content-type", "application/json")]
+_TEXT: Final[Headers] = [("content-type", "text/plain; charset=utf-8")]
+_OCTETS: Final[Headers] = [("content-type", "application/octet-stream")]
+_NONE: Final[Headers] = []
+_INTERNAL_ERROR: Final[Outcome] = (PROBLEM, 500, _NONE, "Internal Server Error")
+_CANCELLED: Final[Outcome] = (PROBLEM, 503, _NONE, "the request was cancelled")
+
+_EAGER_TASKS: Final = sys.version_info >= (3, 12)
+_TASK_CONTEXT: Final = sys.version_info >= (3, 11)
+
+
+class Responder(Protocol):
+    """What the plugin hands over per request (``spikard._native.Responder``)."""
+
+    request_id: str
+
+    def respond(self, status: int, headers: Headers, body: bytes) -> None: ...
+
+    def respond_error(self, status: int, detail: str, headers: Headers) -> None: ...
+
+
+class HookError(RuntimeError):
+    """A start-up or shutdown hook failed; the message names it."""
+
+
+# ---------------------------------------------------------------------------
+# Outcomes
+
+
+def _enc_hook(obj: Any) -> Any:
+    dump = getattr(obj, "model_dump", None)  # pydantic models nested in containers
+    if dump is not None and hasattr(type(obj), "__pydantic_serializer__"):
+        return dump(mode="json")
+    raise TypeError(f"objects of type {type(obj).__name__} are not JSON serializable")
+
+
+_encode: Final = msgspec.json.Encoder(enc_hook=_enc_hook).encode
+
+
+def _json_body(value: Any) -> bytes:
+    if hasattr(type(value), "__pydantic_serializer__") and hasattr(value, "model_dump_json"):
+        dumped: str = value.model_dump_json()
+        return dumped.encode()
+    return _encode(value)
+
+
+def _render(response: Response) -> Outcome:
+    content = response.content
+    if content is None:
+        body, default_type = b"", None
+    elif isinstance(content, (bytes, bytearray, memoryview)):
+        body, default_type = bytes(content), "application/octet-stream"
+    elif isinstance(content, str):
+        body, default_type = content.encode(), "text/plain; charset=utf-8"
+    else:
+        body, default_type = _json_body(content), "application/json"
+    media_type = response.media_type
+    if media_type is not None:
+        if media_type.startswith("text/") and "charset" not in media_type:
+            media_type += "; charset=utf-8"
+        default_type = media_type
+    headers = response.headers
+    if default_type is not None and not any(name.lower() == "content-type" for name, _ in headers):
+        headers = [("content-type", default_type), *headers]
+    return (RESPONSE, int(response.status_code), headers, body)
+
+
+def outcome_of(plan: HandlerPlan, result: Any) -> Outcome:
+    """The outcome of a handler's return value (raises when it cannot be
+    encoded; :func:`safe_outcome` turns that into a failure)."""
+    convert = plan.response_convert
+    if convert is not None and not isinstance(result, Response):
+        result = convert(result)
+    cls = type(result)
+    if cls is dict or cls is list:
+        return (RESPONSE, plan.status_code, _JSON, _encode(result))
+    if result is None:
+        return (RESPONSE, plan.status_code, _NONE, b"")
+    if cls is str:
+        return (RESPONSE, plan.status_code, _TEXT, result.encode())
+    if isinstance(result, Response):
+        return _render(result)
+    if isinstance(result, (bytes, bytearray, memoryview)):
+        return (RESPONSE, plan.status_code, _OCTETS, bytes(result))
+    if isinstance(result, str):
+        return (RESPONSE, plan.status_code, _TEXT, result.encode())
+    if inspect.isawaitable(result):
+        if inspect.iscoroutine(result):
+            result.close()
+        raise TypeError(f"handler {plan.name} returned an awaitable; declare it `async def`")
+    return (RESPONSE, plan.status_code, _JSON, _json_body(result))
+
+
+def _request_id(source: Any) -> str:
+    if isinstance(source, str):
+        return source
+    try:
+        return str(source.request_id)
+    except Exception:  # noqa: BLE001 - only for log lines
+        return "?"
+
+
+def failure_of(exc: BaseException, plan: HandlerPlan | None, request: Any = "") -> Outcome:
+    """The outcome of an exception: ``HTTPException`` as itself, a
+    cancellation as 503, anything else logged (with traceback) and 500."""
+    if isinstance(exc, HTTPException):
+        status = int(exc.status_code)
+        detail = exc.detail
+        if detail is None:
+            try:
+                detail = http.HTTPStatus(status).phrase
+            except ValueError:
+                detail = f"HTTP {status}"
+        elif not isinstance(detail, str):
+            try:
+                detail = _encode(detail).decode()
+            except Exception:  # noqa: BLE001
+                detail = str(detail)
+        if 400 <= status <= 599:
+            return (PROBLEM, status, exc.headers, detail)
+        return (RESPONSE, status, [*_JSON, *exc.headers], _encode({"detail": detail}))
+    if isinstance(exc, asyncio.CancelledError):
+        return _CANCELLED
+    where = plan.name if plan is not None else "?"
+    if plan is not None:
+        route = f"{plan.route.method} {plan.route.path}"
+    else:
+        route = "unknown route"
+    _log.error(
+        "request %s: %s: handler %s raised %s",
+        _request_id(request),
+        route,
+        where,
+        type(exc).__name__,
+        exc_info=(type(exc), exc, exc.__traceback__),
+    )
+    return _INTERNAL_ERROR
+
+
+def safe_outcome(plan: HandlerPlan, result: Any, request: Any) -> Outcome:
+    """:func:`outcome_of`, with encoding errors as failures."""
+    try:
+        return outcome_of(plan, result)
+    except BaseException as exc:  # noqa: BLE001 - a bad return value is a 500
+        return failure_of(exc, plan, request)
+
+
+def answer(responder: Responder, outcome: Outcome) -> None:
+    """Sends an outcome through the responder; never raises."""
+    kind, status, headers, payload = outcome
+    try:
+        if kind == RESPONSE:
+            responder.respond(status, headers, payload)  # type: ignore[arg-type]
+        else:
+            responder.respond_error(status, payload, headers)  # type: ignore[arg-type]
+        return
+    except BaseException as exc:  # noqa: BLE001
+        _log.error(
+            "request %s: the response (status %s) was refused: %s: %s",
+            _request_id(responder),
+            status,
+            type(exc).__name__,
+            exc,
+        )
+    try:  # e.g. an invalid header: answer 500 instead, if still possible
+        responder.respond_error(500, "Internal Server Error", [])
+    except BaseException:  # noqa: BLE001 - already answered
+        pass
+
+
+# ---------------------------------------------------------------------------
+# Continuing an eagerly started coroutine as a Task
+
+
+@types.coroutine
+def _resume(coro: Coroutine[Any, Any, Any], value: Any) -> Generator[Any, Any, Any]:
+    """Continues ``coro``, already started and suspended on ``value``: hands
+    ``value`` to the task driving us, then forwards what the task sends or
+    throws, until ``coro`` returns."""
+    while True:
+        try:
+            sent = yield value
+        except GeneratorExit:
+            coro.close()
+            raise
+        except BaseException as exc:  # noqa: BLE001 - forwarded (cancellation included)
+            try:
+                value = coro.throw(exc)
+            except StopIteration as stop:
+                return stop.value
+            continue
+        if sent is None:
+            # What a task always sends: let the C `yield from` do the rest.
+            return (yield from coro)
+        try:
+            value = coro.send(sent)
+        except StopIteration as stop:
+            return stop.value
+
+
+async def _finish(plan: HandlerPlan, awaitable: Awaitable[Any], request: Any) -> Outcome:
+    """Awaits the handler's rest and makes its outcome; a cancellation
+    propagates (the task's done callback answers 503)."""
+    try:
+        result = await awaitable
+    except asyncio.CancelledError:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - every failure is an answer
+        return failure_of(exc, plan, request)
+    return safe_outcome(plan, result, request)
+
+
+def _on_done(responder: Responder, plan: HandlerPlan, task: asyncio.Future[Outcome]) -> None:
+    if task.cancelled():
+        answer(responder, _CANCELLED)
+        return
+    exc = task.exception()
+    answer(responder, failure_of(exc, plan, responder) if exc is not None else task.result())
+
+
+# ---------------------------------------------------------------------------
+# Logging to the host
+
+
+def _level_code(levelno: int) -> int:
+    if levelno >= logging.ERROR:
+        return 1
+    if levelno >= logging.WARNING:
+        return 2
+    if levelno >= logging.INFO:
+        return 3
+    if levelno >= logging.DEBUG:
+        return 4
+    return 5
+
+
+class NativeLogHandler(logging.Handler):
+    """Forwards log records to the host's log: the formatted message (with
+    traceback) at the record's level, with the logger name as target."""
+
+    def __init__(self, native: Any) -> None:
+        super().__init__(logging.NOTSET)
+        self._log: Callable[[int, str, str], None] = native.log
+        self._log_enabled: Callable[[int, str], bool] = native.log_enabled
+        self._enabled: dict[tuple[str, int], bool] = {}
+        self.setFormatter(logging.Formatter("%(message)s"))
+
+    def enabled(self, name: str, code: int) -> bool:
+        """Whether the host keeps records of this target and level (cached)."""
+        key = (name, code)
+        on = self._enabled.get(key)
+        if on is None:
+            on = self._enabled[key] = bool(self._log_enabled(code, name))
+        return on
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        # No lock: the host's log call is thread-safe.
+        if self.filters and not self.filter(record):
+            return False
+        self.emit(record)
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            code = _level_code(record.levelno)
+            if self.enabled(record.name, code):
+                self._log(code, record.name, self.format(record))
+        except Exception:  # noqa: BLE001
+            self.handleError(record)
+
+
+def install_logging(native: Any) -> NativeLogHandler:
+    """Routes the root logger to the host (replacing an earlier instance)
+    and sets its level to the lowest the host keeps for target ``root``."""
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        if isinstance(existing, NativeLogHandler):
+            root.removeHandler(existing)
+    handler = NativeLogHandler(native)
+    root.addHandler(handler)
+    for level in (logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR):
+        if handler.enabled("root", _level_code(level)):
+            root.setLevel(level)
+            break
+    else:
+        root.setLevel(logging.CRITICAL)
+    logging.captureWarnings(True)
+    return handler
+
+
+# ---------------------------------------------------------------------------
+# The runtime
+
+
+class Runtime:
+    """Serves one ``App`` for the Rust plugin. See the module docs."""
+
+    def __init__(self, app: App, native: Any = None) -> None:
+        if not isinstance(app, App):
+            raise TypeError(f"expected a spikard.App, got {type(app).__name__}")
+        self.plans: list[HandlerPlan] = app.compile()
+        if native is None:
+            native = sys.modules.get(f"{__package__}._native")
+            if native is None:
+                raise RuntimeError(
+                    "spikard._native is missing: the runtime runs inside libspikard_python.so "
+                    "(pass native= to use it elsewhere)"
+                )
+        self.app = app
+        self.native = native
+        self.log_handler = install_logging(native)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: set[asyncio.Future[Any]] = set()
+        self._start = self._start_eager_task if _EAGER_TASKS else self._start_manual
+
+    # -- set-up -------------------------------------------------------------
+
+    def routes(self) -> list[tuple[str, str, int, str, bool, bool]]:
+        """``(method, path, handler_id, schema_json, is_async, wants_headers)``."""
+        return [
+            (p.route.method, p.route.path, i, p.schema_json, p.is_async, p.wants_request)
+            for i, p in enumerate(self.plans)
+        ]
+
+    def new_event_loop(self) -> asyncio.AbstractEventLoop:
+        """A new event loop: uvloop's when importable (``SPIKARD_LOOP=asyncio``
+        forces asyncio's, ``SPIKARD_LOOP=uvloop`` requires uvloop)."""
+        choice = os.environ.get("SPIKARD_LOOP", "auto").strip().lower()
+        loop: asyncio.AbstractEventLoop | None = None
+        if choice != "asyncio":
+            try:
+                import uvloop  # noqa: PLC0415
+            except ImportError:
+                if choice == "uvloop":
+                    raise
+            else:
+                loop = uvloop.new_event_loop()
+        if loop is None:
+            loop = asyncio.new_event_loop()
+        self._loop = loop
+        return loop
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The loop made by :meth:`new_event_loop`, if any."""
+        return self._loop
+
+    def startup(self) -> Coroutine[Any, Any, None] | None:
+        """A coroutine running the start-up hooks in order, or ``None``."""
+        hooks = list(self.app.startup_hooks)
+        return _run_hooks(hooks, "on_startup") if hooks else None
+
+    def shutdown(self) -> Coroutine[Any, Any, None] | None:
+        """A coroutine running the shutdown hooks in order, or ``None``."""
+        hooks = list(self.app.shutdown_hooks)
+        return _run_hooks(hooks, "on_shutdown") if hooks else None
+
+    # -- requests -----------------------------------------------------------
+
+    def dispatch(
+        self,
+        handler_id: int,
+        params_json: str,
+        body: bytes,
+        headers: Headers | None,
+        responder: Responder,
+    ) -> None:
+        """Serves an ``async def`` handler; call on the loop thread. Starts
+        the coroutine at once and answers right away when it finishes
+        without suspending; otherwise it goes on as a task. Never raises."""
+        plan = None
+        try:
+            plan = self.plans[handler_id]
+            coro = plan.invoke(
+                params_json, body, headers, responder.request_id if plan.wants_request else ""
+            )
+        except BaseException as exc:  # noqa: BLE001
+            answer(responder, failure_of(exc, plan, responder))
+            return
+        if not plan.is_async:  # a sync handler sent here: its result is final
+            answer(responder, safe_outcome(plan, coro, responder))
+            return
+        self._start(plan, coro, responder)
+
+    def _start_manual(self, plan: HandlerPlan, coro: Any, responder: Responder) -> None:
+        # The first step runs in a copy of the context, as a task's would, so
+        # context variables set by one request never leak into the next.
+        context = contextvars.copy_context()
+        try:
+            suspended_on = context.run(coro.send, None)
+        except StopIteration as stop:
+            answer(responder, safe_outcome(plan, stop.value, responder))
+            return
+        except BaseException as exc:  # noqa: BLE001
+            answer(responder, failure_of(exc, plan, responder))
+            return
+        try:
+            loop = self._loop or asyncio.get_running_loop()
+            rest = _finish(plan, _resume(coro, suspended_on), responder)
+            if _TASK_CONTEXT:
+                task = loop.create_task(rest, context=context)
+            else:  # Python 3.10: the task copies the context current at creation
+                task = context.run(loop.create_task, rest)
+        except BaseException as exc:  # noqa: BLE001 - e.g. no running loop
+            coro.close()
+            answer(responder, failure_of(exc, plan, responder))
+            return
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(functools.partial(_on_done, responder, plan))
+
+    def _start_eager_task(self, plan: HandlerPlan, coro: Any, responder: Responder) -> None:
+        # Python >= 3.12: an eager task runs its first step now, as a real
+        # task (asyncio.current_task(), timeouts and TaskGroups work).
+        try:
+            loop = self._loop or asyncio.get_running_loop()
+            task: asyncio.Task[Outcome] = asyncio.Task(  # type: ignore[call-arg,unused-ignore]
+                _finish(plan, coro, responder), loop=loop, eager_start=True
+            )
+        except BaseException as exc:  # noqa: BLE001
+            coro.close()
+            answer(responder, failure_of(exc, plan, responder))
+            return
+        if task.done():
+            _on_done(responder, plan, task)
+            return
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(functools.partial(_on_done, responder, plan))
+
+    def call_sync(
+        self,
+        handler_id: int,
+        params_json: str,
+        body: bytes,
+        headers: Headers | None,
+        responder: Responder,
+    ) -> None:
+        """Serves a ``def`` handler; call on a worker thread holding the GIL.
+        Never raises; always answers."""
+        plan = None
+        try:
+            plan = self.plans[handler_id]
+            result = plan.invoke(
+                params_json, body, headers, responder.request_id if plan.wants_request else ""
+            )
+            outcome = outcome_of(plan, result)
+        except BaseException as exc:  # noqa: BLE001
+            outcome = failure_of(exc, plan, responder)
+        answer(responder, outcome)
+
+    async def coroutine(
+        self,
+        handler_id: int,
+        params_json: str,
+        body: bytes,
+        headers: Headers | None,
+        request_id: str = "",
+    ) -> Outcome:
+        """The "into_future" bridge: resolves to the request's outcome.
+        Never raises (a cancellation resolves to a 503 outcome)."""
+        plan = None
+        try:
+            plan = self.plans[handler_id]
+            result = plan.invoke(params_json, body, headers, request_id)
+            if plan.is_async:
+                result = await result
+        except BaseException as exc:  # noqa: BLE001
+            return failure_of(exc, plan, request_id)
+        return safe_outcome(plan, result, request_id)
+
+
+async def _run_hooks(hooks: list[Callable[[], Any]], kind: str) -> None:
+    for hook in hooks:
+        try:
+            result = hook()
+            if inspect.isawaitable(result):
+                await result
+        except Exception as exc:
+            where = handler_location(hook)
+            _log.error("%s hook %s failed", kind, where, exc_info=True)
+            message = str(exc).replace("\n", " ")
+            raise HookError(f"{kind} hook {where} failed: {type(exc).__name__}: {message}") from exc

@@ -1,0 +1,853 @@
+"""From a handler's signature to its route schemas and its per-request plan.
+
+Everything here runs once per handler, when the runtime starts: the type
+hints are read, each parameter gets a source (path, query, headers, cookies,
+body), a JSON Schema the host validates with, and a converter for the few
+types JSON cannot carry (UUID, dates, enums, ...). Per request, the host has
+already validated and coerced every value, so :func:`compile_route` returns
+an ``invoke`` function that only picks values out of the decoded parameters,
+converts those that need it and calls the handler.
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import dataclasses
+import datetime
+import decimal
+import enum
+import functools
+import inspect
+import re
+import sys
+import types
+import typing
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final, Literal, Union, get_args, get_origin
+
+import msgspec
+
+from ._params import REQUIRED, ParamInfo
+from ._request import Request
+from ._responses import HTTPException
+
+if TYPE_CHECKING:
+    from ._app import Route
+
+__all__ = ["RouteError", "HandlerPlan", "compile_route", "path_params", "handler_location"]
+
+_MISSING: Final = object()
+_SOURCES: Final = ("path", "query", "headers", "cookies")
+_PATH_PARAM = re.compile(r"\{\*?([^{}/*]+)\}")
+_DECIMAL_PATTERN: Final = r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$"
+_ARRAY_ORIGINS: Final = {
+    list: list,
+    set: set,
+    frozenset: frozenset,
+    tuple: tuple,
+    collections.abc.Sequence: list,
+    collections.abc.MutableSequence: list,
+    collections.abc.Set: frozenset,
+    collections.abc.MutableSet: set,
+    collections.abc.Collection: list,
+    collections.abc.Iterable: list,
+}
+_UNION_TYPES: tuple[Any, ...] = (Union, types.UnionType) if sys.version_info >= (3, 10) else (Union,)
+
+Converter = Callable[[Any], Any]
+
+
+class RouteError(TypeError):
+    """A handler whose signature cannot be served; the message names the
+    handler, its file and line, the parameter and the fix."""
+
+
+def handler_location(handler: Callable[..., Any]) -> str:
+    """``name (file:line)`` of a handler, for messages."""
+    target = inspect.unwrap(handler)
+    name = getattr(target, "__qualname__", None) or getattr(target, "__name__", None) or repr(target)
+    code = getattr(target, "__code__", None)
+    if code is None:
+        code = getattr(getattr(target, "__call__", None), "__code__", None)
+    if code is None:
+        return str(name)
+    return f"{name} ({code.co_filename}:{code.co_firstlineno})"
+
+
+def path_params(path: str) -> list[str]:
+    """The parameter names of a path template (``{id}``, ``{*rest}``)."""
+    return _PATH_PARAM.findall(path)
+
+
+# ---------------------------------------------------------------------------
+# Type helpers
+
+
+def _pydantic_base() -> Any:
+    """``pydantic.BaseModel`` when pydantic is importable, else ``None``."""
+    module = sys.modules.get("pydantic")
+    if module is None:
+        try:
+            import pydantic as module  # noqa: PLC0415
+        except Exception:  # noqa: BLE001 - not installed, or broken: no pydantic support
+            return None
+    return getattr(module, "BaseModel", None)
+
+
+def _is_pydantic_model(tp: Any) -> bool:
+    base = _pydantic_base()
+    return base is not None and isinstance(tp, type) and issubclass(tp, base)
+
+
+def _involves_pydantic(tp: Any, depth: int = 0) -> bool:
+    if depth > 8:
+        return False
+    if _is_pydantic_model(tp):
+        return True
+    return any(_involves_pydantic(arg, depth + 1) for arg in get_args(tp))
+
+
+def _is_struct(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, msgspec.Struct)
+
+
+def _is_model(tp: Any) -> bool:
+    """A type that only makes sense as a JSON object: the body."""
+    if tp is dict or get_origin(tp) in (dict, collections.abc.Mapping, collections.abc.MutableMapping):
+        return True
+    if tp in (collections.abc.Mapping, collections.abc.MutableMapping):
+        return True
+    if not isinstance(tp, type):
+        return False
+    return (
+        issubclass(tp, msgspec.Struct)
+        or dataclasses.is_dataclass(tp)
+        or typing.is_typeddict(tp)
+        or _is_pydantic_model(tp)
+    )
+
+
+def _is_body_type(tp: Any, depth: int = 0) -> bool:
+    """A model, or a list/optional/union of models."""
+    if depth > 8:
+        return False
+    tp = _strip_annotated(tp)[0]
+    if _is_model(tp):
+        return True
+    origin = get_origin(tp)
+    if origin in _ARRAY_ORIGINS or origin in _UNION_TYPES:
+        return any(_is_body_type(arg, depth + 1) for arg in get_args(tp) if arg is not Ellipsis)
+    return False
+
+
+def _strip_annotated(tp: Any) -> tuple[Any, list[Any]]:
+    metadata: list[Any] = []
+    while get_origin(tp) is typing.Annotated:
+        metadata.extend(tp.__metadata__)
+        tp = tp.__origin__
+    return tp, metadata
+
+
+def _split_optional(tp: Any) -> tuple[Any, bool]:
+    """``(T, True)`` for ``T | None`` / ``Optional[T]``, else ``(tp, False)``."""
+    if get_origin(tp) in _UNION_TYPES:
+        args = get_args(tp)
+        rest = tuple(a for a in args if a is not type(None))
+        if len(rest) < len(args):
+            if len(rest) == 1:
+                return rest[0], True
+            return Union[rest], True
+    return tp, False
+
+
+def _json_type_of(values: list[Any]) -> str | None:
+    if not values:
+        return None
+    if all(isinstance(v, bool) for v in values):
+        return "boolean"
+    if all(isinstance(v, str) for v in values):
+        return "string"
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        return "integer"
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return "number"
+    return None
+
+
+def _converter(tp: Any) -> Converter:
+    """A lax ``msgspec.convert`` to ``tp``."""
+    return functools.partial(msgspec.convert, type=tp, strict=False)
+
+
+def _optional(conv: Converter) -> Converter:
+    def convert(value: Any) -> Any:
+        return None if value is None else conv(value)
+
+    return convert
+
+
+def _each(conv: Converter | None, container: Callable[[Any], Any]) -> Converter | None:
+    if conv is None:
+        return None if container is list else container
+    if container is list:
+        return lambda values: [conv(v) for v in values]
+    return lambda values: container(conv(v) for v in values)
+
+
+def _hoist(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    """Moves ``$defs`` of a sub-schema into the source's root ``$defs``."""
+    inner = schema.pop("$defs", None)
+    if inner:
+        defs.update(inner)
+    return schema
+
+
+# ---------------------------------------------------------------------------
+# Parameter schemas
+
+
+def _scalar_schema(tp: Any, defs: dict[str, Any], depth: int = 0) -> tuple[dict[str, Any], Converter | None]:
+    """JSON Schema of a parameter type (without ``None``) and its converter
+    from the validated JSON value (``None``: the value is used as is)."""
+    if depth > 8:
+        raise TypeError(f"type {tp!r} is nested too deeply")
+    tp, _ = _strip_annotated(tp)
+    if tp is Any or tp is inspect.Parameter.empty or tp is object:
+        return {}, None
+    supertype = getattr(tp, "__supertype__", None)  # typing.NewType
+    if supertype is not None:
+        return _scalar_schema(supertype, defs, depth + 1)
+    if tp is bool:
+        return {"type": "boolean"}, None
+    if tp is int:
+        return {"type": "integer"}, None
+    if tp is float:
+        return {"type": "number"}, float
+    if tp is str:
+        return {"type": "string"}, None
+    if tp is uuid.UUID:
+        return {"type": "string", "format": "uuid"}, uuid.UUID
+    if tp is datetime.datetime:
+        return {"type": "string", "format": "date-time"}, _converter(datetime.datetime)
+    if tp is datetime.date:
+        return {"type": "string", "format": "date"}, _converter(datetime.date)
+    if tp is datetime.time:
+        return {"type": "string", "format": "time"}, _converter(datetime.time)
+    if tp is datetime.timedelta:
+        return {"type": "string", "format": "duration"}, _converter(datetime.timedelta)
+    if tp is decimal.Decimal:
+        return {"type": "string", "pattern": _DECIMAL_PATTERN}, decimal.Decimal
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        values = [member.value for member in tp]
+        schema: dict[str, Any] = {"enum": values}
+        kind = _json_type_of(values)
+        if kind:
+            schema = {"type": kind, **schema}
+        return schema, tp
+    origin = get_origin(tp)
+    if origin is Literal:
+        values = list(get_args(tp))
+        schema = {"enum": values}
+        kind = _json_type_of(values)
+        if kind:
+            schema = {"type": kind, **schema}
+        return schema, None
+    if origin in _ARRAY_ORIGINS or tp in _ARRAY_ORIGINS:
+        args = get_args(tp)
+        container = _ARRAY_ORIGINS[origin or tp]
+        if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
+            return _fallback_schema(tp, defs)
+        item = args[0] if args else Any
+        item_schema, item_conv = _scalar_schema(_split_optional(item)[0], defs, depth + 1)
+        if _split_optional(item)[1]:
+            item_schema, item_conv = _nullable(item_schema, item_conv)
+        schema = {"type": "array", "items": item_schema} if item_schema else {"type": "array"}
+        return schema, _each(item_conv, container)
+    if origin in _UNION_TYPES:
+        members = [_scalar_schema(arg, defs, depth + 1) for arg in get_args(tp)]
+        needs = any(conv is not None for _, conv in members)
+        return {"anyOf": [schema for schema, _ in members]}, (_converter(tp) if needs else None)
+    return _fallback_schema(tp, defs)
+
+
+def _fallback_schema(tp: Any, defs: dict[str, Any]) -> tuple[dict[str, Any], Converter | None]:
+    try:
+        schema = msgspec.json.schema(tp)
+    except Exception as exc:  # noqa: BLE001 - msgspec says why the type is unsupported
+        raise TypeError(f"type {tp!r} cannot be a parameter ({exc})") from None
+    return _hoist(schema, defs), _converter(tp)
+
+
+def _nullable(schema: dict[str, Any], conv: Converter | None) -> tuple[dict[str, Any], Converter | None]:
+    """Lets ``null`` through, keeping constraints at the top level when the
+    schema has a plain ``type`` so the host reports them by name."""
+    schema = dict(schema)
+    kind = schema.get("type")
+    if isinstance(kind, str):
+        schema["type"] = [kind, "null"]
+        if "enum" in schema:
+            schema["enum"] = [*schema["enum"], None]
+    elif isinstance(kind, list):
+        if "null" not in kind:
+            schema["type"] = [*kind, "null"]
+        if "enum" in schema:
+            schema["enum"] = [*schema["enum"], None]
+    elif "enum" in schema:
+        schema["enum"] = [*schema["enum"], None]
+    elif schema:
+        schema = {"anyOf": [schema, {"type": "null"}]}
+    return schema, (_optional(conv) if conv is not None else None)
+
+
+_META_KEYS: Final = (
+    ("ge", "minimum"),
+    ("gt", "exclusiveMinimum"),
+    ("le", "maximum"),
+    ("lt", "exclusiveMaximum"),
+    ("pattern", "pattern"),
+    ("description", "description"),
+)
+
+
+def _constrain(schema: dict[str, Any], sources: list[Any]) -> dict[str, Any]:
+    """Adds the constraints of ``ParamInfo``/``msgspec.Meta`` objects."""
+    is_array = schema.get("type") == "array"
+    for source in sources:
+        for attr, keyword in _META_KEYS:
+            value = getattr(source, attr, None)
+            if value is not None:
+                schema[keyword] = value
+        for attr, keyword in (("min_length", "min"), ("max_length", "max")):
+            value = getattr(source, attr, None)
+            if value is not None:
+                schema[f"{keyword}Items" if is_array else f"{keyword}Length"] = value
+        if isinstance(source, msgspec.Meta):
+            if source.title is not None:
+                schema["title"] = source.title
+            if source.examples is not None:
+                schema["examples"] = list(source.examples)
+            if source.extra_json_schema:
+                schema.update(source.extra_json_schema)
+    return schema
+
+
+def _json_default(value: Any) -> tuple[bool, Any]:
+    """The default as JSON, when it has one."""
+    try:
+        return True, msgspec.json.decode(msgspec.json.encode(value))
+    except Exception:  # noqa: BLE001 - not JSON: Python fills it in
+        return False, None
+
+
+# ---------------------------------------------------------------------------
+# Bodies
+
+
+class _BodyCodec:
+    """Decodes one body type from JSON bytes, or from the host's coerced form
+    fields (a Python object)."""
+
+    __slots__ = ("name", "from_json", "from_python")
+
+    def __init__(self, tp: Any) -> None:
+        self.name = getattr(tp, "__name__", None) or repr(tp)
+        if _is_pydantic_model(tp):
+            self.from_json: Callable[[Any], Any] = tp.model_validate_json
+            self.from_python: Callable[[Any], Any] = tp.model_validate
+        elif _involves_pydantic(tp):
+            import pydantic  # noqa: PLC0415
+
+            adapter = pydantic.TypeAdapter(tp)
+            self.from_json = adapter.validate_json
+            self.from_python = adapter.validate_python
+        else:
+            self.from_json = msgspec.json.Decoder(tp).decode
+            self.from_python = _converter(tp)
+
+
+def _body_schema(tp: Any) -> dict[str, Any]:
+    if _is_pydantic_model(tp):
+        return _inline_root_ref(dict(tp.model_json_schema()))
+    if _involves_pydantic(tp):
+        import pydantic  # noqa: PLC0415
+
+        return _inline_root_ref(dict(pydantic.TypeAdapter(tp).json_schema()))
+    return _inline_root_ref(msgspec.json.schema(tp))
+
+
+def _inline_root_ref(schema: dict[str, Any]) -> dict[str, Any]:
+    """``{"$ref": "#/$defs/Item", "$defs": {...}}`` → Item's schema at the
+    root (``$defs`` kept for nested references): the host reads a form
+    body's fields from the root ``properties``."""
+    ref = schema.get("$ref")
+    defs = schema.get("$defs")
+    if len(schema) != 2 or not isinstance(ref, str) or not isinstance(defs, dict):
+        return schema
+    target = defs.get(ref.removeprefix("#/$defs/")) if ref.startswith("#/$defs/") else None
+    if not isinstance(target, dict):
+        return schema
+    rest = {name: sub for name, sub in defs.items() if sub is not target or _refers_to(defs, ref)}
+    inlined = dict(target)
+    if rest:
+        inlined["$defs"] = rest
+    return inlined
+
+
+def _refers_to(value: Any, ref: str) -> bool:
+    if isinstance(value, dict):
+        return value.get("$ref") == ref or any(_refers_to(v, ref) for v in value.values())
+    if isinstance(value, list):
+        return any(_refers_to(v, ref) for v in value)
+    return False
+
+
+def _form_of(params_json: Any) -> Any:
+    """The host's validated form fields (an urlencoded body), if any."""
+    if not params_json:
+        return None
+    params = params_json if isinstance(params_json, dict) else msgspec.json.decode(params_json)
+    return params.get("form")
+
+
+def _body_error(codec: _BodyCodec, exc: Exception) -> HTTPException:
+    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return HTTPException(422, f"the request body is not a valid {codec.name}: {message}")
+
+
+# ---------------------------------------------------------------------------
+# The plan
+
+
+class _Param:
+    __slots__ = ("name", "source", "key", "tp", "required", "default", "schema", "conv")
+
+    def __init__(
+        self,
+        name: str,
+        source: str,
+        key: str,
+        tp: Any,
+        required: bool,
+        default: Any,
+        schema: dict[str, Any],
+        conv: Converter | None,
+    ) -> None:
+        self.name = name
+        self.source = source
+        self.key = key
+        self.tp = tp
+        self.required = required
+        self.default = default
+        self.schema = schema
+        self.conv = conv
+
+
+class HandlerPlan:
+    """What a route needs per request, computed once.
+
+    ``invoke(params_json, body, headers, request_id)`` builds the keyword
+    arguments and calls the handler, returning its result (a coroutine for
+    ``async def`` handlers). ``schema`` is the route's schemas for the host.
+    """
+
+    __slots__ = (
+        "route",
+        "handler",
+        "name",
+        "is_async",
+        "wants_request",
+        "schema",
+        "schema_json",
+        "status_code",
+        "response_convert",
+        "params",
+        "invoke",
+    )
+
+    def __init__(self, route: Route) -> None:
+        self.route = route
+        self.handler = route.handler
+        self.name = handler_location(route.handler)
+        self.status_code = route.status_code
+        self.is_async = _is_async(route.handler)
+        self.wants_request = False
+        self.params: list[_Param] = []
+        self.schema: dict[str, Any] = {}
+        self.schema_json = "{}"
+        self.response_convert: Converter | None = None
+        self.invoke: Callable[[Any, bytes, Any, str], Any] = _unset_invoke
+
+    def __repr__(self) -> str:
+        return f"HandlerPlan({self.route.method} {self.route.path} -> {self.name})"
+
+
+def _unset_invoke(params_json: Any, body: bytes, headers: Any, request_id: str) -> Any:
+    raise RuntimeError("route not compiled")
+
+
+def _is_async(handler: Any) -> bool:
+    target = handler
+    while isinstance(target, functools.partial):
+        target = target.func
+    if inspect.iscoroutinefunction(target):
+        return True
+    call = getattr(target, "__call__", None)  # noqa: B004 - callable objects
+    return not inspect.isfunction(target) and call is not None and inspect.iscoroutinefunction(call)
+
+
+def _type_hints(handler: Callable[..., Any], where: str) -> dict[str, Any]:
+    target = handler
+    while isinstance(target, functools.partial):
+        target = target.func
+    if not (inspect.isfunction(target) or inspect.ismethod(target)):
+        target = getattr(target, "__call__", target)  # noqa: B004
+    try:
+        return typing.get_type_hints(target, include_extras=True)
+    except Exception as exc:  # noqa: BLE001 - reported with the fix
+        raise RouteError(
+            f"handler {where}: cannot resolve its type hints ({type(exc).__name__}: {exc}); "
+            "define every type the signature names at module level, before the handler is used"
+        ) from None
+
+
+def compile_route(route: Route) -> HandlerPlan:
+    """Reads the handler's signature and returns its plan; raises
+    :class:`RouteError` naming the handler and parameter when it cannot be
+    served."""
+    plan = HandlerPlan(route)
+    where = plan.name
+    handler = route.handler
+    try:
+        signature = inspect.signature(handler)
+    except (TypeError, ValueError) as exc:
+        raise RouteError(f"handler {where}: has no inspectable signature ({exc})") from None
+    hints = _type_hints(handler, where)
+    in_path = path_params(route.path)
+    params: list[_Param] = []
+    bodies: list[tuple[str, Any, ParamInfo | None, Any, list[Any]]] = []
+    request_kw: str | None = None
+
+    for name, parameter in signature.parameters.items():
+        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            continue
+        if parameter.kind is parameter.POSITIONAL_ONLY:
+            raise RouteError(
+                f"handler {where}: parameter {name!r} is positional-only; "
+                "remove the '/' so it can be passed by name"
+            )
+        annotation = hints.get(name, parameter.annotation)
+        if annotation is inspect.Parameter.empty:
+            annotation = Any
+        tp, metadata = _strip_annotated(annotation)
+        info: ParamInfo | None = None
+        for item in metadata:
+            if isinstance(item, ParamInfo):
+                info = item
+        default = parameter.default
+        if isinstance(default, ParamInfo):
+            info = default
+            default = default.default
+        elif info is not None and not info.required:
+            default = info.default if default is inspect.Parameter.empty else default
+        if default is inspect.Parameter.empty or default is Ellipsis:
+            default = REQUIRED
+
+        if isinstance(tp, type) and issubclass(tp, Request):
+            request_kw = name
+            continue
+
+        if info is not None:
+            source: str = info.source
+        elif name in in_path:
+            source = "path"
+        elif _is_body_type(tp):
+            source = "body"
+        else:
+            source = "query"
+
+        if source == "body":
+            bodies.append((name, tp, info, default, metadata))
+            continue
+        try:
+            params.append(_make_param(name, source, tp, info, default, metadata, in_path))
+        except RouteError as exc:
+            raise RouteError(f"handler {where}: {exc}") from None
+        except TypeError as exc:
+            raise RouteError(
+                f"handler {where}: {source} parameter {name!r}: {exc}; use int, float, str, bool, "
+                "UUID, date, datetime, an Enum, a Literal, or a list of those"
+            ) from None
+
+    keys: dict[tuple[str, str], str] = {}
+    for param in params:
+        other = keys.setdefault((param.source, param.key), param.name)
+        if other != param.name:
+            raise RouteError(
+                f"handler {where}: parameters {other!r} and {param.name!r} both read "
+                f"{param.source} {param.key!r}; give one of them another alias"
+            )
+
+    schema: dict[str, Any] = {}
+    for source in _SOURCES:
+        group = [p for p in params if p.source == source]
+        if not group:
+            continue
+        defs: dict[str, Any] = {}
+        properties: dict[str, Any] = {}
+        for p in group:
+            properties[p.key] = p.schema
+            if isinstance(p.schema, dict) and "$defs" in p.schema:
+                defs.update(p.schema.pop("$defs"))
+        obj: dict[str, Any] = {"type": "object", "properties": properties}
+        required = [p.key for p in group if p.required]
+        if required:
+            obj["required"] = required
+        if defs:
+            obj["$defs"] = defs
+        schema[source] = obj
+
+    body_reader = None
+    if bodies:
+        try:
+            body_reader, body_schema = _make_body(bodies)
+        except TypeError as exc:
+            raise RouteError(f"handler {where}: {exc}") from None
+        if body_schema is not None:
+            schema["body"] = body_schema
+    if route.body_limit is not None:
+        schema["body_limit"] = int(route.body_limit)
+
+    if route.response_model is not None:
+        plan.response_convert = _response_converter(route.response_model)
+
+    plan.params = params
+    plan.wants_request = request_kw is not None
+    plan.schema = schema
+    plan.schema_json = msgspec.json.encode(schema).decode()
+    plan.invoke = _make_invoke(handler, params, body_reader, request_kw)
+    return plan
+
+
+def _make_param(
+    name: str,
+    source: str,
+    tp: Any,
+    info: ParamInfo | None,
+    default: Any,
+    metadata: list[Any],
+    in_path: list[str],
+) -> _Param:
+    alias = info.alias if info is not None else None
+    if source == "headers":
+        if alias:
+            key = alias.lower()
+        elif info is None or info.convert_underscores:
+            key = name.replace("_", "-").lower()
+        else:
+            key = name.lower()
+    else:
+        key = alias or name
+    if source == "path":
+        if key not in in_path:
+            raise RouteError(
+                f"path parameter {name!r} is not in the path; add {{{key}}} to the path "
+                "or make it a Query()"
+            )
+        default = REQUIRED
+    elif name in in_path and alias is None:
+        raise RouteError(
+            f"parameter {name!r} is in the path but declared as {source}; "
+            "drop the marker or rename the parameter"
+        )
+
+    inner, nullable = _split_optional(tp)
+    defs: dict[str, Any] = {}
+    schema, conv = _scalar_schema(inner, defs)
+    schema = _constrain(dict(schema), [m for m in metadata if isinstance(m, msgspec.Meta)] + ([info] if info else []))
+    if nullable:
+        schema, conv = _nullable(schema, conv)
+        if default is REQUIRED and source != "path":
+            default = None
+    required = default is REQUIRED
+    if not required:
+        has_json, value = _json_default(default)
+        if has_json:
+            schema["default"] = value
+    if defs:
+        schema["$defs"] = defs
+    return _Param(name, source, key, tp, required, None if required else default, schema, conv)
+
+
+def _make_body(
+    bodies: list[tuple[str, Any, ParamInfo | None, Any, list[Any]]],
+) -> tuple[Callable[[dict[str, Any], bytes, Any], None], dict[str, Any] | None]:
+    """The reader that puts the body parameter(s) into the kwargs, and the
+    body schema (``None`` for a raw ``bytes`` body)."""
+    embed = len(bodies) > 1 or any(info is not None and info.embed for _, _, info, _, _ in bodies)
+    if not embed:
+        name, tp, info, _default, metadata = bodies[0]
+        inner = _split_optional(tp)[0]
+        if inner in (bytes, bytearray):
+            def read_raw(kwargs: dict[str, Any], body: bytes, params_json: Any) -> None:
+                kwargs[name] = body
+
+            return read_raw, None
+        schema = _body_schema(tp)
+        if not _is_body_type(tp):
+            schema = _constrain(schema, [m for m in metadata if isinstance(m, msgspec.Meta)] + ([info] if info else []))
+        codec = _BodyCodec(tp)
+        from_json = codec.from_json
+        from_python = codec.from_python
+
+        def read(kwargs: dict[str, Any], body: bytes, params_json: Any) -> None:
+            try:
+                kwargs[name] = from_json(body)
+            except Exception as exc:  # noqa: BLE001 - maybe a form body, else a 422
+                form = _form_of(params_json)
+                if form is None:
+                    raise _body_error(codec, exc) from exc
+                try:
+                    kwargs[name] = from_python(form)
+                except Exception as exc2:  # noqa: BLE001
+                    raise _body_error(codec, exc2) from exc2
+
+        return read, schema
+
+    # Several body parameters (or embed=True): the body is an object with one
+    # member per parameter.
+    defs: dict[str, Any] = {}
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    members: list[tuple[str, str, _BodyCodec, Any]] = []
+    for name, tp, info, default, metadata in bodies:
+        key = (info.alias if info is not None and info.alias else None) or name
+        inner, nullable = _split_optional(tp)
+        if inner in (bytes, bytearray):
+            raise TypeError(f"body parameter {name!r}: a raw bytes body cannot be combined with other body parameters")
+        sub = _body_schema(tp)
+        if not _is_body_type(tp):
+            sub = _constrain(sub, [m for m in metadata if isinstance(m, msgspec.Meta)] + ([info] if info else []))
+        sub = _hoist(sub, defs)
+        if default is not REQUIRED:
+            has_json, value = _json_default(default)
+            if has_json:
+                sub["default"] = value
+        properties[key] = sub
+        if default is REQUIRED and not nullable:
+            required.append(key)
+        if default is REQUIRED and nullable:
+            default = None
+        members.append((name, key, _BodyCodec(tp), default))
+    embedded: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        embedded["required"] = required
+    if defs:
+        embedded["$defs"] = defs
+
+    decode_object = msgspec.json.Decoder(dict[str, Any]).decode
+
+    def read_members(kwargs: dict[str, Any], body: bytes, params_json: Any) -> None:
+        try:
+            data = decode_object(body)
+        except Exception:  # noqa: BLE001
+            data = _form_of(params_json)
+            if data is None:
+                raise HTTPException(422, "the request body is not a JSON object") from None
+        for name, key, codec, default in members:
+            value = data.get(key, _MISSING)
+            if value is _MISSING:
+                kwargs[name] = default
+                continue
+            try:
+                kwargs[name] = codec.from_python(value)
+            except Exception as exc:  # noqa: BLE001
+                raise _body_error(codec, exc) from exc
+
+    return read_members, embedded
+
+
+def _response_converter(model: Any) -> Converter:
+    if _is_pydantic_model(model):
+        validate = model.model_validate
+
+        def to_pydantic(result: Any) -> Any:
+            return result if isinstance(result, model) else validate(result, from_attributes=True)
+
+        return to_pydantic
+    if _involves_pydantic(model):
+        import pydantic  # noqa: PLC0415
+
+        adapter = pydantic.TypeAdapter(model)
+        return functools.partial(adapter.validate_python, from_attributes=True)
+    return functools.partial(msgspec.convert, type=model, from_attributes=True, strict=False)
+
+
+def _make_invoke(
+    handler: Callable[..., Any],
+    params: list[_Param],
+    body_reader: Callable[[dict[str, Any], bytes, Any], None] | None,
+    request_kw: str | None,
+) -> Callable[[Any, bytes, Any, str], Any]:
+    """The per-request function: as little work as the signature allows."""
+    if not params and body_reader is None and request_kw is None:
+
+        def invoke_bare(params_json: Any, body: bytes, headers: Any, request_id: str) -> Any:
+            return handler()
+
+        return invoke_bare
+
+    groups: tuple[tuple[str, tuple[tuple[str, str, Any, Converter | None], ...]], ...] = tuple(
+        (
+            source,
+            tuple(
+                (p.name, p.key, _MISSING if p.required else p.default, p.conv)
+                for p in params
+                if p.source == source
+            ),
+        )
+        for source in _SOURCES
+        if any(p.source == source for p in params)
+    )
+    decode = msgspec.json.Decoder().decode
+    missing = _MISSING
+    empty: dict[str, Any] = {}
+
+    if not groups and request_kw is None:
+        reader = body_reader
+        assert reader is not None
+
+        def invoke_body(params_json: Any, body: bytes, headers: Any, request_id: str) -> Any:
+            kwargs: dict[str, Any] = {}
+            reader(kwargs, body, params_json)
+            return handler(**kwargs)
+
+        return invoke_body
+
+    def invoke(params_json: Any, body: bytes, headers: Any, request_id: str) -> Any:
+        kwargs: dict[str, Any] = {}
+        if groups:
+            decoded = params_json if isinstance(params_json, dict) else decode(params_json)
+            for source, entries in groups:
+                values = decoded.get(source) or empty
+                for name, key, default, conv in entries:
+                    value = values.get(key, missing)
+                    if value is missing:
+                        if default is not missing:
+                            kwargs[name] = default
+                    elif conv is None:
+                        kwargs[name] = value
+                    else:
+                        try:
+                            kwargs[name] = conv(value)
+                        except (ValueError, TypeError) as exc:
+                            raise HTTPException(422, f"{source} parameter {key!r}: {exc}") from exc
+        else:
+            decoded = params_json
+        if body_reader is not None:
+            body_reader(kwargs, body, decoded)
+        if request_kw is not None:
+            kwargs[request_kw] = Request(headers, decoded, body, request_id)
+        return handler(**kwargs)
+
+    return invoke
