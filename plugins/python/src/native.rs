@@ -99,6 +99,16 @@ pub fn header_pairs<'py>(
     Ok(pairs)
 }
 
+/// Borrows the pairs' text as `(&str, &str)` for one host call.
+fn borrowed<'a>(
+    pairs: &'a [(Bound<'_, PyString>, Bound<'_, PyString>)],
+) -> PyResult<Vec<(&'a str, &'a str)>> {
+    pairs
+        .iter()
+        .map(|(name, value)| Ok((name.to_str()?, value.to_str()?)))
+        .collect()
+}
+
 /// Answers `responder` with `(status, headers, body)`, headers as Python pairs.
 pub fn respond_with(
     responder: Responder,
@@ -107,12 +117,8 @@ pub fn respond_with(
     body: &[u8],
 ) -> PyResult<()> {
     let pairs = header_pairs(headers)?;
-    let mut borrowed = Vec::with_capacity(pairs.len());
-    for (name, value) in &pairs {
-        borrowed.push((name.to_str()?, value.to_str()?));
-    }
     responder
-        .respond(status, &borrowed, body)
+        .respond(status, &borrowed(&pairs)?, body)
         .map_err(|e| PyRuntimeError::new_err(e.to_string()))
 }
 
@@ -124,12 +130,8 @@ pub fn respond_problem(
     headers: &Bound<'_, PyAny>,
 ) -> PyResult<()> {
     let pairs = header_pairs(headers)?;
-    let mut borrowed = Vec::with_capacity(pairs.len());
-    for (name, value) in &pairs {
-        borrowed.push((name.to_str()?, value.to_str()?));
-    }
     responder
-        .respond_error(status, detail, &borrowed)
+        .respond_error(status, detail, &borrowed(&pairs)?)
         .map_err(|e| PyRuntimeError::new_err(e.to_string()))
 }
 
