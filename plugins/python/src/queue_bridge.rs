@@ -1,9 +1,10 @@
 //! The default bridge, built for throughput.
 //!
 //! A host thread pushes the request onto a queue and, only when the loop
-//! has no wake-up pending, writes one byte to a pipe the loop watches. The
-//! loop thread then drains every queued request in one callback, under the
-//! one GIL acquisition the loop already holds, and starts each coroutine
+//! has no wake-up pending, signals an eventfd the loop watches. The loop
+//! thread then drains the queue in one callback, under the one GIL
+//! acquisition the loop already holds, until it finds it empty (requests
+//! arriving meanwhile cost no system call), and starts each coroutine
 //! eagerly (`Runtime.dispatch`): a handler that never awaits is answered in
 //! that same callback, with no task and no extra loop iteration. Answers go
 //! straight to the host's `respond` from Python.
@@ -19,10 +20,10 @@ use crate::job::Job;
 
 struct Shared {
     jobs: Mutex<Vec<Job>>,
-    /// A byte is in the pipe or the drain callback is about to run.
+    /// The eventfd is signalled or a drain is running: producers need not
+    /// signal again.
     wake_pending: AtomicBool,
-    read_fd: RawFd,
-    write_fd: RawFd,
+    event_fd: RawFd,
 }
 
 /// The queue and its wake-up pipe.
@@ -31,19 +32,18 @@ pub struct QueueBridge {
 }
 
 impl QueueBridge {
-    /// Creates the queue and a non-blocking pipe.
+    /// Creates the queue and a non-blocking eventfd.
     pub fn new() -> std::io::Result<Self> {
-        let mut fds = [0 as libc::c_int; 2];
-        // SAFETY: `fds` has room for the two descriptors.
-        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } != 0 {
+        // SAFETY: creating a descriptor we own.
+        let event_fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if event_fd < 0 {
             return Err(std::io::Error::last_os_error());
         }
         Ok(QueueBridge {
             shared: Arc::new(Shared {
                 jobs: Mutex::new(Vec::with_capacity(256)),
                 wake_pending: AtomicBool::new(false),
-                read_fd: fds[0],
-                write_fd: fds[1],
+                event_fd,
             }),
         })
     }
@@ -55,11 +55,11 @@ impl QueueBridge {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(job);
-        if !self.shared.wake_pending.swap(true, Ordering::AcqRel) {
-            // SAFETY: writing one byte to our own non-blocking pipe. A full
-            // pipe means a wake-up is pending anyway.
+        if !self.shared.wake_pending.swap(true, Ordering::SeqCst) {
+            let one: u64 = 1;
+            // SAFETY: an 8-byte write to our own non-blocking eventfd.
             unsafe {
-                libc::write(self.shared.write_fd, [1u8].as_ptr().cast(), 1);
+                libc::write(self.shared.event_fd, (&one as *const u64).cast(), 8);
             }
         }
     }
@@ -73,22 +73,39 @@ impl QueueBridge {
             let py = args.py();
             drain(py, &shared, dispatch.bind(py));
         })?;
-        event_loop.call_method1("add_reader", (self.shared.read_fd, drain))?;
+        event_loop.call_method1("add_reader", (self.shared.event_fd, drain))?;
         Ok(())
     }
 }
 
-/// Runs on the loop thread whenever the pipe is readable.
+/// Runs on the loop thread whenever the eventfd is signalled.
 fn drain(py: Python<'_>, shared: &Shared, dispatch: &Bound<'_, PyAny>) {
-    let mut buf = [0u8; 256];
-    // SAFETY: reading from our own non-blocking pipe into a local buffer.
-    while unsafe { libc::read(shared.read_fd, buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
-    // Cleared before taking the jobs: a request queued after the take
-    // writes a new byte and gets its own callback.
-    shared.wake_pending.store(false, Ordering::Release);
-    let jobs = std::mem::take(&mut *shared.jobs.lock().unwrap_or_else(|e| e.into_inner()));
-    for job in jobs {
-        job.run(py, dispatch);
+    let mut count: u64 = 0;
+    // SAFETY: an 8-byte read from our own non-blocking eventfd (resets it).
+    unsafe {
+        libc::read(shared.event_fd, (&mut count as *mut u64).cast(), 8);
+    }
+    let take = || std::mem::take(&mut *shared.jobs.lock().unwrap_or_else(|e| e.into_inner()));
+    loop {
+        let jobs = take();
+        if jobs.is_empty() {
+            shared.wake_pending.store(false, Ordering::SeqCst);
+            // A request queued before that store saw a pending wake-up and
+            // did not signal: look once more before sleeping.
+            if shared
+                .jobs
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_empty()
+                || shared.wake_pending.swap(true, Ordering::SeqCst)
+            {
+                return;
+            }
+            continue;
+        }
+        for job in jobs {
+            job.run(py, dispatch);
+        }
     }
 }
 
@@ -96,8 +113,7 @@ impl Drop for Shared {
     fn drop(&mut self) {
         // SAFETY: closing our own descriptors once, when nothing uses them.
         unsafe {
-            libc::close(self.read_fd);
-            libc::close(self.write_fd);
+            libc::close(self.event_fd);
         }
     }
 }
