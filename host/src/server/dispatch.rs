@@ -23,6 +23,10 @@ use crate::problem::Problem;
 use crate::routes::Route;
 use crate::validation::{self, RequestInput};
 
+/// `params_json` of a request to a route without schemas, path parameters
+/// or query.
+const NO_PARAMS: &str = r#"{"path":{},"query":{},"headers":{},"cookies":{}}"#;
+
 /// What every request needs besides its route.
 pub struct Shared {
     /// Prefix of Problem Details `type` URIs.
@@ -281,11 +285,19 @@ async fn run(
             Parsed::Empty | Parsed::Opaque => validation::Body::None,
         },
     };
-    let validated = route
-        .validator
-        .validate(&input)
-        .map_err(Problem::validation)?;
-    let params_json = serde_json::to_string(&validated.params).unwrap_or_else(|_| "{}".into());
+    let params_json: Cow<'static, str> = if route.validator.is_empty()
+        && path_values.is_empty()
+        && input.query.is_none_or(str::is_empty)
+    {
+        // Nothing to validate or report: the common case of a plain route.
+        Cow::Borrowed(NO_PARAMS)
+    } else {
+        let validated = route
+            .validator
+            .validate(&input)
+            .map_err(Problem::validation)?;
+        Cow::Owned(serde_json::to_string(&validated.params).unwrap_or_else(|_| "{}".into()))
+    };
 
     let answer = hand_over(route, request_id, &parts, &params_json, &body);
     let mut guard = CancelOnDrop {
@@ -293,7 +305,7 @@ async fn run(
         request_id,
         armed: true,
     };
-    let answer = tokio::time::timeout(shared.request_timeout, answer).await;
+    let answer = await_answer(answer, shared.request_timeout).await;
     guard.armed = false;
     let answer = match answer {
         Ok(Ok(answer)) => answer,
@@ -361,6 +373,24 @@ fn ended_early(error: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
+/// The plugin's answer within `timeout`. A plugin that answered inside
+/// `handle` (most Rust and C handlers) costs no timer and no await.
+async fn await_answer(
+    mut answer: tokio::sync::oneshot::Receiver<Answer>,
+    timeout: Duration,
+) -> Result<Result<Answer, tokio::sync::oneshot::error::RecvError>, tokio::time::error::Elapsed> {
+    match answer.try_recv() {
+        Ok(answer) => Ok(Ok(answer)),
+        Err(tokio::sync::oneshot::error::TryRecvError::Empty) => {
+            tokio::time::timeout(timeout, answer).await
+        }
+        Err(tokio::sync::oneshot::error::TryRecvError::Closed) => {
+            // Report it the same way as a receive error.
+            Ok(answer.await)
+        }
+    }
+}
+
 /// Builds the borrowed `spk_request` and calls the plugin. Synchronous so
 /// the raw pointers never live across an `.await`.
 fn hand_over(
@@ -370,17 +400,25 @@ fn hand_over(
     params_json: &str,
     body: &[u8],
 ) -> tokio::sync::oneshot::Receiver<Answer> {
-    // Headers as borrowed strings; only values that are not UTF-8 are copied.
-    let header_texts: Vec<(&str, Cow<'_, str>)> = parts
+    // Headers borrowed as they are; only values that are not UTF-8 are
+    // copied (lossily) into `converted`, whose strings' buffers stay put
+    // until the call returns even when the vector grows.
+    let mut converted: Vec<String> = Vec::new();
+    let headers: Vec<ffi::Header> = parts
         .headers
         .iter()
-        .map(|(n, v)| (n.as_str(), String::from_utf8_lossy(v.as_bytes())))
-        .collect();
-    let headers: Vec<ffi::Header> = header_texts
-        .iter()
-        .map(|(n, v)| ffi::Header {
-            name: ffi::Str::new(n),
-            value: ffi::Str::new(v),
+        .map(|(name, value)| {
+            let value = match value.to_str() {
+                Ok(text) => ffi::Str::new(text),
+                Err(_) => {
+                    converted.push(String::from_utf8_lossy(value.as_bytes()).into_owned());
+                    converted.last().map_or(ffi::Str::EMPTY, |s| ffi::Str::new(s))
+                }
+            };
+            ffi::Header {
+                name: ffi::Str::new(name.as_str()),
+                value,
+            }
         })
         .collect();
     let request = ffi::Request {

@@ -119,6 +119,15 @@ impl RouteValidator {
         })
     }
 
+    /// True when the route declares no schema at all: nothing to coerce.
+    pub fn is_empty(&self) -> bool {
+        self.path.is_none()
+            && self.query.is_none()
+            && self.headers.is_none()
+            && self.cookies.is_none()
+            && self.body.is_none()
+    }
+
     /// True when the route declares a body schema (so a request without a body is a 422).
     pub fn has_body_schema(&self) -> bool {
         self.body.is_some()
