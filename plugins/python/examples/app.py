@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 
 from spikard import App, Header, HTTPException, Query
@@ -16,8 +18,8 @@ app = App()
 
 
 class Item(msgspec.Struct):
-    name: str
-    price: float
+    name: Annotated[str, msgspec.Meta(min_length=1)]
+    price: Annotated[float, msgspec.Meta(gt=0)]
     tags: list[str] = []
 
 
