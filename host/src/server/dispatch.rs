@@ -412,7 +412,9 @@ fn hand_over(
                 Ok(text) => ffi::Str::new(text),
                 Err(_) => {
                     converted.push(String::from_utf8_lossy(value.as_bytes()).into_owned());
-                    converted.last().map_or(ffi::Str::EMPTY, |s| ffi::Str::new(s))
+                    converted
+                        .last()
+                        .map_or(ffi::Str::EMPTY, |s| ffi::Str::new(s))
                 }
             };
             ffi::Header {
