@@ -55,16 +55,38 @@ pub async fn dispatch(
 ) -> Response {
     let started = Instant::now();
     let request_id = shared.ids.next();
-    let method = request.method().clone();
-    let uri = request.uri().clone();
-    let mut response = match run(&route, &shared, &request_id, params, request).await {
+    // Kept for the access log only when it is on.
+    let line = shared
+        .access_log
+        .then(|| (request.method().clone(), request.uri().clone()));
+    let response = match run(&route, &shared, &request_id, params, request).await {
         Ok(response) => response,
         Err(problem) => shared.render(&problem, &request_id),
     };
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
+    let (method, uri) = line.unzip();
+    finish(
+        &shared,
+        response,
+        &request_id,
+        method.as_ref(),
+        uri.as_ref(),
+        started,
+    )
+}
+
+/// Tags a response with its request id and writes its access-log line.
+fn finish(
+    shared: &Shared,
+    mut response: Response,
+    request_id: &str,
+    method: Option<&http::Method>,
+    uri: Option<&http::Uri>,
+    started: Instant,
+) -> Response {
+    if let Ok(value) = HeaderValue::from_str(request_id) {
         response.headers_mut().insert("x-request-id", value);
     }
-    if shared.access_log {
+    if let (true, Some(method), Some(uri)) = (shared.access_log, method, uri) {
         tracing::info!(
             target: "spikard::access",
             method = %method,
@@ -502,21 +524,15 @@ pub async fn method_not_allowed(
 /// like any other.
 fn refuse(shared: &Shared, problem: &Problem, request: &Request<Body>) -> Response {
     let request_id = shared.ids.next();
-    let mut response = shared.render(problem, &request_id);
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
-        response.headers_mut().insert("x-request-id", value);
-    }
-    if shared.access_log {
-        tracing::info!(
-            target: "spikard::access",
-            method = %request.method(),
-            path = %request.uri().path(),
-            status = response.status().as_u16(),
-            latency_us = 0u64,
-            request_id = %request_id,
-        );
-    }
-    response
+    let response = shared.render(problem, &request_id);
+    finish(
+        shared,
+        response,
+        &request_id,
+        Some(request.method()),
+        Some(request.uri()),
+        Instant::now(),
+    )
 }
 
 #[cfg(test)]
