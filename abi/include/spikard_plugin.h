@@ -23,9 +23,10 @@
  * Threading rules:
  *  - `init`, `bind_route` and `shutdown` are called from one host thread,
  *    never concurrently with each other.
- *  - `handle` is called concurrently from any host thread, only between a
- *    successful `init` and `shutdown`. It must not block: do the work
- *    elsewhere if it is slow and answer later through the responder.
+ *  - `handle` and `cancel` are called concurrently from any host thread,
+ *    only between a successful `init` and `shutdown`. They must not block:
+ *    do the work elsewhere if it is slow and answer later through the
+ *    responder.
  *  - `respond`, `respond_error`, `log` and `log_enabled` may be called from
  *    any thread at any time after `init` has begun.
  */
@@ -176,11 +177,15 @@ typedef struct spk_plugin_vtable {
     /* Handle one request; answer through api->respond or api->respond_error
      * exactly once, now or later, from any thread. Must not block. */
     void (*handle)(void *ctx, const spk_request *request, spk_responder *responder);
-    /* Optional (may be NULL): the client went away or the request timed out.
-     * Advisory: the responder stays valid and must still be answered. */
+    /* Optional (may be NULL): the client went away, the request timed out or
+     * the host is stopping without waiting for it. Advisory: the responder
+     * stays valid and must still be answered. Never called after `shutdown`. */
     void (*cancel)(void *ctx, spk_str request_id);
-    /* Stop: finish or drop outstanding work within `deadline_ms`. No calls
-     * to `handle` follow. The plugin's library is never unloaded. */
+    /* Stop: finish or drop outstanding work within `deadline_ms`, the time
+     * the host has left before it exits (it does not wait much longer).
+     * Called once, after every request the host still waited for has been
+     * cancelled; no `handle` or `cancel` follows. The plugin's library is
+     * never unloaded. */
     void (*shutdown)(void *ctx, uint64_t deadline_ms);
 } spk_plugin_vtable;
 

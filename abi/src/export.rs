@@ -1,19 +1,104 @@
 //! The `extern "C"` glue [`export_plugin!`](crate::export_plugin) wires a
 //! [`Plugin`] into: one generic function per vtable entry, each behind
 //! `catch_unwind` so no panic ever crosses the boundary.
+//!
+//! The instance behind `ctx` is never freed while a call can still reach it:
+//! every call passes through a [`Gate`], `shutdown` closes the gate, waits
+//! for the calls inside to return, and only then drops the plugin. The
+//! instance's shell (a few words) stays allocated for the process, so a call
+//! that arrives after `shutdown` (a host breaking the contract) is refused
+//! instead of reading freed memory.
 
 use std::any::Any;
+use std::cell::UnsafeCell;
 use std::ffi::c_void;
+use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::ffi::{self, ErrorHandle, HostApi, HostHandle, ResponderHandle, Str};
 use crate::plugin::{Host, Plugin, Request, Responder, RouteBinding};
 
-/// What `*ctx` points to: the plugin and the API its responders answer through.
+/// What `*ctx` points to: the plugin, the API its responders answer through
+/// and the gate that keeps the plugin alive while a call is inside it.
 struct Instance<P> {
-    plugin: P,
     api: &'static HostApi,
+    gate: Gate,
+    /// Dropped once, by `shutdown`, after the gate is closed and empty.
+    plugin: UnsafeCell<ManuallyDrop<P>>,
+}
+
+impl<P: Plugin> Instance<P> {
+    /// The instance behind `ctx`.
+    ///
+    /// # Safety
+    /// `ctx` must come from a successful [`init::<P>`]; the shell is never
+    /// freed, so the reference is valid for the process.
+    unsafe fn from_ctx<'a>(ctx: *mut c_void) -> &'a Self {
+        // SAFETY: per the contract.
+        unsafe { &*(ctx as *const Instance<P>) }
+    }
+
+    /// Runs `f` with the plugin, unless `shutdown` has begun.
+    fn with<R>(&self, f: impl FnOnce(&P) -> R) -> Option<R> {
+        let _pass = self.gate.enter()?;
+        // SAFETY: the plugin is dropped only after the gate is closed and no
+        // pass is out, and this pass is out until `f` returns.
+        let plugin: &P = unsafe { &*self.plugin.get() };
+        Some(f(plugin))
+    }
+}
+
+/// Counts calls inside the plugin; its top bit says `shutdown` has begun.
+struct Gate(AtomicUsize);
+
+const CLOSED: usize = 1 << (usize::BITS - 1);
+
+/// A call inside the plugin; leaving drops it.
+struct Pass<'a>(&'a Gate);
+
+impl Gate {
+    fn new() -> Self {
+        Gate(AtomicUsize::new(0))
+    }
+
+    /// Lets a call in, unless the gate is closed.
+    fn enter(&self) -> Option<Pass<'_>> {
+        let before = self.0.fetch_add(1, Ordering::Acquire);
+        if before & CLOSED != 0 {
+            self.0.fetch_sub(1, Ordering::Release);
+            return None;
+        }
+        Some(Pass(self))
+    }
+
+    /// Closes the gate and waits until every call inside has returned.
+    /// Returns false when it was already closed. Calls must not block (the
+    /// ABI says so), so the wait is short; it sleeps rather than spins once
+    /// it is not.
+    fn close(&self) -> bool {
+        let before = self.0.fetch_or(CLOSED, Ordering::AcqRel);
+        if before & CLOSED != 0 {
+            return false;
+        }
+        let mut waited = 0u32;
+        while self.0.load(Ordering::Acquire) != CLOSED {
+            waited += 1;
+            if waited < 100 {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        true
+    }
+}
+
+impl Drop for Pass<'_> {
+    fn drop(&mut self) {
+        self.0 .0.fetch_sub(1, Ordering::Release);
+    }
 }
 
 /// The text of a panic payload, for the error message.
@@ -78,7 +163,11 @@ pub unsafe extern "C" fn init<P: Plugin>(
     }));
     match result {
         Ok(Ok(plugin)) => {
-            let instance = Box::new(Instance { plugin, api });
+            let instance = Box::new(Instance {
+                api,
+                gate: Gate::new(),
+                plugin: UnsafeCell::new(ManuallyDrop::new(plugin)),
+            });
             // SAFETY: `ctx` is a valid out-pointer from the host.
             unsafe { *ctx = Box::into_raw(instance).cast() };
             ffi::OK
@@ -109,7 +198,7 @@ pub unsafe extern "C" fn bind_route<P: Plugin>(
     err: *mut ErrorHandle,
 ) -> i32 {
     // SAFETY: per the contract, `ctx` is our instance.
-    let instance = unsafe { &*(ctx as *const Instance<P>) };
+    let instance = unsafe { Instance::<P>::from_ctx(ctx) };
     if binding.is_null() || handler_id.is_null() {
         set_error(instance.api, err, "bind_route called with a null pointer");
         return ffi::ERR;
@@ -123,7 +212,9 @@ pub unsafe extern "C" fn bind_route<P: Plugin>(
             handler: utf8(raw.handler, "handler")?,
             settings_json: utf8(raw.settings_json, "settings")?,
         };
-        instance.plugin.bind_route(&binding)
+        instance
+            .with(|plugin| plugin.bind_route(&binding))
+            .unwrap_or_else(|| Err("the plugin has been shut down".into()))
     }));
     match result {
         Ok(Ok(id)) => {
@@ -154,7 +245,7 @@ pub unsafe extern "C" fn handle<P: Plugin>(
     responder: *mut ResponderHandle,
 ) {
     // SAFETY: per the contract.
-    let instance = unsafe { &*(ctx as *const Instance<P>) };
+    let instance = unsafe { Instance::<P>::from_ctx(ctx) };
     // SAFETY: an unanswered responder of this host; we own it now.
     let responder = unsafe { Responder::from_raw(instance.api, responder) };
     if request.is_null() {
@@ -165,7 +256,15 @@ pub unsafe extern "C" fn handle<P: Plugin>(
     let request = unsafe { Request::from_raw(&*request) };
     // A panic drops the responder while unwinding, which answers 500.
     let result = catch_unwind(AssertUnwindSafe(|| {
-        instance.plugin.handle(&request, responder)
+        let mut responder = Some(responder);
+        let served = instance.with(|plugin| {
+            if let Some(responder) = responder.take() {
+                plugin.handle(&request, responder);
+            }
+        });
+        if let (None, Some(responder)) = (served, responder) {
+            let _ = responder.respond_error(503, "the plugin has been shut down", &[]);
+        }
     }));
     if let Err(payload) = result {
         tracing::error!(
@@ -182,25 +281,35 @@ pub unsafe extern "C" fn handle<P: Plugin>(
 /// `ctx` must come from a successful [`init::<P>`].
 pub unsafe extern "C" fn cancel<P: Plugin>(ctx: *mut c_void, request_id: Str) {
     // SAFETY: per the contract.
-    let instance = unsafe { &*(ctx as *const Instance<P>) };
+    let instance = unsafe { Instance::<P>::from_ctx(ctx) };
     let _ = catch_unwind(AssertUnwindSafe(|| {
         if let Ok(id) = utf8(request_id, "request id") {
-            instance.plugin.cancel(id);
+            // After shutdown there is nothing left to cancel.
+            let _ = instance.with(|plugin| plugin.cancel(id));
         }
     }));
 }
 
-/// `shutdown` of the vtable for plugin `P`: calls [`Plugin::shutdown`] and
-/// drops the plugin; `ctx` is invalid afterwards.
+/// `shutdown` of the vtable for plugin `P`: closes the gate, waits for the
+/// calls inside to return, calls [`Plugin::shutdown`] and drops the plugin.
+/// Later calls through `ctx` are refused (see the module docs); a second
+/// `shutdown` does nothing.
 ///
 /// # Safety
-/// `ctx` must come from a successful [`init::<P>`] and not be used again.
+/// `ctx` must come from a successful [`init::<P>`].
 pub unsafe extern "C" fn shutdown<P: Plugin>(ctx: *mut c_void, deadline_ms: u64) {
-    // SAFETY: per the contract, we own the instance again.
-    let instance = unsafe { Box::from_raw(ctx as *mut Instance<P>) };
-    let _ = catch_unwind(AssertUnwindSafe(move || {
-        instance.plugin.shutdown(Duration::from_millis(deadline_ms));
-        drop(instance);
+    // SAFETY: per the contract.
+    let instance = unsafe { Instance::<P>::from_ctx(ctx) };
+    if !instance.gate.close() {
+        return;
+    }
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: the gate is closed and empty: nothing else can reach the
+        // plugin, and `close` returned true only once, so it is dropped once.
+        let plugin = unsafe { &mut *instance.plugin.get() };
+        plugin.shutdown(Duration::from_millis(deadline_ms));
+        // SAFETY: as above; the plugin is never touched again.
+        unsafe { ManuallyDrop::drop(plugin) };
     }));
 }
 
@@ -236,4 +345,39 @@ macro_rules! export_plugin {
             }
         };
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+
+    #[test]
+    fn a_closed_gate_refuses_calls() {
+        let gate = Gate::new();
+        drop(gate.enter().expect("open"));
+        assert!(gate.close(), "the first close closes it");
+        assert!(gate.enter().is_none(), "no call after close");
+        assert!(!gate.close(), "a second close is a no-op");
+    }
+
+    #[test]
+    fn close_waits_for_the_calls_inside() {
+        let gate = Arc::new(Gate::new());
+        let left = Arc::new(AtomicBool::new(false));
+        let pass = gate.enter().expect("open");
+        let (g, l) = (gate.clone(), left.clone());
+        let closer = std::thread::spawn(move || {
+            g.close();
+            l.load(Ordering::SeqCst)
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        left.store(true, Ordering::SeqCst);
+        drop(pass);
+        assert!(
+            closer.join().unwrap(),
+            "close returned only after the call inside had left"
+        );
+    }
 }

@@ -55,12 +55,16 @@ pub trait Plugin: Send + Sync + Sized + 'static {
     /// responder may be moved to another thread and answered later.
     fn handle(&self, request: &Request<'_>, responder: Responder);
 
-    /// The client went away or the request timed out. Advisory: the
-    /// responder must still be answered (or dropped).
+    /// The client went away, the request timed out or the server is
+    /// stopping before it was answered. Advisory: the responder must still be
+    /// answered (or dropped); stop the work and answer now if you can. Never
+    /// called after [`shutdown`](Plugin::shutdown).
     fn cancel(&self, _request_id: &str) {}
 
-    /// The host is stopping; no `handle` calls follow. Finish outstanding
-    /// work within `deadline`.
+    /// The host is stopping: every request it still waited for has been
+    /// cancelled, and no `handle` or `cancel` follows. Answer or drop
+    /// outstanding work within `deadline` (the time the host has left; it
+    /// exits when it is up). The plugin is dropped when this returns.
     fn shutdown(&self, _deadline: Duration) {}
 }
 

@@ -49,6 +49,37 @@ pub struct ServerConfig {
     pub max_header_bytes: usize,
     /// Deepest nesting of arrays and objects a JSON body may have.
     pub max_json_depth: usize,
+    /// Most validation errors listed in one 422; the others are counted (`errors_omitted`).
+    pub max_validation_errors: usize,
+    /// How long a client may hold a connection without making progress.
+    pub connections: ConnectionConfig,
+}
+
+/// `[server]` keys that bound what one client connection may hold: time to send a request
+/// head, idle time between requests, time to send a body, and how many connections are open
+/// at once. Without them a few slow or idle sockets hold memory and file descriptors for ever.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionConfig {
+    /// The whole request head (request line and headers) must arrive within this time, counted
+    /// from the connection's accept or from the first byte of a later request.
+    pub header_read_timeout: Duration,
+    /// A kept-alive connection idle this long between requests is closed.
+    pub keepalive_timeout: Duration,
+    /// The whole request body must arrive within this time; else 408 and the connection closes.
+    pub body_read_timeout: Duration,
+    /// Most connections open at once; at the cap the host stops accepting until one closes.
+    pub max_connections: usize,
+}
+
+impl Default for ConnectionConfig {
+    fn default() -> Self {
+        ConnectionConfig {
+            header_read_timeout: Duration::from_millis(DEFAULT_HEADER_READ_TIMEOUT_MS),
+            keepalive_timeout: Duration::from_millis(DEFAULT_KEEPALIVE_TIMEOUT_MS),
+            body_read_timeout: Duration::from_millis(DEFAULT_BODY_READ_TIMEOUT_MS),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+        }
+    }
 }
 
 /// One `[[plugins]]` entry.
@@ -64,7 +95,13 @@ pub struct PluginConfig {
     pub at: Location,
     /// The config file's absolute directory, for relative paths in settings.
     pub config_dir: PathBuf,
+    /// How many requests the plugin may hold at once before the host answers 503
+    /// (default: `crate::plugin::admission::default_max_in_flight`).
+    pub max_in_flight: usize,
 }
+
+/// Largest `max_in_flight` accepted; more is a typo, not a policy.
+pub const MAX_MAX_IN_FLIGHT: usize = 10_000_000;
 
 /// One `[[routes]]` entry.
 #[derive(Debug, Clone)]
@@ -159,6 +196,11 @@ struct RawServer {
     workers: Option<Spanned<usize>>,
     max_header_bytes: Option<Spanned<ByteSize>>,
     max_json_depth: Option<Spanned<usize>>,
+    max_validation_errors: Option<Spanned<usize>>,
+    header_read_timeout_ms: Option<Spanned<u64>>,
+    keepalive_timeout_ms: Option<Spanned<u64>>,
+    body_read_timeout_ms: Option<Spanned<u64>>,
+    max_connections: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize)]
@@ -168,6 +210,8 @@ struct RawPlugin {
     library: Spanned<String>,
     #[serde(default)]
     settings: Option<toml::Table>,
+    #[serde(default)]
+    max_in_flight: Option<Spanned<usize>>,
 }
 
 #[derive(Deserialize)]
@@ -261,6 +305,21 @@ pub const MIN_HEADER_BYTES: usize = 1024;
 pub const DEFAULT_MAX_JSON_DEPTH: usize = 32;
 /// The JSON parser refuses deeper input whatever the limit.
 pub const MAX_JSON_DEPTH: usize = 127;
+/// The most validation errors a 422 may list: more is a response no client reads.
+pub const MAX_VALIDATION_ERRORS: usize = 10_000;
+/// Default time for a request head to arrive: 10 s, generous for real clients on slow
+/// links, short enough that slowloris sockets do not pile up.
+pub const DEFAULT_HEADER_READ_TIMEOUT_MS: u64 = 10_000;
+/// Default idle time between requests on a kept-alive connection: 30 s.
+pub const DEFAULT_KEEPALIVE_TIMEOUT_MS: u64 = 30_000;
+/// Default time for a whole request body to arrive: 30 s.
+pub const DEFAULT_BODY_READ_TIMEOUT_MS: u64 = 30_000;
+/// Longest connection timeout accepted: one hour; longer is a mistake, not a policy.
+pub const MAX_CONNECTION_TIMEOUT_MS: u64 = 3_600_000;
+/// Default cap on open connections (lowered at start-up to what the fd limit allows).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// Largest `max_connections` accepted: Linux's default per-process fd ceiling (`nr_open`).
+pub const MAX_MAX_CONNECTIONS: usize = 1 << 20;
 
 /// Converts byte offsets into [`Location`]s for one file.
 struct Source<'a> {
@@ -344,12 +403,24 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
             );
         }
         let library = resolve_library(base, plugin.library.get_ref());
+        let max_in_flight = match plugin.max_in_flight {
+            None => crate::plugin::admission::default_max_in_flight(),
+            Some(n) if (1..=MAX_MAX_IN_FLIGHT).contains(n.get_ref()) => n.into_inner(),
+            Some(n) => {
+                return source.error(
+                    n.span().start,
+                    format!("{field}.max_in_flight"),
+                    format!("must be between 1 and {MAX_MAX_IN_FLIGHT}; it bounds the requests the plugin holds at once"),
+                )
+            }
+        };
         plugins.push(PluginConfig {
             name,
             library,
             settings_json: table_json(plugin.settings),
             at: source.at(span.start),
             config_dir: std::path::absolute(base).unwrap_or_else(|_| base.to_path_buf()),
+            max_in_flight,
         });
     }
 
@@ -464,6 +535,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
 }
 
 fn resolve_server(source: &Source<'_>, raw: RawServer) -> Result<ServerConfig, ConfigError> {
+    let connections = resolve_connections(source, &raw)?;
     let listen = match raw.listen {
         None => DEFAULT_LISTEN.parse().expect("the default address parses"),
         Some(text) => match parse_listen(text.get_ref()) {
@@ -508,6 +580,7 @@ fn resolve_server(source: &Source<'_>, raw: RawServer) -> Result<ServerConfig, C
         None => DEFAULT_MAX_JSON_DEPTH,
         Some(depth) => json_depth(source, depth, "server.max_json_depth")?,
     };
+    let max_validation_errors = validation_errors(source, raw.max_validation_errors.as_ref())?;
     Ok(ServerConfig {
         listen,
         body_limit,
@@ -518,6 +591,81 @@ fn resolve_server(source: &Source<'_>, raw: RawServer) -> Result<ServerConfig, C
         workers,
         max_header_bytes,
         max_json_depth,
+        max_validation_errors,
+        connections,
+    })
+}
+
+/// `server.max_validation_errors`: 1 to [`MAX_VALIDATION_ERRORS`], default
+/// [`DEFAULT_MAX_ERRORS`](crate::validation::DEFAULT_MAX_ERRORS).
+fn validation_errors(
+    source: &Source<'_>,
+    raw: Option<&Spanned<usize>>,
+) -> Result<usize, ConfigError> {
+    match raw {
+        None => Ok(crate::validation::DEFAULT_MAX_ERRORS),
+        Some(n) => match *n.get_ref() {
+            n @ 1..=MAX_VALIDATION_ERRORS => Ok(n),
+            _ => source.error(
+                n.span().start,
+                "server.max_validation_errors",
+                format!(
+                    "must be between 1 and {MAX_VALIDATION_ERRORS}; the default is {}",
+                    crate::validation::DEFAULT_MAX_ERRORS
+                ),
+            ),
+        },
+    }
+}
+
+/// The connection keys of `[server]`; each must be at least 1 and not absurdly large.
+fn resolve_connections(
+    source: &Source<'_>,
+    raw: &RawServer,
+) -> Result<ConnectionConfig, ConfigError> {
+    let timeout = |value: &Option<Spanned<u64>>, field: &str, default: u64| {
+        match value {
+        None => Ok(Duration::from_millis(default)),
+        Some(ms) => match *ms.get_ref() {
+            n @ 1..=MAX_CONNECTION_TIMEOUT_MS => Ok(Duration::from_millis(n)),
+            _ => source.error(
+                ms.span().start,
+                format!("server.{field}"),
+                format!("must be between 1 and {MAX_CONNECTION_TIMEOUT_MS} milliseconds (one hour); the default is {default}"),
+            ),
+        },
+    }
+    };
+    let max_connections = match &raw.max_connections {
+        None => DEFAULT_MAX_CONNECTIONS,
+        Some(n) => match usize::try_from(*n.get_ref()) {
+            Ok(n @ 1..=MAX_MAX_CONNECTIONS) => n,
+            _ => {
+                return source.error(
+                    n.span().start,
+                    "server.max_connections",
+                    format!("must be between 1 and {MAX_MAX_CONNECTIONS}; the default is {DEFAULT_MAX_CONNECTIONS} (lowered at start-up to what the fd limit allows)"),
+                )
+            }
+        },
+    };
+    Ok(ConnectionConfig {
+        header_read_timeout: timeout(
+            &raw.header_read_timeout_ms,
+            "header_read_timeout_ms",
+            DEFAULT_HEADER_READ_TIMEOUT_MS,
+        )?,
+        keepalive_timeout: timeout(
+            &raw.keepalive_timeout_ms,
+            "keepalive_timeout_ms",
+            DEFAULT_KEEPALIVE_TIMEOUT_MS,
+        )?,
+        body_read_timeout: timeout(
+            &raw.body_read_timeout_ms,
+            "body_read_timeout_ms",
+            DEFAULT_BODY_READ_TIMEOUT_MS,
+        )?,
+        max_connections,
     })
 }
 
@@ -743,6 +891,22 @@ mod tests {
     }
 
     #[test]
+    fn validation_error_limit() {
+        let c = parse(Path::new("s.toml"), "").unwrap();
+        assert_eq!(c.server.max_validation_errors, 100);
+        let c = parse(Path::new("s.toml"), "[server]\nmax_validation_errors = 5\n").unwrap();
+        assert_eq!(c.server.max_validation_errors, 5);
+        for bad in ["0", "10001"] {
+            let e = err(&format!("[server]\n\nmax_validation_errors = {bad}\n"));
+            assert!(
+                e.starts_with("t.toml:3:")
+                    && e.contains("server.max_validation_errors: must be between 1 and 10000"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
     fn path_rules() {
         assert!(check_path("/items/{item_id}").is_ok());
         assert!(check_path("/files/{*rest}").is_ok());
@@ -751,5 +915,43 @@ mod tests {
         assert!(check_path("/a//b").is_err());
         assert!(same_shape("/a/{x}", "/a/{y}"));
         assert!(!same_shape("/a/{x}", "/a/b"));
+    }
+
+    #[test]
+    fn connection_limits() {
+        let c = parse(Path::new("s.toml"), "").unwrap();
+        assert_eq!(c.server.connections, ConnectionConfig::default());
+        assert_eq!(
+            c.server.connections.header_read_timeout,
+            Duration::from_secs(10)
+        );
+        assert_eq!(c.server.connections.max_connections, 10_000);
+        let c = parse(
+            Path::new("s.toml"),
+            "[server]\nheader_read_timeout_ms = 500\nkeepalive_timeout_ms = 700\nbody_read_timeout_ms = 900\nmax_connections = 5\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.server.connections,
+            ConnectionConfig {
+                header_read_timeout: Duration::from_millis(500),
+                keepalive_timeout: Duration::from_millis(700),
+                body_read_timeout: Duration::from_millis(900),
+                max_connections: 5,
+            }
+        );
+        let e = err("[server]\nheader_read_timeout_ms = 0\n");
+        assert!(
+            e.starts_with(
+                "t.toml:2:26: server.header_read_timeout_ms: must be between 1 and 3600000"
+            ),
+            "{e}"
+        );
+        assert!(err("[server]\nkeepalive_timeout_ms = 86400000\n")
+            .contains("server.keepalive_timeout_ms: must be between 1 and 3600000"));
+        assert!(err("[server]\nbody_read_timeout_ms = 0\n").contains("server.body_read_timeout_ms"));
+        assert!(err("[server]\nmax_connections = 0\n")
+            .contains("server.max_connections: must be between 1 and 1048576"));
+        assert!(err("[server]\nmax_connections = -1\n").starts_with("t.toml:2:19"));
     }
 }

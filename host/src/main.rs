@@ -7,12 +7,18 @@
 
 mod cli;
 mod config;
+#[cfg(unix)]
+mod crash;
 mod logging;
+mod media_type;
 mod multipart;
 mod plugin;
 mod problem;
+#[cfg(test)]
+mod proptests;
 mod routes;
 mod server;
+mod shutdown;
 mod validation;
 
 use std::process::ExitCode;
@@ -51,8 +57,12 @@ fn main() -> ExitCode {
         }
     };
     logging::init();
+    #[cfg(unix)]
+    crash::install();
     let result = run(args);
-    logging::flush();
+    #[cfg(unix)]
+    crash::exiting();
+    logging::flush(shutdown::FLUSH_BOUND);
     match result {
         Ok(code) => code,
         Err(message) => {
@@ -67,6 +77,8 @@ fn run(args: Args) -> Result<ExitCode, String> {
     if let Some(listen) = args.listen {
         config.server.listen = listen;
     }
+    // Before the plugins load, so that they and every connection share the raised limit.
+    let fd_limit = server::FdLimit::raise();
 
     let mut plugins = Vec::with_capacity(config.plugins.len());
     for (i, pc) in config.plugins.iter().enumerate() {
@@ -110,18 +122,22 @@ fn run(args: Args) -> Result<ExitCode, String> {
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     let shared = Arc::new(server::Shared::new(&config.server));
     let router = server::router(routes, shared)?;
-    let grace = config.server.shutdown_timeout;
-    let limits = server::Limits {
-        max_header_bytes: config.server.max_header_bytes,
-        grace,
-    };
-    let finished = runtime.block_on(server::serve(config.server.listen, router, limits))?;
-    // Plugins get what is left of the grace period; late answers are dropped.
-    shutdown_plugins(if finished {
-        grace
-    } else {
-        std::time::Duration::ZERO
-    });
+    let limits = server::Limits::new(&config.server, fd_limit);
+    limits.log(&config.server);
+    let stopped = runtime.block_on(server::serve(config.server.listen, router, limits))?;
+    if !stopped.drained {
+        tracing::error!("not shutting plugins down: a request may still be inside one; exiting");
+        shutdown::exit_now(shutdown::EXIT_UNCLEAN);
+    }
+    // No request task is left: plugins get what is left of the grace period.
+    if let Err(plugin) = shutdown::stop_plugins(&loaded, stopped.deadline) {
+        tracing::error!(
+            plugin = %plugin,
+            "plugin `{plugin}` did not finish its shutdown by its deadline (+{:?}); exiting without it",
+            shutdown::OVERRUN_SLACK
+        );
+        shutdown::exit_now(shutdown::EXIT_UNCLEAN);
+    }
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
@@ -133,10 +149,11 @@ fn print_check(config: &config::Config, plugins: &[Arc<LoadedPlugin>], routes: &
     println!("listen {}", config.server.listen);
     for (plugin, pc) in plugins.iter().zip(&config.plugins) {
         println!(
-            "plugin {} = {} ({})",
+            "plugin {} = {} ({}), max_in_flight {}",
             plugin.name,
             plugin.declared,
-            pc.library.display()
+            pc.library.display(),
+            plugin.max_in_flight()
         );
     }
     let width = routes.iter().map(|r| r.path.len()).max().unwrap_or(0);

@@ -2,11 +2,11 @@
 //! takes, so clients parse one format whatever went wrong.
 
 use axum::response::{IntoResponse, Response};
-use http::header::{HeaderValue, ALLOW, CONTENT_TYPE};
+use http::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER};
 use http::StatusCode;
 use serde::Serialize;
 
-use crate::validation::FieldError;
+use crate::validation::{FieldError, FieldErrors};
 
 /// The media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -25,8 +25,12 @@ pub struct Problem {
     pub detail: String,
     /// Field errors of a 422.
     pub errors: Vec<FieldError>,
+    /// How many more field errors the request had than `errors` lists.
+    pub errors_omitted: usize,
     /// The `Allow` header of a 405.
     pub allow: Option<std::sync::Arc<str>>,
+    /// The `Retry-After` header (seconds) of a 503.
+    pub retry_after: Option<u32>,
 }
 
 #[derive(Serialize)]
@@ -40,6 +44,12 @@ struct Body<'a> {
     request_id: &'a str,
     #[serde(skip_serializing_if = "<[FieldError]>::is_empty")]
     errors: &'a [FieldError],
+    #[serde(skip_serializing_if = "is_zero")]
+    errors_omitted: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Problem {
@@ -56,19 +66,30 @@ impl Problem {
             title,
             detail: detail.into(),
             errors: Vec::new(),
+            errors_omitted: 0,
             allow: None,
+            retry_after: None,
         }
     }
 
-    /// 422: the request did not match the route's schemas.
-    pub fn validation(errors: Vec<FieldError>) -> Self {
-        let n = errors.len();
-        let detail = format!(
-            "{n} validation error{} in request",
-            if n == 1 { "" } else { "s" }
+    /// 422: the request did not match the route's schemas. When more errors were found
+    /// than listed, `detail` says so and `errors_omitted` counts the others.
+    pub fn validation(errors: FieldErrors) -> Self {
+        let total = errors.total();
+        let (errors, errors_omitted) = errors.into_parts();
+        let mut detail = format!(
+            "{total} validation error{} in request",
+            if total == 1 { "" } else { "s" }
         );
+        if errors_omitted > 0 {
+            match errors.len() {
+                1 => detail.push_str("; the first is listed"),
+                n => detail.push_str(&format!("; the first {n} are listed")),
+            }
+        }
         Problem {
             errors,
+            errors_omitted,
             ..Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "validation-error",
@@ -146,6 +167,20 @@ impl Problem {
         )
     }
 
+    /// 503: the route's plugin already holds its `max_in_flight` requests; the client may
+    /// retry in a second. The log names the plugin, the client is not told.
+    pub fn overloaded() -> Self {
+        Problem {
+            retry_after: Some(1),
+            ..Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                "Service Overloaded",
+                "the server is handling as many requests for this route as it allows; retry shortly",
+            )
+        }
+    }
+
     /// A status and detail chosen by a plugin through `respond_error`.
     pub fn from_plugin(status: StatusCode, detail: String) -> Self {
         let (slug, title) = kind_of(status);
@@ -173,6 +208,7 @@ impl Problem {
             detail: &self.detail,
             request_id,
             errors: &self.errors,
+            errors_omitted: self.errors_omitted,
         };
         let bytes = serde_json::to_vec(&body).unwrap_or_default();
         let mut response = (self.status, bytes).into_response();
@@ -184,6 +220,9 @@ impl Problem {
             .and_then(|a| HeaderValue::from_str(a).ok())
         {
             headers.insert(ALLOW, allow);
+        }
+        if let Some(seconds) = self.retry_after {
+            headers.insert(RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }
@@ -236,7 +275,7 @@ mod tests {
         );
         assert_eq!(body["status"], 405);
         assert_eq!(body["request_id"], "abc");
-        let body = json(Problem::validation(vec![]).render(None, "")).await;
+        let body = json(Problem::validation(FieldErrors::new(1)).render(None, "")).await;
         assert_eq!(body["type"], "about:blank");
         assert_eq!(body["title"], "Unprocessable Entity");
         assert!(body.get("request_id").is_none());

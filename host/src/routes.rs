@@ -10,7 +10,8 @@ use serde_json::Value;
 use crate::config::{self, Config};
 use crate::plugin::host_api::Registration;
 use crate::plugin::LoadedPlugin;
-use crate::validation::{RouteValidator, SchemaSpec};
+use crate::validation::patterns::Engine;
+use crate::validation::{self, RouteValidator, SchemaSpec};
 
 /// One servable route.
 pub struct Route {
@@ -63,15 +64,61 @@ pub fn param_names(path: &str) -> Vec<String> {
         .collect()
 }
 
-fn compile_response(schema: Option<&Value>) -> Result<Option<jsonschema::Validator>, String> {
+/// The parameter values of `path` (a request path the template matched, as sent, still
+/// percent-encoded), in template order: a `{name}` is its segment, a `{*rest}` everything
+/// after the segments before it.
+///
+/// The router decodes these itself, but refuses a value that is not UTF-8 without giving
+/// it; the server reads such values from here so that validation can report them
+/// (`string_unicode`) with the request's other errors.
+pub fn param_values<'p>(template: &str, path: &'p str) -> Vec<&'p str> {
+    let mut values = Vec::new();
+    let mut rest = Some(path);
+    for segment in template.split('/') {
+        let Some(remaining) = rest else { break };
+        if segment.starts_with("{*") {
+            values.push(remaining);
+            break;
+        }
+        let (current, after) = match remaining.split_once('/') {
+            Some((current, after)) => (current, Some(after)),
+            None => (remaining, None),
+        };
+        if segment.starts_with('{') {
+            values.push(current);
+        }
+        rest = after;
+    }
+    values
+}
+
+/// The response validator, on the same regex engines as request validation (a plugin's
+/// answer often echoes client input).
+fn compile_response(
+    schema: Option<&Value>,
+) -> Result<Option<(jsonschema::Validator, Engine)>, String> {
     schema
         .map(|s| {
-            jsonschema::options()
-                .should_validate_formats(true)
-                .build(s)
+            validation::patterns::build(|| jsonschema::options().should_validate_formats(true), s)
                 .map_err(|e| format!("the response schema is invalid: {e}"))
         })
         .transpose()
+}
+
+/// Tells the operator at start-up which schemas of a route match some `pattern` with the
+/// backtracking engine, whose matches can be cut off (a 422 for the client).
+fn note_backtracking(origin: &str, validator: &RouteValidator, response: Option<Engine>) {
+    let mut sources = validator.backtracking_sources();
+    if response == Some(Engine::Backtracking) {
+        sources.push("response");
+    }
+    if !sources.is_empty() {
+        tracing::info!(
+            "{origin}: the {} schema has a `pattern` with look-around or backreferences; it runs on the backtracking regex engine, cut off after {} steps per match",
+            sources.join(", "),
+            validation::patterns::BACKTRACK_LIMIT
+        );
+    }
 }
 
 /// Schemas a plugin sent with `register_route`, in the config's shape.
@@ -133,9 +180,12 @@ pub fn build(
                 ))
             })?;
         let validator = RouteValidator::compile(&rc.schemas)
-            .map_err(|e| fail(format!("routes[{i}].params/body: {e}")))?;
+            .map_err(|e| fail(format!("routes[{i}].params/body: {e}")))?
+            .with_max_errors(config.server.max_validation_errors);
         let response = compile_response(rc.response.as_ref())
             .map_err(|e| fail(format!("routes[{i}].response: {e}")))?;
+        note_backtracking(&origin, &validator, response.as_ref().map(|(_, e)| *e));
+        let response = response.map(|(validator, _)| validator);
         routes.push(Route {
             method: rc.method.clone(),
             path: rc.path.clone(),
@@ -165,8 +215,12 @@ pub fn build(
                 .map_err(|_| fail(format!("`{}` is not an HTTP method", reg.method)))?;
             config::check_path(&reg.path).map_err(fail)?;
             let (spec, response, body_limit) = registered_schemas(&reg.schemas).map_err(fail)?;
-            let validator = RouteValidator::compile(&spec).map_err(fail)?;
+            let validator = RouteValidator::compile(&spec)
+                .map_err(fail)?
+                .with_max_errors(config.server.max_validation_errors);
             let response = compile_response(response.as_ref()).map_err(fail)?;
+            note_backtracking(&origin, &validator, response.as_ref().map(|(_, e)| *e));
+            let response = response.map(|(validator, _)| validator);
             routes.push(Route {
                 method,
                 path: reg.path.clone(),
@@ -239,6 +293,17 @@ mod tests {
         assert_eq!(param_names("/a/{x}/b/{y}"), ["x", "y"]);
         assert_eq!(param_names("/f/{*rest}"), ["rest"]);
         assert!(param_names("/plain").is_empty());
+    }
+
+    #[test]
+    fn values_in_order_still_encoded() {
+        assert_eq!(param_values("/a/{x}/b/{y}", "/a/1/b/%ff"), ["1", "%ff"]);
+        assert_eq!(param_values("/f/{*rest}", "/f/x/y%2Fz/"), ["x/y%2Fz/"]);
+        assert_eq!(param_values("/i/{id}/", "/i/caf%C3%A9/"), ["caf%C3%A9"]);
+        assert_eq!(param_values("/{a}/{*b}", "/1/2"), ["1", "2"]);
+        assert!(param_values("/plain", "/plain").is_empty());
+        // A path the template does not match yields what aligns, never a panic.
+        assert_eq!(param_values("/a/{x}/{y}", "/a"), Vec::<&str>::new());
     }
 
     #[test]

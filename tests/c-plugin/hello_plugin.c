@@ -1,36 +1,83 @@
 /*
  * A spikard plugin written in C against abi/include/spikard_plugin.h alone:
- * the proof that the ABI is C-compatible. It serves one handler, `hello`,
- * which answers {"hello":"<name setting>","method":...,"params":...}.
+ * the proof that the ABI is C-compatible. It serves two handlers: `hello`,
+ * which answers {"hello":"<name setting>","method":...,"params":...}, and
+ * `hang`, which keeps the responder until the host cancels the request (a
+ * timeout, a client gone, shutdown) and then answers 503 from `cancel` —
+ * which reads the instance, so a `cancel` after `shutdown` freed it shows.
+ * `shutdown` answers whatever still hangs, then frees the instance.
+ * Two more misbehave on purpose, for the host's crash report: `crash`
+ * raises SIGSEGV and `exit` calls exit(3).
  *
  * The tests compile it with the system C compiler. Preprocessor flags build
  * the broken variants the host must refuse cleanly:
  *   -DBROKEN_MAGIC, -DBROKEN_MAJOR, -DBROKEN_SMALL_VTABLE, -DBROKEN_INIT,
- *   -DBROKEN_NO_SYMBOL
+ *   -DBROKEN_NO_SYMBOL, and -DSLOW_SHUTDOWN_MS=N, whose `shutdown` ignores
+ *   its deadline and sleeps N ms (the host must exit without waiting for it),
+ *   and -DGRAB_SIGINT, whose `init` installs a SIGINT handler that exits 7
+ *   (the host must take SIGINT back, so Ctrl-C still shuts down cleanly)
  * and -DLAYOUT_PROBE adds `spikard_c_layout`, which reports sizeof/offsetof
  * of every struct so the test can compare them with the Rust definitions.
  */
+#ifdef SLOW_SHUTDOWN_MS
+#define _POSIX_C_SOURCE 199309L
+#include <time.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <stddef.h>
+#include <stdatomic.h>
+#include <signal.h>
 
 #include "spikard_plugin.h"
+
+#define HELLO_ID 7
+#define HANG_ID 8
+#define CRASH_ID 9
+#define EXIT_ID 10
+#define MAX_HANGING 64
+
+/* A request `hang` holds until it is cancelled. */
+typedef struct {
+    char request_id[64];
+    size_t id_len;
+    spk_responder *responder; /* NULL: free slot */
+} hanging;
 
 typedef struct {
     const spk_host_api *api;
     spk_host *host;
     char greeting[64];
+    atomic_flag lock; /* guards `hanging`: handle and cancel run concurrently */
+    hanging hanging[MAX_HANGING];
 } hello_ctx;
+
+static void lock(hello_ctx *c) {
+    while (atomic_flag_test_and_set_explicit(&c->lock, memory_order_acquire)) {
+    }
+}
+
+static void unlock(hello_ctx *c) { atomic_flag_clear_explicit(&c->lock, memory_order_release); }
 
 static spk_str str_of(const char *s) {
     spk_str out = {s, strlen(s)};
     return out;
 }
 
+#ifdef GRAB_SIGINT
+static void grabbed_sigint(int sig) {
+    (void)sig;
+    _Exit(7);
+}
+#endif
+
 static int32_t hello_init(const spk_host_api *api, spk_host *host, spk_str settings,
                           void **ctx, spk_error *err) {
     (void)settings;
+#ifdef GRAB_SIGINT
+    signal(SIGINT, grabbed_sigint);
+#endif
 #ifdef BROKEN_INIT
     api->set_error(err, str_of("the C plugin refuses to start (BROKEN_INIT)"));
     return SPK_ERR;
@@ -46,6 +93,7 @@ static int32_t hello_init(const spk_host_api *api, spk_host *host, spk_str setti
     c->api = api;
     c->host = host;
     strcpy(c->greeting, "world");
+    atomic_flag_clear(&c->lock);
     api->log(host, SPK_LOG_INFO, str_of("c_plugin"), str_of("hello from C"));
     *ctx = c;
     return SPK_OK;
@@ -54,16 +102,76 @@ static int32_t hello_init(const spk_host_api *api, spk_host *host, spk_str setti
 static int32_t hello_bind(void *ctx, const spk_route_binding *b, uint64_t *handler_id,
                           spk_error *err) {
     hello_ctx *c = ctx;
-    if (b->handler.len != 5 || memcmp(b->handler.ptr, "hello", 5) != 0) {
-        c->api->set_error(err, str_of("the C plugin only has a `hello` handler"));
-        return SPK_ERR;
+    if (b->handler.len == 5 && memcmp(b->handler.ptr, "hello", 5) == 0) {
+        *handler_id = HELLO_ID;
+        return SPK_OK;
     }
-    *handler_id = 7;
-    return SPK_OK;
+    if (b->handler.len == 4 && memcmp(b->handler.ptr, "hang", 4) == 0) {
+        *handler_id = HANG_ID;
+        return SPK_OK;
+    }
+    if (b->handler.len == 5 && memcmp(b->handler.ptr, "crash", 5) == 0) {
+        *handler_id = CRASH_ID;
+        return SPK_OK;
+    }
+    if (b->handler.len == 4 && memcmp(b->handler.ptr, "exit", 4) == 0) {
+        *handler_id = EXIT_ID;
+        return SPK_OK;
+    }
+    c->api->set_error(err, str_of("the C plugin has the handlers `hello`, `hang`, `crash` and `exit`"));
+    return SPK_ERR;
+}
+
+/* Keeps the responder until `cancel` or `shutdown`; 503 when all slots are taken. */
+static void hang_handle(hello_ctx *c, const spk_request *req, spk_responder *responder) {
+    if (req->request_id.len < sizeof c->hanging[0].request_id) {
+        lock(c);
+        for (int i = 0; i < MAX_HANGING; i++) {
+            if (c->hanging[i].responder == NULL) {
+                memcpy(c->hanging[i].request_id, req->request_id.ptr, req->request_id.len);
+                c->hanging[i].id_len = req->request_id.len;
+                c->hanging[i].responder = responder;
+                unlock(c);
+                return;
+            }
+        }
+        unlock(c);
+    }
+    c->api->respond_error(responder, 503, str_of("too many hanging requests"), NULL, 0);
+}
+
+static void hello_cancel(void *ctx, spk_str request_id) {
+    hello_ctx *c = ctx;
+    spk_responder *found = NULL;
+    lock(c);
+    for (int i = 0; i < MAX_HANGING; i++) {
+        hanging *h = &c->hanging[i];
+        if (h->responder && h->id_len == request_id.len &&
+            memcmp(h->request_id, request_id.ptr, request_id.len) == 0) {
+            found = h->responder;
+            h->responder = NULL;
+            break;
+        }
+    }
+    unlock(c);
+    if (found) {
+        c->api->log(c->host, SPK_LOG_INFO, str_of("c_plugin"), str_of("hang cancelled"));
+        c->api->respond_error(found, 503, str_of("cancelled"), NULL, 0);
+    }
 }
 
 static void hello_handle(void *ctx, const spk_request *req, spk_responder *responder) {
     hello_ctx *c = ctx;
+    if (req->handler_id == HANG_ID) {
+        hang_handle(c, req, responder);
+        return;
+    }
+    if (req->handler_id == CRASH_ID) {
+        raise(SIGSEGV);
+    }
+    if (req->handler_id == EXIT_ID) {
+        exit(3);
+    }
     char body[1024];
     int n = snprintf(body, sizeof body, "{\"hello\":\"%s\",\"handler_id\":%llu,\"method\":\"%.*s\",\"params\":%.*s}",
                      c->greeting, (unsigned long long)req->handler_id,
@@ -85,8 +193,19 @@ static void hello_handle(void *ctx, const spk_request *req, spk_responder *respo
 }
 
 static void hello_shutdown(void *ctx, uint64_t deadline_ms) {
+    hello_ctx *c = ctx;
     (void)deadline_ms;
-    free(ctx);
+#ifdef SLOW_SHUTDOWN_MS
+    struct timespec nap = {SLOW_SHUTDOWN_MS / 1000, (SLOW_SHUTDOWN_MS % 1000) * 1000000L};
+    nanosleep(&nap, NULL);
+#endif
+    for (int i = 0; i < MAX_HANGING; i++) {
+        if (c->hanging[i].responder) {
+            c->api->respond_error(c->hanging[i].responder, 503, str_of("shutting down"), NULL, 0);
+        }
+    }
+    c->api->log(c->host, SPK_LOG_INFO, str_of("c_plugin"), str_of("C plugin stopped"));
+    free(c);
 }
 
 static const spk_plugin_vtable VTABLE = {
@@ -95,7 +214,7 @@ static const spk_plugin_vtable VTABLE = {
 #else
     sizeof(spk_plugin_vtable),
 #endif
-    hello_init, hello_bind, hello_handle, NULL, hello_shutdown,
+    hello_init, hello_bind, hello_handle, hello_cancel, hello_shutdown,
 };
 
 static const spk_plugin_decl DECL = {

@@ -151,21 +151,35 @@ impl Server {
 
     /// Like [`Server::start`], writing `files` beside the config first.
     pub fn start_with_files(config: &str, files: &[(&str, &str)]) -> Server {
+        Server::try_start(config, files, |_| {}).unwrap_or_else(|log| {
+            panic!("spikard-host did not start; its log:\n{log}");
+        })
+    }
+
+    /// Like [`Server::start_with_files`], letting `customize` adjust the command first (e.g.
+    /// a `pre_exec` that lowers a resource limit); `Err` carries the host's log when it did
+    /// not come up (a config it refuses, a crash), so a caller can report or retry.
+    pub fn try_start(
+        config: &str,
+        files: &[(&str, &str)],
+        customize: impl FnOnce(&mut Command),
+    ) -> Result<Server, String> {
         let dir = TempDir::new("server");
         for (name, contents) in files {
             dir.write(name, contents);
         }
         let path = dir.write("spikard.toml", config);
-        let mut child = Command::new(host_binary())
+        let mut command = Command::new(host_binary());
+        command
             .arg("--config")
             .arg(&path)
             .arg("--listen")
             .arg("127.0.0.1:0")
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start spikard-host");
+            .stderr(Stdio::piped());
+        customize(&mut command);
+        let mut child = command.spawn().expect("start spikard-host");
         let stderr = child.stderr.take().expect("stderr piped");
         let log = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = mpsc::channel();
@@ -184,24 +198,28 @@ impl Server {
                 log.push('\n');
             }
         });
+        // The log thread drops the sender at EOF, so a host that exits early ends the wait.
         let addr = match rx.recv_timeout(Duration::from_secs(30)) {
             Ok(addr) => addr,
             Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();
                 std::thread::sleep(Duration::from_millis(50));
-                panic!(
-                    "spikard-host did not start; its log:\n{}",
-                    log.lock().unwrap()
-                );
+                let log = log.lock().unwrap().clone();
+                return Err(log);
             }
         };
-        Server {
+        Ok(Server {
             child: Some(child),
             addr,
             log,
             _dir: dir,
-        }
+        })
+    }
+
+    /// The host's process id, e.g. to read its memory use with [`vm_rss_kib`].
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
     }
 
     /// Sends one request and reads the whole response.
@@ -405,4 +423,202 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
         data = &data[(size + 2).min(data.len())..];
     }
     out
+}
+
+/// Resident memory of process `pid` in KiB (`VmRSS` of `/proc/PID/status`); `None` once the
+/// process is gone or on a system without procfs. The hostile suite bounds its growth.
+pub fn vm_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// How a connection ended when the client waited for the server to close it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Closed {
+    /// The server closed it (FIN, or a reset), after sending these bytes (often none).
+    By(Vec<u8>),
+    /// Still open at the deadline.
+    StillOpen,
+}
+
+/// A raw client connection that keeps whatever the server sent beyond one response, so
+/// pipelined and kept-alive responses can be read one by one, and that can report how and
+/// when the server closed it. Every read is bounded by a deadline and a byte budget.
+pub struct RawConn {
+    /// The socket, for writes and shutdowns by the caller.
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+    eof: bool,
+}
+
+impl RawConn {
+    /// Connects to `addr`.
+    pub fn connect(addr: SocketAddr) -> std::io::Result<RawConn> {
+        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+        Ok(RawConn {
+            stream,
+            buf: Vec::new(),
+            eof: false,
+        })
+    }
+
+    /// Writes all of `bytes`.
+    pub fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.stream
+            .set_write_timeout(Some(Duration::from_secs(10)))?;
+        self.stream.write_all(bytes)
+    }
+
+    /// Reads more bytes into the buffer before `deadline`; `Ok(0)` at end of stream.
+    fn fill(&mut self, deadline: Instant) -> Result<usize, String> {
+        if self.eof {
+            return Ok(0);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err("timed out".into());
+        }
+        self.stream
+            .set_read_timeout(Some(left))
+            .map_err(|e| e.to_string())?;
+        let mut chunk = [0u8; 64 * 1024];
+        match self.stream.read(&mut chunk) {
+            Ok(0) => {
+                self.eof = true;
+                Ok(0)
+            }
+            Ok(n) => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                Ok(n)
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                Err("timed out".into())
+            }
+            Err(e) => Err(format!("read error: {e}")),
+        }
+    }
+
+    /// Reads exactly one response (a `1xx` is one too): the head, then a body delimited by
+    /// `Content-Length`, chunked coding, or the close. `Err` says what came instead: no
+    /// answer before `deadline`, a close or reset before a whole response, or more than
+    /// `max` bytes.
+    pub fn read_response(&mut self, deadline: Instant, max: usize) -> Result<HttpResponse, String> {
+        let head_end = loop {
+            if let Some(i) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            self.fill_for("a response head", deadline, max)?;
+        };
+        let head = parse_response(&self.buf[..head_end]);
+        let no_body = head.status < 200 || head.status == 204 || head.status == 304;
+        let length = head
+            .header("content-length")
+            .and_then(|v| v.parse::<usize>().ok());
+        let chunked = head
+            .header("transfer-encoding")
+            .is_some_and(|v| v.contains("chunked"));
+        let body = if no_body {
+            self.buf.drain(..head_end);
+            Vec::new()
+        } else if chunked {
+            let mut at = head_end;
+            let mut body = Vec::new();
+            loop {
+                let line = loop {
+                    if let Some(i) = self.buf[at..].windows(2).position(|w| w == b"\r\n") {
+                        break i;
+                    }
+                    self.fill_for("a chunk size", deadline, max)?;
+                };
+                let text = String::from_utf8_lossy(&self.buf[at..at + line]).into_owned();
+                let size = usize::from_str_radix(text.split(';').next().unwrap_or("").trim(), 16)
+                    .map_err(|_| format!("bad chunk size line {text:?}"))?;
+                at += line + 2;
+                if size == 0 {
+                    // No trailers expected: the final CRLF.
+                    while self.buf.len() < at + 2 {
+                        self.fill_for("the end of a chunked body", deadline, max)?;
+                    }
+                    at += 2;
+                    break;
+                }
+                while self.buf.len() < at + size + 2 {
+                    self.fill_for("a chunk", deadline, max)?;
+                }
+                body.extend_from_slice(&self.buf[at..at + size]);
+                at += size + 2;
+            }
+            self.buf.drain(..at);
+            body
+        } else if let Some(length) = length {
+            if length > max {
+                return Err(format!("a response body of {length} bytes (over {max})"));
+            }
+            while self.buf.len() < head_end + length {
+                self.fill_for("the response body", deadline, max)?;
+            }
+            let body = self.buf[head_end..head_end + length].to_vec();
+            self.buf.drain(..head_end + length);
+            body
+        } else {
+            while !self.eof {
+                self.fill_for_close(deadline, max)?;
+            }
+            let body = self.buf[head_end..].to_vec();
+            self.buf.clear();
+            body
+        };
+        Ok(HttpResponse { body, ..head })
+    }
+
+    fn fill_for(&mut self, what: &str, deadline: Instant, max: usize) -> Result<(), String> {
+        if self.buf.len() > max {
+            return Err(format!("more than {max} bytes before {what}"));
+        }
+        match self.fill(deadline) {
+            Ok(0) if self.buf.is_empty() => Err("the connection closed without a response".into()),
+            Ok(0) => Err(format!(
+                "the connection closed before {what} ({} bytes received)",
+                self.buf.len()
+            )),
+            Ok(_) => Ok(()),
+            Err(e) if e == "timed out" => Err(format!(
+                "{what} did not come before the deadline ({} bytes received)",
+                self.buf.len()
+            )),
+            Err(e) => Err(format!(
+                "{e} before {what} ({} bytes received)",
+                self.buf.len()
+            )),
+        }
+    }
+
+    fn fill_for_close(&mut self, deadline: Instant, max: usize) -> Result<(), String> {
+        if self.buf.len() > max {
+            return Err(format!("more than {max} bytes before the close"));
+        }
+        self.fill(deadline)
+            .map(drop)
+            .map_err(|e| format!("{e} while reading a body delimited by the close"))
+    }
+
+    /// Waits until the server closes the connection or `deadline` passes, keeping (at most
+    /// 1 MiB of) whatever it sends meanwhile. A reset counts as closed.
+    pub fn wait_closed(&mut self, deadline: Instant) -> Closed {
+        loop {
+            match self.fill(deadline) {
+                Ok(0) => return Closed::By(std::mem::take(&mut self.buf)),
+                Ok(_) if self.buf.len() > 1 << 20 => return Closed::StillOpen,
+                Ok(_) => {}
+                Err(e) if e == "timed out" => return Closed::StillOpen,
+                Err(_) => return Closed::By(std::mem::take(&mut self.buf)),
+            }
+        }
+    }
 }

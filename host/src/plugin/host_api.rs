@@ -11,6 +11,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use spikard_abi::ffi::{self, ErrorHandle, HostApi, Str};
 use tokio::sync::oneshot;
 
+use super::admission::Permit;
 use super::log;
 
 /// A route a plugin declared during `init`, not yet checked against the
@@ -113,17 +114,22 @@ pub enum Answer {
 
 /// One request's answer slot; the `spk_responder*` a plugin sees. Owned by
 /// the plugin from `handle` until it calls `respond` or `respond_error`,
-/// which frees it. A plugin that never answers leaks it; the client still
-/// gets a 504 from the request timeout.
+/// which frees it and with it the request's in-flight permit. A plugin that
+/// never answers leaks it (and the permit); the client still gets a 504 from
+/// the request timeout.
 pub struct ResponderSlot {
     tx: oneshot::Sender<Answer>,
+    _permit: Permit,
 }
 
 impl ResponderSlot {
-    /// A slot and the receiver the request waits on.
-    pub fn open() -> (*mut ffi::ResponderHandle, oneshot::Receiver<Answer>) {
+    /// A slot holding `permit` and the receiver the request waits on.
+    pub fn open(permit: Permit) -> (*mut ffi::ResponderHandle, oneshot::Receiver<Answer>) {
         let (tx, rx) = oneshot::channel();
-        let slot = Box::into_raw(Box::new(ResponderSlot { tx }));
+        let slot = Box::into_raw(Box::new(ResponderSlot {
+            tx,
+            _permit: permit,
+        }));
         (slot.cast(), rx)
     }
 

@@ -7,19 +7,29 @@
 //! failure is a [`LoadError`] naming the library, the config field and the
 //! fix. Libraries are never unloaded: a plugin's threads may outlive
 //! `shutdown`, and unloading code that is still running is undefined.
+//!
+//! After [`LoadedPlugin::shutdown`] begins, `handle` and `cancel` never call
+//! into the plugin again: a request is answered 503 by the host and a cancel
+//! is dropped. The server makes sure no request is left to try (see
+//! `crate::shutdown`); the flag makes it hold whatever happens.
 
+pub mod admission;
 pub mod host_api;
 pub mod log;
 
 use std::ffi::c_void;
 use std::fmt;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use http::{HeaderMap, StatusCode};
 use spikard_abi::ffi::{self, PluginDecl, Str};
+use tokio::sync::oneshot;
 
 use crate::config::PluginConfig;
-use host_api::{ErrorSlot, HostHandle, Registration, HOST_API};
+use admission::{Admission, Permit};
+use host_api::{Answer, ErrorSlot, HostHandle, Registration, ResponderSlot, HOST_API};
 
 /// A plugin library that failed to load or initialise.
 #[derive(Debug)]
@@ -55,6 +65,10 @@ pub struct LoadedPlugin {
     pub declared: String,
     vtable: VTable,
     ctx: *mut c_void,
+    /// In-flight requests and their limit.
+    admission: &'static Admission,
+    /// Set when `shutdown` begins; no call reaches the plugin afterwards.
+    stopped: AtomicBool,
 }
 
 // SAFETY: the ABI requires `handle` and `cancel` to be callable concurrently
@@ -256,6 +270,8 @@ impl LoadedPlugin {
                 shutdown,
             },
             ctx,
+            admission: Admission::leak(&config.name, config.max_in_flight),
+            stopped: AtomicBool::new(false),
         };
         Ok((plugin, registrations))
     }
@@ -286,24 +302,58 @@ impl LoadedPlugin {
         }
     }
 
-    /// Hands a request to the plugin, which answers through `responder`.
-    pub fn handle(&self, request: &ffi::Request, responder: *mut ffi::ResponderHandle) {
-        // SAFETY: the ABI contract; the request is borrowed for the call and
-        // the responder is owned by the plugin from here on.
-        unsafe { (self.vtable.handle)(self.ctx, request, responder) }
+    /// A place among the plugin's in-flight requests, or `None` when it holds its
+    /// `max_in_flight` already (the caller answers 503).
+    pub fn admit(&self) -> Option<Permit> {
+        self.admission.try_acquire()
     }
 
-    /// Tells the plugin a request was abandoned, if it wants to know.
+    /// The plugin's `max_in_flight`.
+    pub fn max_in_flight(&self) -> usize {
+        self.admission.max()
+    }
+
+    /// Hands a request to the plugin and returns where its answer will arrive. The permit
+    /// stays with the request until the plugin answers. After `shutdown` began the plugin is
+    /// not called and the answer is a 503.
+    pub fn handle(&self, request: &ffi::Request, permit: Permit) -> oneshot::Receiver<Answer> {
+        if self.stopped.load(Ordering::Acquire) {
+            let (tx, rx) = oneshot::channel();
+            let _ = tx.send(Answer::Problem {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                detail: "the server is shutting down".into(),
+                headers: HeaderMap::new(),
+            });
+            return rx;
+        }
+        let (responder, answer) = ResponderSlot::open(permit);
+        // SAFETY: the ABI contract; the request is borrowed for the call and
+        // the responder is owned by the plugin from here on.
+        unsafe { (self.vtable.handle)(self.ctx, request, responder) };
+        answer
+    }
+
+    /// Tells the plugin a request was abandoned, if it wants to know and has
+    /// not been shut down.
     pub fn cancel(&self, request_id: &str) {
         if let Some(cancel) = self.vtable.cancel {
+            if self.stopped.load(Ordering::Acquire) {
+                return;
+            }
             // SAFETY: the ABI contract.
             unsafe { cancel(self.ctx, Str::new(request_id)) }
         }
     }
 
-    /// Stops the plugin; no request follows.
+    /// Stops the plugin, giving it `deadline`; no `handle` or `cancel` reaches it from now
+    /// on. The caller makes sure no request task is left that could be inside one. Called
+    /// at most once; later calls do nothing.
     pub fn shutdown(&self, deadline: Duration) {
+        if self.stopped.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let ms = u64::try_from(deadline.as_millis()).unwrap_or(u64::MAX);
         // SAFETY: the ABI contract; called once, after the last request.
-        unsafe { (self.vtable.shutdown)(self.ctx, deadline.as_millis() as u64) }
+        unsafe { (self.vtable.shutdown)(self.ctx, ms) }
     }
 }

@@ -5,23 +5,26 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::rejection::RawPathParamsRejection;
 use axum::extract::{RawPathParams, Request};
 use axum::response::{IntoResponse, Response};
-use http::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::CONTENT_TYPE;
 use http::StatusCode;
 use spikard_abi::ffi;
 
+use super::access::{Access, Outcome};
 use super::request_id::RequestIds;
+use crate::media_type::{is_json_essence, Malformed, MediaType};
 use crate::multipart::{self, Part};
-use crate::plugin::host_api::{Answer, ResponderSlot};
+use crate::plugin::admission::Permit;
+use crate::plugin::host_api::Answer;
 use crate::plugin::LoadedPlugin;
 use crate::problem::Problem;
 use crate::routes::Route;
-use crate::validation::{self, RequestInput};
+use crate::validation::{self, Decoded, RequestInput};
 
 /// `params_json` of a request to a route without schemas, path parameters
 /// or query.
@@ -35,6 +38,8 @@ pub struct Shared {
     pub access_log: bool,
     /// How long a plugin may take.
     pub request_timeout: Duration,
+    /// How long the client may take to send a body.
+    pub body_read_timeout: Duration,
     /// Request id generator.
     pub ids: RequestIds,
 }
@@ -53,50 +58,25 @@ pub async fn dispatch(
     params: Result<RawPathParams, RawPathParamsRejection>,
     request: Request,
 ) -> Response {
-    let started = Instant::now();
     let request_id = shared.ids.next();
-    // Kept for the access log only when it is on.
-    let line = shared
-        .access_log
-        .then(|| (request.method().clone(), request.uri().clone()));
+    // Written when the response leaves, or when this future is dropped before.
+    let access = Access::start(
+        shared.access_log,
+        request.method(),
+        request.uri(),
+        &request_id,
+    );
+    let mut outcome = Outcome::Answered;
     let response = match run(&route, &shared, &request_id, params, request).await {
         Ok(response) => response,
-        Err(problem) => shared.render(&problem, &request_id),
+        Err(problem) => {
+            if problem.status == StatusCode::GATEWAY_TIMEOUT {
+                outcome = Outcome::Timeout;
+            }
+            shared.render(&problem, &request_id)
+        }
     };
-    let (method, uri) = line.unzip();
-    finish(
-        &shared,
-        response,
-        &request_id,
-        method.as_ref(),
-        uri.as_ref(),
-        started,
-    )
-}
-
-/// Tags a response with its request id and writes its access-log line.
-fn finish(
-    shared: &Shared,
-    mut response: Response,
-    request_id: &str,
-    method: Option<&http::Method>,
-    uri: Option<&http::Uri>,
-    started: Instant,
-) -> Response {
-    if let Ok(value) = HeaderValue::from_str(request_id) {
-        response.headers_mut().insert("x-request-id", value);
-    }
-    if let (true, Some(method), Some(uri)) = (shared.access_log, method, uri) {
-        tracing::info!(
-            target: "spikard::access",
-            method = %method,
-            path = %uri.path(),
-            status = response.status().as_u16(),
-            latency_us = started.elapsed().as_micros() as u64,
-            request_id = %request_id,
-        );
-    }
-    response
+    access.finish(response, outcome)
 }
 
 /// The body as the validator sees it.
@@ -106,24 +86,6 @@ enum Parsed<'b> {
     Form,
     Multipart(Vec<Part<'b>>),
     Opaque,
-}
-
-fn media_type(headers: &http::HeaderMap) -> Option<(String, Option<String>)> {
-    let value = headers.get(CONTENT_TYPE)?.to_str().ok()?;
-    let mut parts = value.split(';');
-    let essence = parts.next()?.trim().to_ascii_lowercase();
-    let charset = parts.find_map(|p| {
-        let (k, v) = p.split_once('=')?;
-        k.trim()
-            .eq_ignore_ascii_case("charset")
-            .then(|| v.trim().trim_matches('"').to_ascii_lowercase())
-    });
-    Some((essence, charset))
-}
-
-fn is_json(essence: &str) -> bool {
-    essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 /// Whether JSON text nests arrays and objects deeper than `max` levels (`{}` is one level).
@@ -168,21 +130,33 @@ fn parse_body<'b>(
     if !route.validator.has_body_schema() {
         return Ok(Parsed::Opaque);
     }
-    let (essence, charset) =
-        media_type(headers).unwrap_or_else(|| ("application/json".into(), None));
+    let media = match MediaType::of(headers) {
+        None => None,
+        Some(Ok(media)) => Some(media),
+        Some(Err(Malformed(why))) => {
+            return Err(Problem::bad_request(
+                "malformed-content-type",
+                "Malformed Content-Type",
+                format!("the Content-Type header cannot be read: {why}"),
+            ))
+        }
+    };
+    // No Content-Type: JSON, as the README documents.
+    let essence = media
+        .as_ref()
+        .map_or("application/json", MediaType::essence);
     if essence == "multipart/form-data" {
         // Checked even without a body: the header itself is unusable.
-        let content_type = headers
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        let boundary = multipart::boundary(content_type).ok_or_else(|| {
-            Problem::bad_request(
-                "missing-boundary",
-                "Missing Multipart Boundary",
-                "multipart/form-data requires a 'boundary' parameter in Content-Type (1 to 200 printable ASCII characters)",
-            )
-        })?;
+        let boundary = media
+            .as_ref()
+            .and_then(multipart::boundary)
+            .ok_or_else(|| {
+                Problem::bad_request(
+                    "missing-boundary",
+                    "Missing Multipart Boundary",
+                    "multipart/form-data requires a 'boundary' parameter in Content-Type (1 to 200 printable ASCII characters)",
+                )
+            })?;
         if body.is_empty() {
             return Ok(Parsed::Empty);
         }
@@ -200,13 +174,19 @@ fn parse_body<'b>(
     if body.is_empty() {
         return Ok(Parsed::Empty);
     }
-    if is_json(&essence) {
-        if let Some(charset) = charset.filter(|c| c != "utf-8" && c != "utf8") {
+    if is_json_essence(essence) {
+        let charset = media.as_ref().and_then(|m| m.param("charset"));
+        if let Some(charset) =
+            charset.filter(|c| !c.eq_ignore_ascii_case("utf-8") && !c.eq_ignore_ascii_case("utf8"))
+        {
             return Err(Problem::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported-charset",
                 "Unsupported Charset",
-                format!("Unsupported charset '{charset}' for JSON. Only UTF-8 is supported."),
+                format!(
+                    "Unsupported charset '{}' for JSON. Only UTF-8 is supported.",
+                    charset.to_ascii_lowercase()
+                ),
             ));
         }
         if json_too_deep(body, route.max_json_depth) {
@@ -219,13 +199,25 @@ fn parse_body<'b>(
                 ),
             ));
         }
-        return serde_json::from_slice(body).map(Parsed::Json).map_err(|e| {
+        let value = serde_json::from_slice(body).map_err(|e| {
             Problem::bad_request(
                 "malformed-json",
                 "Malformed JSON",
                 format!("the request body is not valid JSON: {e}"),
             )
-        });
+        })?;
+        // What serde_json refused before it kept numbers exact; plugins cannot hold these.
+        if let Some(number) = validation::find_out_of_range(&value) {
+            return Err(Problem::bad_request(
+                "malformed-json",
+                "Malformed JSON",
+                format!(
+                    "the request body holds a number out of range, {number}: integers may have at most {} digits, other numbers must fit a 64-bit float",
+                    validation::MAX_INT_DIGITS
+                ),
+            ));
+        }
+        return Ok(Parsed::Json(value));
     }
     if essence == "application/x-www-form-urlencoded" {
         validation::check_form_indices(body).map_err(|m| {
@@ -249,51 +241,15 @@ async fn run(
     params: Result<RawPathParams, RawPathParamsRejection>,
     request: Request,
 ) -> Result<Response, Problem> {
-    let params = params.map_err(|e| {
-        Problem::bad_request(
-            "invalid-path",
-            "Invalid Path",
-            format!("the path could not be decoded: {e}"),
-        )
-    })?;
-    let path_values: Vec<(&str, String)> = route
-        .param_names
-        .iter()
-        .map(String::as_str)
-        .zip(params.iter().map(|(_, v)| v.to_owned()))
-        .collect();
-
     let (parts, body) = request.into_parts();
-    let declared = parts
-        .headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > route.body_limit as u64) {
-        return Err(Problem::payload_too_large(route.body_limit));
-    }
-    let body = axum::body::to_bytes(body, route.body_limit)
-        .await
-        .map_err(|e| {
-            if std::error::Error::source(&e)
-                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
-            {
-                Problem::payload_too_large(route.body_limit)
-            } else if let Some(declared) = declared.filter(|_| ended_early(&e)) {
-                Problem::bad_request(
-                    "content-length-mismatch",
-                    "Content-Length header mismatch",
-                    format!(
-                        "Content-Length header does not match actual body size: the connection ended before the {declared} bytes it announced"
-                    ),
-                )
-            } else {
-                Problem::bad_request(
-                    "unreadable-body",
-                    "Bad Request",
-                    format!("the request body could not be read: {e}"),
-                )
-            }
-        })?;
+    let path_values = path_values(route, &params, parts.uri.path())?;
+    let body = super::body::read(
+        body,
+        &parts.headers,
+        route.body_limit,
+        shared.body_read_timeout,
+    )
+    .await?;
 
     let parsed = parse_body(route, &parts.headers, &body)?;
     let input = RequestInput {
@@ -321,7 +277,8 @@ async fn run(
         Cow::Owned(serde_json::to_string(&validated.params).unwrap_or_else(|_| "{}".into()))
     };
 
-    let answer = hand_over(route, request_id, &parts, &params_json, &body);
+    let permit = route.plugin.admit().ok_or_else(Problem::overloaded)?;
+    let answer = hand_over(route, permit, request_id, &parts, &params_json, &body);
     let mut guard = CancelOnDrop {
         plugin: &route.plugin,
         request_id,
@@ -380,19 +337,32 @@ async fn run(
     }
 }
 
-/// Whether reading the body failed because the client stopped sending (end of stream before
-/// the announced length) rather than for another reason.
-fn ended_early(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cause = Some(error);
-    while let Some(e) = cause {
-        if e.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::UnexpectedEof)
-        {
-            return true;
-        }
-        cause = e.source();
+/// The route's path parameters by name, percent-decoded. The router refuses a value that is
+/// not UTF-8 without giving it; such values are read from the path as sent instead, so that
+/// validation reports them (`string_unicode` at `["path", name]`) with the other errors.
+fn path_values<'r>(
+    route: &'r Route,
+    params: &'r Result<RawPathParams, RawPathParamsRejection>,
+    path: &'r str,
+) -> Result<Vec<(&'r str, Decoded<'r>)>, Problem> {
+    let names = route.param_names.iter().map(String::as_str);
+    match params {
+        Ok(params) => Ok(names
+            .zip(params.iter().map(|(_, v)| Decoded::Text(Cow::Borrowed(v))))
+            .collect()),
+        Err(RawPathParamsRejection::InvalidUtf8InPathParam(_)) => Ok(names
+            .zip(
+                crate::routes::param_values(&route.path, path)
+                    .into_iter()
+                    .map(Decoded::percent_decoded),
+            )
+            .collect()),
+        Err(e) => Err(Problem::bad_request(
+            "invalid-path",
+            "Invalid Path",
+            format!("the path could not be decoded: {e}"),
+        )),
     }
-    false
 }
 
 /// The plugin's answer within `timeout`. A plugin that answered inside
@@ -417,6 +387,7 @@ async fn await_answer(
 /// the raw pointers never live across an `.await`.
 fn hand_over(
     route: &Route,
+    permit: Permit,
     request_id: &str,
     parts: &http::request::Parts,
     params_json: &str,
@@ -457,9 +428,7 @@ fn hand_over(
         params_json: ffi::Str::new(params_json),
         body: ffi::Bytes::new(body),
     };
-    let (responder, answer) = ResponderSlot::open();
-    route.plugin.handle(&request, responder);
-    answer
+    route.plugin.handle(&request, permit)
 }
 
 /// Validates a JSON response against the route's response schema.
@@ -468,23 +437,15 @@ fn check_response(
     headers: &http::HeaderMap,
     body: &[u8],
 ) -> Result<(), String> {
-    let json = headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| is_json(v.split(';').next().unwrap_or("").trim()));
+    let json = matches!(MediaType::of(headers), Some(Ok(media)) if media.is_json());
     if !json {
         return Ok(());
     }
     let value: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
-    let errors: Vec<String> = schema
-        .iter_errors(&value)
-        .map(|e| format!("{} at {}", e, e.instance_path()))
-        .collect();
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(errors.join("; "))
+    match validation::response_mismatch(schema, &value) {
+        None => Ok(()),
+        Some(why) => Err(why),
     }
 }
 
@@ -524,16 +485,17 @@ pub async fn method_not_allowed(
 /// like any other.
 fn refuse(shared: &Shared, problem: &Problem, request: &Request<Body>) -> Response {
     let request_id = shared.ids.next();
-    let response = shared.render(problem, &request_id);
-    finish(
-        shared,
-        response,
+    let access = Access::start(
+        shared.access_log,
+        request.method(),
+        request.uri(),
         &request_id,
-        Some(request.method()),
-        Some(request.uri()),
-        Instant::now(),
-    )
+    );
+    access.finish(shared.render(problem, &request_id), Outcome::Answered)
 }
+
+#[cfg(test)]
+mod proptests;
 
 #[cfg(test)]
 mod tests {

@@ -1,21 +1,28 @@
 //! The HTTP server: the route table as an axum router, served over HTTP/1.1 by hyper on
-//! tokio, with a request head limit and graceful shutdown.
+//! tokio, with connection limits (see [`limits`]) and graceful shutdown.
 
+mod accept;
+mod access;
+mod body;
+mod connection;
 mod dispatch;
+mod limits;
+mod linger;
 mod request_id;
+mod stop;
+mod timed_io;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::routing::{MethodFilter, MethodRouter};
 use axum::Router;
-use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use tokio::sync::watch;
 
 pub use dispatch::Shared;
+pub use limits::{FdLimit, Limits};
 use request_id::RequestIds;
+pub use stop::Stopped;
 
 use crate::config::ServerConfig;
 use crate::routes::Route;
@@ -27,6 +34,7 @@ impl Shared {
             problem_base: server.problem_type_base.clone(),
             access_log: server.access_log,
             request_timeout: server.request_timeout,
+            body_read_timeout: server.connections.body_read_timeout,
             ids: RequestIds::new(),
         }
     }
@@ -80,133 +88,78 @@ pub fn router(routes: Vec<Route>, shared: Arc<Shared>) -> Result<Router, String>
     Ok(router.fallback(move |request| dispatch::not_found(shared_404.clone(), request)))
 }
 
-/// Waits for SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = terminate => {}
-    }
-}
-
-/// How connections are served.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// Largest request head (request line and headers); hyper answers a larger one with
-    /// `431 Request Header Fields Too Large` and closes the connection.
-    pub max_header_bytes: usize,
-    /// Grace period for in-flight requests after a shutdown signal.
-    pub grace: Duration,
-}
-
 /// hyper's default read buffer (8 KiB + 100 × 4 KiB); it must hold a whole head.
 const DEFAULT_READ_BUFFER: usize = 8192 + 4096 * 100;
 
-/// Binds `listen`, serves until SIGINT/SIGTERM, then lets in-flight requests
-/// finish for up to `limits.grace`. Returns whether they all finished.
-pub async fn serve(listen: SocketAddr, router: Router, limits: Limits) -> Result<bool, String> {
-    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
-        format!(
-            "cannot listen on {listen}: {e}; choose another address with server.listen or --listen"
-        )
-    })?;
-    let bound = listener.local_addr().map_err(|e| e.to_string())?;
-    tracing::info!("listening on http://{bound}");
-
+/// hyper's HTTP/1.1 settings for every connection.
+fn http1(limits: &Limits) -> hyper::server::conn::http1::Builder {
     let mut http = hyper::server::conn::http1::Builder::new();
     http.max_header_size(limits.max_header_bytes);
     if limits.max_header_bytes + 8192 > DEFAULT_READ_BUFFER {
         http.max_buf_size(limits.max_header_bytes + 8192);
     }
-    let http = Arc::new(http);
+    // A client that sends its request and shuts down its write side still gets the answer.
+    http.half_close(true);
+    // The header and keep-alive deadlines are the socket's (`timed_io`): hyper's own header
+    // timer would also bound the idle time between requests.
+    http.header_read_timeout(None);
+    http
+}
+
+/// Binds `listen`, serves until SIGINT/SIGTERM, then lets in-flight requests finish for up
+/// to `limits.grace`; those still running then are aborted and awaited (see [`stop`]).
+/// When it returns, no request task is left unless [`Stopped::drained`] says otherwise.
+pub async fn serve(listen: SocketAddr, router: Router, limits: Limits) -> Result<Stopped, String> {
+    let listener = accept::bind(listen).map_err(|e| {
+        format!(
+            "cannot listen on {listen}: {e}; choose another address with server.listen or --listen"
+        )
+    })?;
+    let bound = listener.local_addr().map_err(|e| e.to_string())?;
+    let mut acceptor = accept::Acceptor::new(listener, limits.max_connections);
+    tracing::info!("listening on http://{bound}");
+
+    let http = Arc::new(http1(&limits));
+    let timeouts = timed_io::Timeouts {
+        header: limits.connections.header_read_timeout,
+        keepalive: limits.connections.keepalive_timeout,
+    };
     // Connections watch `stop` to finish gracefully; each holds a clone of `open`, so
     // `open_tx.closed()` resolves when the last one is gone.
     let (stop_tx, stop_rx) = watch::channel(false);
     let (open_tx, open_rx) = watch::channel(());
 
-    let signal = shutdown_signal();
-    tokio::pin!(signal);
+    let mut signals = stop::Signals::install()?;
+    let mut connections = stop::Connections::default();
     loop {
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    accept_failed(&e).await;
-                    continue;
-                }
-            },
-            () = &mut signal => break,
+        let (stream, permit) = tokio::select! {
+            next = acceptor.next() => next,
+            _ = signals.next() => break,
         };
         let _ = stream.set_nodelay(true);
         let (http, router) = (http.clone(), router.clone());
-        let (mut stop, open) = (stop_rx.clone(), open_rx.clone());
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |request: http::Request<Incoming>| {
-                tower::Service::call(&mut router.clone(), request)
-            });
-            let connection = http.serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(connection);
-            let mut stopping = false;
-            loop {
-                tokio::select! {
-                    result = connection.as_mut() => {
-                        if let Err(e) = result {
-                            tracing::debug!("connection ended with an error: {e}");
-                        }
-                        break;
-                    }
-                    changed = stop.changed(), if !stopping => {
-                        stopping = true;
-                        if changed.is_ok() {
-                            connection.as_mut().graceful_shutdown();
-                        }
-                    }
-                }
-            }
-            drop(open);
+        let (stop, open) = (stop_rx.clone(), open_rx.clone());
+        connections.spawn(async move {
+            connection::serve(stream, &http, router, timeouts, stop).await;
+            drop((permit, open));
         });
     }
+    let deadline = std::time::Instant::now() + limits.grace;
+    signals.exit_on_next();
 
     tracing::info!("shutting down: no new connections; finishing in-flight requests");
-    drop(listener);
+    drop(acceptor);
     let _ = stop_tx.send(true);
     drop(open_rx);
     tokio::select! {
-        () = open_tx.closed() => Ok(true),
-        () = tokio::time::sleep(limits.grace) => {
+        () = open_tx.closed() => Ok(Stopped { deadline, drained: true }),
+        () = tokio::time::sleep_until(deadline.into()) => {
             tracing::warn!(
-                "shutdown deadline of {:?} passed with requests still in flight; they are dropped",
+                "shutdown deadline of {:?} passed with requests still in flight; cancelling them",
                 limits.grace
             );
-            Ok(false)
+            let drained = connections.abandon(stop::ABORT_BOUND).await;
+            Ok(Stopped { deadline, drained })
         }
     }
-}
-
-/// Accept errors: a connection that failed before it was accepted is the client's business;
-/// anything else (out of file descriptors) is logged and retried after a pause, so the
-/// loop neither spins nor stops serving.
-async fn accept_failed(error: &std::io::Error) {
-    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
-    if matches!(
-        error.kind(),
-        ConnectionAborted | ConnectionRefused | ConnectionReset
-    ) {
-        return;
-    }
-    tracing::error!("accepting a connection failed: {error}; retrying in 1 s");
-    tokio::time::sleep(Duration::from_secs(1)).await;
 }

@@ -4,6 +4,7 @@
 //! a [`Plan`] is derived once per property at start-up so that per request coercion is a
 //! cheap match on a few bits.
 
+use super::numbers::{self, NotInteger};
 use serde_json::{Map, Number, Value};
 
 /// A set of JSON types a value may take (bit flags, cheap to copy and test).
@@ -49,8 +50,8 @@ impl Types {
         match value {
             Value::Null => Self::NULL,
             Value::Bool(_) => Self::BOOLEAN,
-            Value::Number(n) if n.is_f64() => Self::NUMBER,
-            Value::Number(_) => Self::INTEGER,
+            Value::Number(n) if numbers::is_integer(n) => Self::INTEGER,
+            Value::Number(_) => Self::NUMBER,
             Value::String(_) => Self::STRING,
             Value::Array(_) => Self::ARRAY,
             Value::Object(_) => Self::OBJECT,
@@ -81,6 +82,10 @@ pub(crate) const INT_PARSING: Failure = Failure {
     kind: "int_parsing",
     msg: "Input should be a valid integer, unable to parse string as an integer",
 };
+pub(crate) const INT_PARSING_SIZE: Failure = Failure {
+    kind: "int_parsing_size",
+    msg: "Unable to parse input string as an integer, exceeded maximum size",
+};
 pub(crate) const FLOAT_PARSING: Failure = Failure {
     kind: "float_parsing",
     msg: "Input should be a valid number, unable to parse string as a number",
@@ -100,6 +105,11 @@ const LIST_TYPE: Failure = Failure {
 const NONE_REQUIRED: Failure = Failure {
     kind: "none_required",
     msg: "Input should be None",
+};
+/// Bytes that are not UTF-8 once percent-decoded (or as sent, in a header or cookie).
+pub(crate) const STRING_UNICODE: Failure = Failure {
+    kind: "string_unicode",
+    msg: "Input should be a valid string, unable to parse raw data as a unicode string",
 };
 
 /// Nesting bound for `$ref`/`anyOf` chasing, so a self-referencing schema cannot loop.
@@ -128,13 +138,17 @@ struct Found<'s> {
     types: Types,
     items: Option<&'s Value>,
     separator: Option<&'s str>,
+    /// Schema nodes already read: a node reached again (through `$ref`s and `anyOf`s that
+    /// point back at each other) adds nothing, so the walk is linear in the schema's size
+    /// instead of exponential in its nesting.
+    visited: std::collections::HashSet<*const Value>,
 }
 
 fn collect<'s>(schema: &'s Value, root: &'s Value, depth: usize, found: &mut Found<'s>) {
     let Some(obj) = schema.as_object() else {
         return;
     };
-    if depth > MAX_DEPTH {
+    if depth > MAX_DEPTH || !found.visited.insert(schema) {
         return;
     }
     if let Some(target) = obj
@@ -208,9 +222,12 @@ pub(crate) fn coerce(raw: &str, types: Types) -> Result<Value, Failure> {
             return Ok(Value::Null);
         }
     }
+    let mut int_failure = INT_PARSING;
     if types.has(Types::INTEGER) {
-        if let Some(n) = parse_int(text) {
-            return Ok(Value::Number(n));
+        match numbers::integer(text) {
+            Ok(n) => return Ok(Value::Number(n)),
+            Err(NotInteger::TooLong) => int_failure = INT_PARSING_SIZE,
+            Err(NotInteger::Syntax) => {}
         }
     }
     if types.has(Types::NUMBER) {
@@ -234,7 +251,7 @@ pub(crate) fn coerce(raw: &str, types: Types) -> Result<Value, Failure> {
         }
     }
     Err(if types.has(Types::INTEGER) {
-        INT_PARSING
+        int_failure
     } else if types.has(Types::NUMBER) {
         FLOAT_PARSING
     } else if types.has(Types::BOOLEAN) {
@@ -248,52 +265,16 @@ pub(crate) fn coerce(raw: &str, types: Types) -> Result<Value, Failure> {
     })
 }
 
-/// Parses an integer the way pydantic does: surrounding whitespace, sign and leading zeros
-/// allowed, `"12.000"` accepted as 12. Integers beyond 64 bits become the nearest float
-/// (JSON Schema still treats them as integers) rather than being rejected.
+/// Parses an integer the way pydantic does (sign, leading zeros and `"12.000"` allowed),
+/// exactly at any size up to [`numbers::MAX_INT_DIGITS`] digits.
 pub(crate) fn parse_int(text: &str) -> Option<Number> {
-    let text = text.trim();
-    if let Ok(i) = text.parse::<i64>() {
-        return Some(i.into());
-    }
-    if let Ok(u) = text.parse::<u64>() {
-        return Some(u.into());
-    }
-    let digits = text.strip_prefix(['+', '-']).unwrap_or(text);
-    if digits.is_empty() {
-        return None;
-    }
-    if digits.bytes().all(|b| b.is_ascii_digit()) {
-        return text
-            .parse::<f64>()
-            .ok()
-            .filter(|f| f.is_finite())
-            .and_then(Number::from_f64);
-    }
-    let (whole, fraction) = text.split_once('.')?;
-    if !fraction.is_empty() && fraction.bytes().all(|b| b == b'0') {
-        return parse_int(whole);
-    }
-    None
+    numbers::integer(text).ok()
 }
 
-/// Parses a finite number; integer literals stay integers so `"42"` is `42`, not `42.0`.
+/// Parses a finite number exactly as written; integer literals stay integers so `"42"` is
+/// `42`, not `42.0`.
 pub(crate) fn parse_number(text: &str) -> Option<Number> {
-    let text = text.trim();
-    if let Ok(i) = text.parse::<i64>() {
-        return Some(i.into());
-    }
-    // Rust also accepts "inf"/"nan"; JSON cannot carry them, so only plain numerals pass.
-    let numeric = text
-        .bytes()
-        .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E'));
-    if !numeric {
-        return None;
-    }
-    text.parse::<f64>()
-        .ok()
-        .filter(|f| f.is_finite())
-        .and_then(Number::from_f64)
+    numbers::number(text)
 }
 
 /// Pydantic's boolean words, case-insensitive.
@@ -348,7 +329,19 @@ mod tests {
             Ok(json!(9_007_199_254_740_991_i64))
         );
         assert_eq!(coerce("18446744073709551615", t), Ok(json!(u64::MAX)));
-        assert_eq!(coerce("100000000000000000000000", t), Ok(json!(1e23)));
+        let exact = |text: &str| Ok(Value::Number(text.parse().unwrap()));
+        assert_eq!(
+            coerce("100000000000000000000000", t),
+            exact("100000000000000000000000")
+        );
+        assert_eq!(
+            coerce("-99999999999999999999999", t),
+            exact("-99999999999999999999999")
+        );
+        assert_eq!(coerce(&"9".repeat(5000), t), Err(INT_PARSING_SIZE));
+        let int_or_number = scalar(json!({"type": ["integer", "number"]}));
+        assert_eq!(coerce("1.5", int_or_number), Ok(json!(1.5)));
+        assert_eq!(coerce("7", int_or_number), Ok(json!(7)));
         for bad in ["baz", "", "1.5", "1e3", "-", "0x10", "1_000", "inf"] {
             assert_eq!(coerce(bad, t), Err(INT_PARSING), "{bad:?}");
         }
@@ -360,6 +353,12 @@ mod tests {
         assert_eq!(coerce("95.5", t), Ok(json!(95.5)));
         assert_eq!(coerce("42", t), Ok(json!(42)));
         assert_eq!(coerce("1e-10", t), Ok(json!(1e-10)));
+        assert_eq!(coerce("1e300", t).map(|v| v.as_f64()), Ok(Some(1e300)));
+        assert_eq!(
+            coerce("12345678901234567890123", t),
+            Ok(Value::Number("12345678901234567890123".parse().unwrap()))
+        );
+        assert_eq!(coerce(&"9".repeat(400), t), Err(FLOAT_PARSING));
         for bad in ["abc", "", "inf", "NaN", "infinity", "1e999", "1,5"] {
             assert_eq!(coerce(bad, t), Err(FLOAT_PARSING), "{bad:?}");
         }
@@ -420,6 +419,15 @@ mod tests {
         );
         let looped = json!({"$ref": "#"});
         assert_eq!(plan_for(&looped, &looped), Plan::Scalar(Types::default()));
+    }
+
+    #[test]
+    fn schemas_that_point_back_at_themselves_are_read_once() {
+        // 12 branches back to the root, 16 levels deep: 12^16 walks without the visited set.
+        let mut branches = vec![json!({"type": "integer"})];
+        branches.extend(std::iter::repeat_n(json!({"$ref": "#"}), 12));
+        let schema = json!({ "anyOf": branches });
+        assert_eq!(plan_for(&schema, &schema), Plan::Scalar(Types::INTEGER));
     }
 
     #[test]

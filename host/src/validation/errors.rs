@@ -3,9 +3,14 @@
 //! Clients of the API (and the conformance fixtures) expect FastAPI's error vocabulary
 //! (`missing`, `string_too_short`, `greater_than_equal`, ...), not JSON Schema's wording;
 //! this module is the single place where that vocabulary lives.
+//!
+//! Mapping is also where a hostile request could multiply: every quote of the request
+//! (`input`, `loc` names, messages) goes through [`bounds`], and once [`FieldErrors`] is
+//! full the remaining errors are only counted.
 
-use super::{coerce, formats, FieldError};
-use jsonschema::error::{TypeKind, ValidationErrorKind};
+use super::long_keys::Shortened;
+use super::{bounds, coerce, formats, patterns, FieldError, FieldErrors};
+use jsonschema::error::{TypeKind, ValidationErrorKind as K};
 use jsonschema::types::{JsonType, JsonTypeSet};
 use jsonschema::ValidationError;
 use serde_json::{json, Value};
@@ -88,16 +93,18 @@ pub(crate) fn coercion(
         failure.kind,
         loc,
         failure.msg.to_owned(),
-        Value::String(raw.to_owned()),
+        bounds::bounded_string(raw, bounds::MAX_TEXT_BYTES),
         None,
     )
 }
 
+/// The `loc` segment of a top-level name: bounded, lowercased for headers.
 fn segment(style: &Style, name: &str) -> Value {
+    let name = bounds::bounded_text(name, bounds::MAX_SEGMENT_BYTES);
     if style.lowercase {
         Value::String(name.to_ascii_lowercase())
     } else {
-        Value::from(name)
+        Value::String(name.into_owned())
     }
 }
 
@@ -114,13 +121,15 @@ fn unescape(raw: &str) -> Cow<'_, str> {
     }
 }
 
-/// `loc` of an instance path: label, then each segment, array indices as numbers.
+/// `loc` of an instance path: label, then each segment, array indices as numbers, names
+/// as the client sent them (stand-ins mapped back) and bounded (see
+/// [`bounds::bounded_segment`]).
 ///
-/// Walks `root` alongside the pointer because a pointer alone cannot tell index `0` from an
-/// object key `"0"`.
-fn loc_of(style: &Style, root: &Value, pointer: &str) -> Vec<Value> {
-    let mut loc = vec![Value::from(style.label)];
-    let mut current = Some(root);
+/// Walks the validated instance alongside the pointer because a pointer alone cannot tell
+/// index `0` from an object key `"0"`.
+fn loc_of(cx: &Mapping<'_>, pointer: &str) -> Vec<Value> {
+    let mut loc = vec![Value::from(cx.style.label)];
+    let mut current = Some(cx.root);
     for (depth, raw) in pointer.split('/').skip(1).enumerate() {
         let seg = unescape(raw);
         let index = match current {
@@ -132,163 +141,312 @@ fn loc_of(style: &Style, root: &Value, pointer: &str) -> Vec<Value> {
             loc.push(Value::from(index));
         } else {
             current = current.and_then(|node| node.get(&*seg));
+            let key = cx.key(&seg);
             loc.push(if depth == 0 {
-                segment(style, &seg)
+                segment(cx.style, key)
             } else {
-                Value::String(seg.into_owned())
+                bounds::bounded_segment(key)
             });
         }
     }
     loc
 }
 
-/// Appends the [`FieldError`]s for one jsonschema error; `root` is the validated instance.
-pub(crate) fn push_mapped(
-    err: &ValidationError<'_>,
-    root: &Value,
-    style: &Style,
-    out: &mut Vec<FieldError>,
-) {
-    let pointer = err.instance_path().as_str();
-    let instance = err.instance();
-    let mut loc = loc_of(style, root, pointer);
-    let input = || instance.clone().into_owned();
-    let validation_error =
-        |loc| FieldError::new("validation_error", loc, err.to_string(), input(), None);
+/// What mapping a jsonschema error needs besides the error itself.
+pub(crate) struct Mapping<'a> {
+    /// The validated instance, to tell array indices from object keys.
+    pub root: &'a Value,
+    /// How the source reports errors.
+    pub style: &'a Style,
+    /// The schema the instance was validated against, to name the pattern of a match the
+    /// regex engine could not finish.
+    pub schema: &'a Value,
+    /// When `root` is a body whose long keys were replaced: the stand-ins, and the body as
+    /// sent, which errors quote.
+    pub shortened: Option<(&'a Shortened, &'a Value)>,
+}
+
+impl Mapping<'_> {
+    /// The key a pointer segment names, as the client sent it.
+    fn key<'k>(&'k self, segment: &'k str) -> &'k str {
+        match self.shortened {
+            Some((stand_ins, _)) => stand_ins.original(segment),
+            None => segment,
+        }
+    }
+
+    /// The value an error is about, as the client sent it.
+    fn instance<'e>(&'e self, err: &'e ValidationError<'_>) -> &'e Value {
+        let Some((_, sent)) = self.shortened else {
+            return err.instance();
+        };
+        let mut current = sent;
+        for raw in err.instance_path().as_str().split('/').skip(1) {
+            let seg = unescape(raw);
+            let next = match current {
+                Value::Array(items) => seg.parse::<usize>().ok().and_then(|i| items.get(i)),
+                Value::Object(object) => object.get(self.key(&seg)),
+                _ => None,
+            };
+            match next {
+                Some(next) => current = next,
+                None => return err.instance(),
+            }
+        }
+        current
+    }
+}
+
+/// Appends the [`FieldError`]s for one jsonschema error, or only counts them once `out` is
+/// full (mapping is what costs; see [`FieldErrors`]).
+pub(crate) fn push_mapped(err: &ValidationError<'_>, cx: &Mapping<'_>, out: &mut FieldErrors) {
+    if !out.has_room() {
+        out.omit(entries_of(err));
+        return;
+    }
+    let site = Site {
+        err,
+        loc: loc_of(cx, err.instance_path().as_str()),
+        instance: cx.instance(err),
+    };
     let error = match err.kind() {
-        ValidationErrorKind::Required { property } => {
-            // `dependencies`/`dependentRequired` reuse the Required kind; only the `required`
-            // keyword itself means "this field is missing".
-            let from_required = err
-                .schema_path()
-                .as_str()
-                .rsplit('/')
-                .next()
-                .is_some_and(|keyword| keyword == "required");
-            if !from_required {
-                validation_error(loc)
-            } else {
-                let name = property
-                    .as_str()
-                    .map_or_else(|| property.to_string(), str::to_owned);
-                let at_root = pointer.is_empty();
-                loc.push(if at_root {
-                    segment(style, &name)
-                } else {
-                    Value::String(name)
-                });
-                let input = if style.param && at_root {
-                    Value::Null
-                } else {
-                    input()
-                };
-                FieldError::new("missing", loc, "Field required".to_owned(), input, None)
-            }
+        K::AdditionalProperties { unexpected } | K::UnevaluatedProperties { unexpected } => {
+            return unexpected_properties(site, unexpected, cx, out);
         }
-        ValidationErrorKind::AdditionalProperties { unexpected }
-        | ValidationErrorKind::UnevaluatedProperties { unexpected } => {
-            for name in unexpected {
-                let mut loc = loc.clone();
-                loc.push(Value::String(name.clone()));
-                out.push(FieldError::new(
-                    "validation_error",
-                    loc,
-                    "Additional properties are not allowed".to_owned(),
-                    input(),
-                    Some(json!({"additional_properties": false, "unexpected_field": name})),
-                ));
-            }
-            return;
+        K::Required { property } => missing(site, property, cx.style),
+        K::Type { kind } => {
+            let (kind, msg) = type_error(kind, site.instance);
+            site.entry(kind, msg.to_owned(), None)
         }
-        ValidationErrorKind::Type { kind } => {
-            let (kind, msg) = type_error(kind, instance);
-            FieldError::new(kind, loc, msg.to_owned(), input(), None)
+        kind @ (K::MinLength { .. }
+        | K::MaxLength { .. }
+        | K::MinItems { .. }
+        | K::MaxItems { .. }) => length(site, kind),
+        kind @ (K::Minimum { .. }
+        | K::ExclusiveMinimum { .. }
+        | K::Maximum { .. }
+        | K::ExclusiveMaximum { .. }
+        | K::MultipleOf { .. }) => bound(site, kind),
+        K::Enum { options } => enumeration(site, options),
+        kind @ (K::Pattern { .. }
+        | K::BacktrackLimitExceeded { .. }
+        | K::RegexEngineFailure { .. }) => pattern(site, kind, cx.schema),
+        K::Format { format } => format_error(site, format, cx.style),
+        _ => site.generic(),
+    };
+    out.push(error);
+}
+
+/// How many entries one jsonschema error becomes.
+fn entries_of(err: &ValidationError<'_>) -> usize {
+    match err.kind() {
+        K::AdditionalProperties { unexpected } | K::UnevaluatedProperties { unexpected } => {
+            unexpected.len()
         }
-        ValidationErrorKind::MinLength { limit } => FieldError::new(
-            "string_too_short",
+        _ => 1,
+    }
+}
+
+/// One jsonschema error being mapped: the error, its `loc` and the value it is about.
+struct Site<'e, 'i> {
+    err: &'e ValidationError<'i>,
+    loc: Vec<Value>,
+    /// The failing value as the client sent it.
+    instance: &'e Value,
+}
+
+impl Site<'_, '_> {
+    /// The failing value, bounded.
+    fn input(&self) -> Value {
+        bounds::bounded_input(self.instance)
+    }
+
+    /// An entry at this site with the failing value as `input`.
+    fn entry(self, kind: &str, msg: String, ctx: Option<Value>) -> FieldError {
+        let input = self.input();
+        FieldError::new(kind, self.loc, msg, input, ctx)
+    }
+
+    /// jsonschema's own wording, for kinds pydantic has no name for.
+    fn generic(self) -> FieldError {
+        let msg = bounds::bounded_message(self.err);
+        self.entry("validation_error", msg, None)
+    }
+}
+
+/// `missing`, for the `required` keyword (`dependencies`/`dependentRequired` reuse the
+/// Required kind; only `required` itself means "this field is missing").
+fn missing(mut site: Site<'_, '_>, property: &Value, style: &Style) -> FieldError {
+    let from_required = site
+        .err
+        .schema_path()
+        .as_str()
+        .rsplit('/')
+        .next()
+        .is_some_and(|keyword| keyword == "required");
+    if !from_required {
+        return site.generic();
+    }
+    let at_root = site.err.instance_path().as_str().is_empty();
+    site.loc.push(match property.as_str() {
+        Some(name) if at_root => segment(style, name),
+        Some(name) => bounds::bounded_segment(name),
+        None => bounds::bounded_segment(&property.to_string()),
+    });
+    // Parameters report `null` for a missing top-level field (FastAPI does); bodies report
+    // the enclosing object, bounded.
+    let input = if style.param && at_root {
+        Value::Null
+    } else {
+        site.input()
+    };
+    FieldError::new(
+        "missing",
+        site.loc,
+        "Field required".to_owned(),
+        input,
+        None,
+    )
+}
+
+/// One entry per unexpected property, as many as `out` lists; its `input` is that property's
+/// value (bounded), not the enclosing object.
+fn unexpected_properties(
+    site: Site<'_, '_>,
+    unexpected: &[String],
+    cx: &Mapping<'_>,
+    out: &mut FieldErrors,
+) {
+    let object = site.instance;
+    let listed = unexpected.len().min(out.room());
+    for name in &unexpected[..listed] {
+        let name = cx.key(name);
+        let mut loc = site.loc.clone();
+        let name_value = bounds::bounded_segment(name);
+        loc.push(name_value.clone());
+        out.push(FieldError::new(
+            "validation_error",
             loc,
+            "Additional properties are not allowed".to_owned(),
+            object.get(name).map_or(Value::Null, bounds::bounded_input),
+            Some(json!({"additional_properties": false, "unexpected_field": name_value})),
+        ));
+    }
+    out.omit(unexpected.len() - listed);
+}
+
+/// `string_too_short`, `string_too_long`, `too_short`, `too_long`.
+fn length(site: Site<'_, '_>, kind: &K) -> FieldError {
+    match kind {
+        K::MinLength { limit } => site.entry(
+            "string_too_short",
             format!(
                 "String should have at least {limit} {}",
                 plural(*limit, "character")
             ),
-            input(),
             Some(json!({ "min_length": limit })),
         ),
-        ValidationErrorKind::MaxLength { limit } => FieldError::new(
+        K::MaxLength { limit } => site.entry(
             "string_too_long",
-            loc,
             format!(
                 "String should have at most {limit} {}",
                 plural(*limit, "character")
             ),
-            input(),
             Some(json!({ "max_length": limit })),
         ),
-        ValidationErrorKind::Pattern { pattern } => pattern_mismatch(loc, pattern, input()),
-        ValidationErrorKind::Minimum { limit } => bound(
-            loc,
-            "greater_than_equal",
-            "greater than or equal to",
-            "ge",
-            limit,
-            input(),
-        ),
-        ValidationErrorKind::ExclusiveMinimum { limit } => {
-            bound(loc, "greater_than", "greater than", "gt", limit, input())
-        }
-        ValidationErrorKind::Maximum { limit } => bound(
-            loc,
-            "less_than_equal",
-            "less than or equal to",
-            "le",
-            limit,
-            input(),
-        ),
-        ValidationErrorKind::ExclusiveMaximum { limit } => {
-            bound(loc, "less_than", "less than", "lt", limit, input())
-        }
-        ValidationErrorKind::MultipleOf { multiple_of } => {
-            let limit = number_value(&json!(multiple_of));
-            FieldError::new(
-                "multiple_of",
-                loc,
-                format!("Input should be a multiple of {limit}"),
-                input(),
-                Some(json!({ "multiple_of": limit })),
-            )
-        }
-        ValidationErrorKind::Enum { options } => {
-            let expected = expected_list(options.as_array().map_or(&[][..], Vec::as_slice));
-            FieldError::new(
-                "enum",
-                loc,
-                format!("Input should be {expected}"),
-                input(),
-                Some(json!({ "expected": expected })),
-            )
-        }
-        ValidationErrorKind::MinItems { limit } => FieldError::new(
+        K::MinItems { limit } => site.entry(
             "too_short",
-            loc,
             // Always "item": pydantic would pluralise, the fixtures (url_encoded/19) do not.
             format!("List should have at least {limit} item after validation"),
-            input(),
             Some(json!({ "min_length": limit })),
         ),
-        ValidationErrorKind::MaxItems { limit } => FieldError::new(
+        K::MaxItems { limit } => site.entry(
             "too_long",
-            loc,
             format!(
                 "List should have at most {limit} {} after validation",
                 plural(*limit, "item")
             ),
-            input(),
             Some(json!({ "max_length": limit })),
         ),
-        ValidationErrorKind::Format { format } => format_error(loc, format, instance, style),
-        _ => validation_error(loc),
+        _ => site.generic(),
+    }
+}
+
+/// `greater_than_equal`, `greater_than`, `less_than_equal`, `less_than`, `multiple_of`.
+fn bound(site: Site<'_, '_>, kind: &K) -> FieldError {
+    let (kind, relation, ctx_key, limit) = match kind {
+        K::Minimum { limit } => (
+            "greater_than_equal",
+            "greater than or equal to",
+            "ge",
+            limit,
+        ),
+        K::ExclusiveMinimum { limit } => ("greater_than", "greater than", "gt", limit),
+        K::Maximum { limit } => ("less_than_equal", "less than or equal to", "le", limit),
+        K::ExclusiveMaximum { limit } => ("less_than", "less than", "lt", limit),
+        K::MultipleOf { multiple_of } => {
+            let limit = number_value(&json!(multiple_of));
+            return site.entry(
+                "multiple_of",
+                format!("Input should be a multiple of {limit}"),
+                Some(json!({ "multiple_of": limit })),
+            );
+        }
+        _ => return site.generic(),
     };
-    out.push(error);
+    let limit = number_value(limit);
+    let mut ctx = serde_json::Map::new();
+    ctx.insert(ctx_key.to_owned(), limit.clone());
+    site.entry(
+        kind,
+        format!("Input should be {relation} {limit}"),
+        Some(Value::Object(ctx)),
+    )
+}
+
+/// `enum`, listing the options as pydantic does.
+fn enumeration(site: Site<'_, '_>, options: &Value) -> FieldError {
+    let expected = expected_list(options.as_array().map_or(&[][..], Vec::as_slice));
+    site.entry(
+        "enum",
+        format!("Input should be {expected}"),
+        Some(json!({ "expected": expected })),
+    )
+}
+
+/// `string_pattern_mismatch`; also for a match the regex engine gave up on (backtrack limit
+/// or engine failure), which says so instead of claiming a mismatch.
+fn pattern(site: Site<'_, '_>, kind: &K, schema: &Value) -> FieldError {
+    match kind {
+        K::Pattern { pattern } => pattern_mismatch(site.loc, pattern, site.instance),
+        _ => {
+            let pattern = pattern_at(schema, site.err.schema_path().as_str());
+            let msg = match &pattern {
+                Some(p) => format!(
+                    "String could not be checked against pattern '{p}': the match needs more than {} backtracking steps",
+                    patterns::BACKTRACK_LIMIT
+                ),
+                None => format!(
+                    "String could not be checked against its pattern: the match needs more than {} backtracking steps",
+                    patterns::BACKTRACK_LIMIT
+                ),
+            };
+            let ctx = json!({ "pattern": pattern, "backtrack_limit": patterns::BACKTRACK_LIMIT });
+            site.entry("string_pattern_mismatch", msg, Some(ctx))
+        }
+    }
+}
+
+/// The pattern a keyword location names: the `pattern` keyword's value, or the key of a
+/// `patternProperties` entry.
+fn pattern_at(schema: &Value, schema_path: &str) -> Option<String> {
+    if let Some(Value::String(pattern)) = schema.pointer(schema_path) {
+        return Some(pattern.clone());
+    }
+    let (parent, key) = schema_path.rsplit_once('/')?;
+    parent
+        .ends_with("/patternProperties")
+        .then(|| unescape(key).into_owned())
 }
 
 fn plural(n: u64, word: &str) -> String {
@@ -299,43 +457,28 @@ fn plural(n: u64, word: &str) -> String {
     }
 }
 
-fn pattern_mismatch(loc: Vec<Value>, pattern: &str, input: Value) -> FieldError {
+fn pattern_mismatch(loc: Vec<Value>, pattern: &str, instance: &Value) -> FieldError {
     FieldError::new(
         "string_pattern_mismatch",
         loc,
         format!("String should match pattern '{pattern}'"),
-        input,
+        bounds::bounded_input(instance),
         Some(json!({ "pattern": pattern })),
     )
 }
 
-fn bound(
-    loc: Vec<Value>,
-    kind: &str,
-    relation: &str,
-    ctx_key: &str,
-    limit: &Value,
-    input: Value,
-) -> FieldError {
-    let limit = number_value(limit);
-    let mut ctx = serde_json::Map::new();
-    ctx.insert(ctx_key.to_owned(), limit.clone());
-    FieldError::new(
-        kind,
-        loc,
-        format!("Input should be {relation} {limit}"),
-        input,
-        Some(Value::Object(ctx)),
-    )
-}
-
-/// A limit as pydantic prints it: integral floats without `.0` (`1`, not `1.0`).
+/// A limit as pydantic prints it: integral floats without `.0` (`1`, not `1.0`), other
+/// floats in their shortest form (`0.1`, not `0.10` as a schema may spell it), integers
+/// exactly at any size.
 pub(crate) fn number_value(value: &Value) -> Value {
     match value.as_f64() {
         Some(f) if value.is_f64() && f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 => {
             // Exact: integral and within f64's contiguous integer range.
             #[allow(clippy::cast_possible_truncation)]
             Value::from(f as i64)
+        }
+        Some(f) if value.is_f64() => {
+            serde_json::Number::from_f64(f).map_or_else(|| value.clone(), Value::Number)
         }
         _ => value.clone(),
     }
@@ -416,15 +559,18 @@ fn primary_type(set: JsonTypeSet) -> JsonType {
     .unwrap_or(JsonType::Null)
 }
 
-fn format_error(loc: Vec<Value>, format: &str, instance: &Value, style: &Style) -> FieldError {
+/// The pydantic error of a string `format`; emails are reported as pydantic's pattern.
+fn format_error(site: Site<'_, '_>, format: &str, style: &Style) -> FieldError {
+    let instance = site.instance;
     let text = instance.as_str().unwrap_or_default();
-    let input = instance.clone();
     let with_reason = |prefix: &str, reason: Option<&str>| match reason {
         Some(reason) => format!("{prefix}, {reason}"),
         None => prefix.to_owned(),
     };
     let (kind, msg, ctx) = match format {
-        "email" | "idn-email" => return pattern_mismatch(loc, formats::EMAIL_PATTERN, input),
+        "email" | "idn-email" => {
+            return pattern_mismatch(site.loc, formats::EMAIL_PATTERN, instance)
+        }
         "uuid" => {
             // The fixtures give the uuid crate's reason for parameters only (validation_errors/11
             // vs json_bodies/20).
@@ -492,7 +638,7 @@ fn format_error(loc: Vec<Value>, format: &str, instance: &Value, style: &Style) 
             Some(json!({ "format": other })),
         ),
     };
-    FieldError::new(kind, loc, msg, input, ctx)
+    site.entry(kind, msg, ctx)
 }
 
 /// Deterministic error order inside one source: by `loc`, indices numerically.
@@ -532,6 +678,11 @@ mod tests {
         assert_eq!(number_value(&json!(0.01)), json!(0.01));
         assert_eq!(number_value(&json!(-3)), json!(-3));
         assert_eq!(number_value(&json!(1e300)), json!(1e300));
+        let parse = |text: &str| serde_json::from_str::<Value>(text).unwrap();
+        assert_eq!(number_value(&parse("0.10")).to_string(), "0.1");
+        assert_eq!(number_value(&parse("1e2")).to_string(), "100");
+        let big = "123456789012345678901234567890";
+        assert_eq!(number_value(&parse(big)).to_string(), big);
     }
 
     #[test]
@@ -547,6 +698,15 @@ mod tests {
 
     #[test]
     fn loc_walks_the_instance() {
+        let loc_of = |style: &Style, root: &Value, pointer: &str| {
+            let cx = Mapping {
+                root,
+                style,
+                schema: &Value::Null,
+                shortened: None,
+            };
+            loc_of(&cx, pointer)
+        };
         let root = json!({"items": [{"0": {"a/b": 1}}]});
         assert_eq!(
             loc_of(&BODY, &root, "/items/0/0/a~1b"),

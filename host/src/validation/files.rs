@@ -18,7 +18,7 @@ use std::borrow::Cow;
 
 use serde_json::{json, Map, Value};
 
-use super::FieldError;
+use super::{bounds, FieldError, FieldErrors};
 
 /// The keywords the host enforces itself on file fields.
 const FILE_KEYWORDS: [&str; 4] = [
@@ -131,22 +131,29 @@ impl FileRules {
         upload: &Upload<'_>,
         field: &str,
         index: Option<usize>,
-        out: &mut Vec<FieldError>,
+        out: &mut FieldErrors,
     ) {
         let size = upload.bytes.len() as u64;
+        // What messages quote: a part's headers are the client's, of any length.
+        let media_type = bounds::bounded_text(&upload.media_type, bounds::MAX_SEGMENT_BYTES);
+        let filename = upload
+            .filename
+            .map(|name| bounds::bounded_text(name, bounds::MAX_TEXT_BYTES));
         let mut push = |msg: String, ctx: Value| {
-            let mut loc = vec![Value::from("files"), Value::from(field)];
-            loc.extend(index.map(Value::from));
-            out.push(FieldError {
-                kind: "validation_error".to_owned(),
-                loc,
-                msg,
-                input: json!({
-                    "filename": upload.filename,
-                    "content_type": upload.media_type,
-                    "size": size,
-                }),
-                ctx: Some(ctx),
+            out.push_with(|| {
+                let mut loc = vec![Value::from("files"), Value::from(field)];
+                loc.extend(index.map(Value::from));
+                FieldError {
+                    kind: "validation_error".to_owned(),
+                    loc,
+                    msg,
+                    input: json!({
+                        "filename": filename,
+                        "content_type": media_type,
+                        "size": size,
+                    }),
+                    ctx: Some(ctx),
+                }
             });
         };
         if !self.media_types.is_empty()
@@ -157,11 +164,10 @@ impl FileRules {
         {
             push(
                 format!(
-                    "Invalid content type '{}'. Allowed types: {}",
-                    upload.media_type,
+                    "Invalid content type '{media_type}'. Allowed types: {}",
                     self.media_types.join(", ")
                 ),
-                json!({"allowed_types": self.media_types, "provided_type": upload.media_type}),
+                json!({"allowed_types": self.media_types, "provided_type": media_type}),
             );
         }
         if let Some(max) = self.max_bytes.filter(|max| size > *max) {
@@ -179,12 +185,12 @@ impl FileRules {
         if self.magic {
             if upload.bytes.is_empty() {
                 push("File buffer is empty".to_owned(), json!({"buffer_size": 0}));
-            } else if let Err((msg, detected)) = check_magic(&upload.media_type, upload.bytes) {
+            } else if let Err((msg, detected)) = check_magic(&media_type, upload.bytes) {
                 let shown = &upload.bytes[..upload.bytes.len().min(8)];
                 let hex: String = shown.iter().map(|b| format!("{b:02x}")).collect();
                 push(
                     msg,
-                    json!({"declared_mime": upload.media_type, "detected_type": detected, "magic_bytes": hex}),
+                    json!({"declared_mime": media_type, "detected_type": detected, "magic_bytes": hex}),
                 );
             }
         }
@@ -296,9 +302,11 @@ mod tests {
     }
 
     fn errors(rules: &FileRules, upload: &Upload<'_>) -> Vec<(String, Value)> {
-        let mut out = Vec::new();
+        let mut out = FieldErrors::new(100);
         rules.check(upload, "file", None, &mut out);
-        out.into_iter()
+        out.into_parts()
+            .0
+            .into_iter()
             .map(|e| (e.msg, e.ctx.unwrap_or_default()))
             .collect()
     }
@@ -418,8 +426,9 @@ mod tests {
             max_bytes: Some(0),
             ..FileRules::default()
         };
-        let mut out = Vec::new();
+        let mut out = FieldErrors::new(100);
         rules.check(&upload("text/plain", b"x"), "docs", Some(1), &mut out);
+        let (out, _) = out.into_parts();
         assert_eq!(out[0].kind, "validation_error");
         assert_eq!(out[0].loc, vec![json!("files"), json!("docs"), json!(1)]);
         assert_eq!(

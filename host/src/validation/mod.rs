@@ -5,15 +5,26 @@
 //! them and the JSON body, and reports *every* problem in pydantic's error shape so that
 //! clients see the same 422 bodies a FastAPI service would give them.
 
+mod bounds;
 mod coerce;
+mod collected;
 mod errors;
 mod files;
 mod formats;
+mod long_keys;
+mod numbers;
+pub mod patterns;
 mod source;
 mod urlencoded;
 
+pub use collected::{FieldErrors, DEFAULT_MAX_ERRORS};
+
 // The server rejects a form with holes in `name[i]` indices
 // with a 400 before validating.
+/// JSON bodies are held to the range plugins can decode.
+pub use numbers::{find_out_of_range, MAX_INT_DIGITS};
+/// Path parameter values reach validation percent-decoded, undecodable bytes flagged.
+pub use urlencoded::Decoded;
 pub use urlencoded::{check_form_indices, check_indices};
 
 use crate::multipart::Part;
@@ -46,12 +57,15 @@ pub struct RouteValidator {
     headers: Option<ParamSource>,
     cookies: Option<ParamSource>,
     body: Option<ParamSource>,
+    /// Errors listed per request; more are only counted (`[server] max_validation_errors`).
+    max_errors: usize,
 }
 
 /// The parts of a request the validator reads; borrowed, so the server keeps ownership.
 pub struct RequestInput<'a> {
-    /// Path parameters, already percent-decoded, in route order.
-    pub path: &'a [(&'a str, String)],
+    /// Path parameters, percent-decoded, in route order; bytes that are not UTF-8 are a
+    /// `string_unicode` error.
+    pub path: &'a [(&'a str, Decoded<'a>)],
     /// Raw query string (without `?`), not decoded.
     pub query: Option<&'a str>,
     /// Request headers (cookies are read from its `Cookie` entries).
@@ -116,7 +130,15 @@ impl RouteValidator {
             headers: compile("headers", &spec.headers)?,
             cookies: compile("cookies", &spec.cookies)?,
             body: compile("body", &spec.body)?,
+            max_errors: DEFAULT_MAX_ERRORS,
         })
+    }
+
+    /// Lists at most `max_errors` errors per request (at least one); the rest are counted.
+    #[must_use]
+    pub fn with_max_errors(mut self, max_errors: usize) -> Self {
+        self.max_errors = max_errors.max(1);
+        self
     }
 
     /// True when the route declares no schema at all: nothing to coerce.
@@ -128,15 +150,36 @@ impl RouteValidator {
             && self.body.is_none()
     }
 
+    /// The sources (`"query"`, `"body"`, ...) whose schema has a pattern that needs the
+    /// backtracking regex engine (see [`patterns`]), for the start-up log.
+    pub fn backtracking_sources(&self) -> Vec<&'static str> {
+        [
+            ("path", &self.path),
+            ("query", &self.query),
+            ("headers", &self.headers),
+            ("cookies", &self.cookies),
+            ("body", &self.body),
+        ]
+        .into_iter()
+        .filter(|(_, source)| {
+            source
+                .as_ref()
+                .is_some_and(|s| s.engine() == patterns::Engine::Backtracking)
+        })
+        .map(|(name, _)| name)
+        .collect()
+    }
+
     /// True when the route declares a body schema (so a request without a body is a 422).
     pub fn has_body_schema(&self) -> bool {
         self.body.is_some()
     }
 
-    /// Coerces and validates one request; `Err` lists every error, ordered path, query,
-    /// headers, cookies, body (and by location within a source).
-    pub fn validate(&self, input: &RequestInput<'_>) -> Result<Validated, Vec<FieldError>> {
-        let mut errors = Vec::new();
+    /// Coerces and validates one request; `Err` lists the errors, ordered path, query,
+    /// headers, cookies, body (and by location within a source), at most `max_errors` of
+    /// them, and counts the others.
+    pub fn validate(&self, input: &RequestInput<'_>) -> Result<Validated, FieldErrors> {
+        let mut errors = FieldErrors::new(self.max_errors);
         let path = self.path_params(input.path, &mut errors);
         let query = self.query_params(input.query, &mut errors);
         let headers = self.header_params(input.headers, &mut errors);
@@ -160,39 +203,24 @@ impl RouteValidator {
 
     fn path_params(
         &self,
-        path: &[(&str, String)],
-        errors: &mut Vec<FieldError>,
+        path: &[(&str, Decoded<'_>)],
+        errors: &mut FieldErrors,
     ) -> Map<String, Value> {
+        let pairs: Vec<Pair<'_>> = path
+            .iter()
+            .map(|(k, v)| (Cow::Borrowed(*k), v.reborrow()))
+            .collect();
         match &self.path {
-            Some(source) => {
-                let pairs: Vec<Pair<'_>> = path
-                    .iter()
-                    .map(|(k, v)| (Cow::Borrowed(*k), Cow::Borrowed(v.as_str())))
-                    .collect();
-                source.run(&pairs, Extras::Keep, &errors::PATH, errors)
-            }
-            None => path
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), Value::String(v.clone())))
-                .collect(),
+            Some(source) => source.run(&pairs, Extras::Keep, &errors::PATH, errors),
+            None => as_strings(&pairs, &errors::PATH, errors),
         }
     }
 
-    fn query_params(
-        &self,
-        query: Option<&str>,
-        errors: &mut Vec<FieldError>,
-    ) -> Map<String, Value> {
+    fn query_params(&self, query: Option<&str>, errors: &mut FieldErrors) -> Map<String, Value> {
         let pairs = urlencoded::parse(query.unwrap_or_default().as_bytes());
         match &self.query {
             Some(source) => source.run(&pairs, Extras::Keep, &errors::QUERY, errors),
-            None => {
-                let mut object = Map::new();
-                for (k, v) in &pairs {
-                    source::append(&mut object, k, Value::String(v.to_string()));
-                }
-                object
-            }
+            None => as_strings(&pairs, &errors::QUERY, errors),
         }
     }
 
@@ -201,7 +229,7 @@ impl RouteValidator {
     fn header_params(
         &self,
         headers: &http::HeaderMap,
-        errors: &mut Vec<FieldError>,
+        errors: &mut FieldErrors,
     ) -> Map<String, Value> {
         let Some(source) = &self.headers else {
             return Map::new();
@@ -209,29 +237,25 @@ impl RouteValidator {
         let mut pairs: Vec<Pair<'_>> = Vec::new();
         for prop in source.props() {
             let Some(name) = &prop.header else { continue };
-            let mut values = headers.get_all(name).iter().map(|v| lossy(v.as_bytes()));
+            let values = headers.get_all(name).iter();
+            let key = || Cow::Borrowed(prop.name.as_str());
             match prop.plan {
                 coerce::Plan::Array { .. } => {
-                    for value in values {
+                    for value in values.map(|v| Decoded::from_bytes(v.as_bytes())) {
+                        let Decoded::Text(value) = value else {
+                            pairs.push((key(), value));
+                            continue;
+                        };
                         for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                            pairs.push((Cow::Borrowed(&prop.name), Cow::Owned(item.to_owned())));
+                            let item = Cow::Owned(item.to_owned());
+                            pairs.push((key(), Decoded::Text(item)));
                         }
                     }
                 }
                 coerce::Plan::Scalar(_) => {
-                    let Some(first) = values.next() else { continue };
-                    let value = match values.next() {
-                        None => first,
-                        Some(second) => {
-                            let mut joined = format!("{first}, {second}");
-                            values.for_each(|v| {
-                                joined.push_str(", ");
-                                joined.push_str(&v);
-                            });
-                            Cow::Owned(joined)
-                        }
-                    };
-                    pairs.push((Cow::Borrowed(&prop.name), value));
+                    if let Some(value) = joined_header(values) {
+                        pairs.push((key(), value));
+                    }
                 }
             }
         }
@@ -242,39 +266,34 @@ impl RouteValidator {
     fn cookie_params(
         &self,
         headers: &http::HeaderMap,
-        errors: &mut Vec<FieldError>,
+        errors: &mut FieldErrors,
     ) -> Map<String, Value> {
         let Some(source) = &self.cookies else {
             return Map::new();
         };
         let mut pairs: Vec<Pair<'_>> = Vec::new();
         for header in headers.get_all(COOKIE) {
-            let text = lossy(header.as_bytes());
-            for part in text.split(';') {
-                let Some((name, value)) = part.split_once('=') else {
+            for part in header.as_bytes().split(|&b| b == b';') {
+                let Some(eq) = part.iter().position(|&b| b == b'=') else {
                     continue;
                 };
-                let name = name.trim();
-                let Some(prop) = source.props().iter().find(|p| p.name == name) else {
+                let name = part[..eq].trim_ascii();
+                let Some(prop) = source.props().iter().find(|p| p.name.as_bytes() == name) else {
                     continue;
                 };
-                let value = value.trim();
+                let value = part[eq + 1..].trim_ascii();
                 let value = value
-                    .strip_prefix('"')
-                    .and_then(|v| v.strip_suffix('"'))
+                    .strip_prefix(b"\"")
+                    .and_then(|v| v.strip_suffix(b"\""))
                     .unwrap_or(value);
-                pairs.push((Cow::Borrowed(&prop.name), Cow::Owned(value.to_owned())));
+                pairs.push((Cow::Borrowed(&prop.name), Decoded::from_bytes(value)));
             }
         }
         source.run(&pairs, Extras::Ignore, &errors::COOKIES, errors)
     }
 
     /// Validates the body; returns the coerced fields when it was a validated form.
-    fn body_params(
-        &self,
-        body: &Body<'_>,
-        errors: &mut Vec<FieldError>,
-    ) -> Option<Map<String, Value>> {
+    fn body_params(&self, body: &Body<'_>, errors: &mut FieldErrors) -> Option<Map<String, Value>> {
         let source = self.body.as_ref()?;
         match body {
             Body::None => {
@@ -300,10 +319,71 @@ impl RouteValidator {
     }
 }
 
-/// Header bytes as text, borrowed when valid UTF-8 (obs-text is replaced, never rejected).
-fn lossy(bytes: &[u8]) -> Cow<'_, str> {
-    String::from_utf8_lossy(bytes)
+/// The lines of one header as one value, joined with `", "` (RFC 9110); borrowed when there
+/// is one line. Not UTF-8 when any line is not: obs-text is refused for declared headers.
+fn joined_header<'h>(
+    mut values: http::header::ValueIter<'h, http::HeaderValue>,
+) -> Option<Decoded<'h>> {
+    let first = values.next()?;
+    let Some(second) = values.next() else {
+        return Some(Decoded::from_bytes(first.as_bytes()));
+    };
+    let mut bytes = first.as_bytes().to_vec();
+    for value in std::iter::once(second).chain(values) {
+        bytes.extend_from_slice(b", ");
+        bytes.extend_from_slice(value.as_bytes());
+    }
+    Some(Decoded::from_cow(Cow::Owned(bytes)))
 }
 
+/// The pairs of a source without a schema, passed on as strings (repeated keys as arrays);
+/// values whose bytes are not UTF-8 are reported instead.
+fn as_strings(
+    pairs: &[Pair<'_>],
+    style: &errors::Style,
+    out: &mut FieldErrors,
+) -> Map<String, Value> {
+    let mut object = Map::new();
+    for (key, value) in pairs {
+        match value {
+            Decoded::Text(text) => {
+                source::append(&mut object, key, Value::String(text.to_string()))
+            }
+            Decoded::NotUtf8(lossy) => {
+                out.push_with(|| errors::coercion(style, key, None, lossy, coerce::STRING_UNICODE))
+            }
+        }
+    }
+    object
+}
+
+/// How many errors of a response schema the log line of a refused response describes.
+const MAX_RESPONSE_ERRORS: usize = 10;
+
+/// Why a plugin's JSON response breaks its route's response schema, for the log line that
+/// goes with the 500: its first errors, each cut to a bounded size. `None` when it matches.
+///
+/// A plugin that echoes a hostile request must not turn one bad response into megabytes of
+/// log, so neither the number of errors nor their text grows with the response.
+pub fn response_mismatch(schema: &jsonschema::Validator, value: &Value) -> Option<String> {
+    if schema.is_valid(value) {
+        return None;
+    }
+    let described: Vec<String> = schema
+        .iter_errors(value)
+        .take(MAX_RESPONSE_ERRORS)
+        .map(|e| {
+            format!(
+                "{} at {}",
+                bounds::bounded_message(&e),
+                bounds::bounded_text(e.instance_path().as_str(), bounds::MAX_TEXT_BYTES)
+            )
+        })
+        .collect();
+    Some(described.join("; "))
+}
+
+#[cfg(test)]
+mod proptests;
 #[cfg(test)]
 mod tests;

@@ -4,12 +4,15 @@
 //! properties its schema declares and how to coerce each, so a request costs one pass over
 //! its pairs, one jsonschema check, and error mapping only when something is wrong.
 
+use super::bounds;
 use super::coerce::{self, Plan, Types};
-use super::errors::{self, Style};
+use super::errors::{self, Mapping, Style};
 use super::files::{self, FileRules, Upload};
 use super::formats;
-use super::urlencoded::{key_shape, KeyShape};
-use super::FieldError;
+use super::long_keys::KeyShortener;
+use super::patterns::{self, Engine};
+use super::urlencoded::{key_shape, Decoded, KeyShape};
+use super::{FieldError, FieldErrors};
 use crate::multipart::Part;
 use http::header::HeaderName;
 use jsonschema::Validator;
@@ -19,8 +22,15 @@ use std::borrow::Cow;
 /// A compiled schema for one source, plus the coercion plan of each declared property.
 pub(crate) struct ParamSource {
     validator: Validator,
+    /// The regex engine `validator` runs its patterns on.
+    engine: Engine,
+    /// The schema `validator` checks, for error messages that quote it (patterns).
+    schema: Value,
+    /// Replaces long keys of an invalid JSON body before its errors are collected, when the
+    /// schema allows it (see [`long_keys`](super::long_keys)).
+    shortener: Option<KeyShortener>,
     /// Validates forms when file rules were taken out of the schema (see [`files`]).
-    form_validator: Option<Validator>,
+    form_validator: Option<(Validator, Value)>,
     props: Vec<Prop>,
     /// `additionalProperties: false`: undeclared parameters are reported, not passed on.
     forbid_extra: bool,
@@ -42,17 +52,18 @@ pub(crate) struct Prop {
 /// One value of a request field as coercion sees it: the text of a parameter or urlencoded
 /// field, or a multipart part (a file when it has a filename).
 pub(crate) trait FieldValue {
-    /// The value as text (a part's content decoded as UTF-8, lossily).
-    fn text(&self) -> Cow<'_, str>;
+    /// The value as text (a part's content decoded as UTF-8, lossily); `Err` holds the
+    /// lossy text of a parameter whose bytes are not UTF-8, reported as `string_unicode`.
+    fn text(&self) -> Result<Cow<'_, str>, &str>;
     /// An uploaded file as plugins receive it (see [`Part::file_json`]).
     fn file(&self) -> Option<Value>;
     /// What file rules check.
     fn upload(&self) -> Upload<'_>;
 }
 
-impl FieldValue for Cow<'_, str> {
-    fn text(&self) -> Cow<'_, str> {
-        Cow::Borrowed(self)
+impl FieldValue for Decoded<'_> {
+    fn text(&self) -> Result<Cow<'_, str>, &str> {
+        Decoded::text(self).map(Cow::Borrowed)
     }
 
     fn file(&self) -> Option<Value> {
@@ -63,14 +74,17 @@ impl FieldValue for Cow<'_, str> {
         Upload {
             filename: None,
             media_type: Cow::Borrowed(crate::multipart::DEFAULT_MEDIA_TYPE),
-            bytes: self.as_bytes(),
+            bytes: match self {
+                Decoded::Text(text) => text.as_bytes(),
+                Decoded::NotUtf8(lossy) => lossy.as_bytes(),
+            },
         }
     }
 }
 
 impl FieldValue for &Part<'_> {
-    fn text(&self) -> Cow<'_, str> {
-        String::from_utf8_lossy(self.body)
+    fn text(&self) -> Result<Cow<'_, str>, &str> {
+        Ok(String::from_utf8_lossy(self.body))
     }
 
     fn file(&self) -> Option<Value> {
@@ -108,26 +122,30 @@ impl ParamSource {
     /// Compiles `schema`; `Err` is a human message naming `source`.
     pub(crate) fn compile(source: &str, schema: &Value) -> Result<Self, String> {
         let build = |schema: &Value| {
-            jsonschema::options()
-                .should_validate_formats(true)
-                .with_format("uuid", formats::is_uuid)
-                .build(schema)
-                .map_err(|err| {
-                    let at = err.instance_path().as_str();
-                    if at.is_empty() {
-                        format!("invalid {source} schema: {err}")
-                    } else {
-                        format!("invalid {source} schema at {at}: {err}")
-                    }
-                })
+            let options = || {
+                jsonschema::options()
+                    .should_validate_formats(true)
+                    .with_format("uuid", formats::is_uuid)
+            };
+            patterns::build(options, schema).map_err(|err| {
+                let at = err.instance_path().as_str();
+                if at.is_empty() {
+                    format!("invalid {source} schema: {err}")
+                } else {
+                    format!("invalid {source} schema at {at}: {err}")
+                }
+            })
         };
-        let validator = build(schema)?;
+        let (validator, engine) = build(schema)?;
         let (form_schema, file_rules) = if source == "body" {
             files::split_rules(schema).map_err(|e| format!("invalid {source} schema: {e}"))?
         } else {
             (None, Vec::new())
         };
-        let form_validator = form_schema.as_ref().map(build).transpose()?;
+        let form_validator = match form_schema {
+            Some(form_schema) => Some((build(&form_schema)?.0, form_schema)),
+            None => None,
+        };
         let props = schema
             .get("properties")
             .and_then(Value::as_object)
@@ -149,10 +167,18 @@ impl ParamSource {
             .unwrap_or_default();
         Ok(Self {
             validator,
+            engine,
+            schema: schema.clone(),
+            shortener: KeyShortener::for_schema(schema),
             form_validator,
             props,
             forbid_extra: schema.get("additionalProperties") == Some(&Value::Bool(false)),
         })
+    }
+
+    /// The regex engine of the schema's patterns, for the start-up log.
+    pub(crate) fn engine(&self) -> Engine {
+        self.engine
     }
 
     /// The declared properties, for sources that look values up by name (headers, cookies).
@@ -161,15 +187,22 @@ impl ParamSource {
     }
 
     /// Validates an already-typed value (a JSON body) as is.
-    pub(crate) fn check_value(&self, value: &Value, style: &Style, out: &mut Vec<FieldError>) {
+    pub(crate) fn check_value(&self, value: &Value, style: &Style, out: &mut FieldErrors) {
         if self.validator.is_valid(value) {
             return;
         }
-        let start = out.len();
-        for err in self.validator.iter_errors(value) {
-            errors::push_mapped(&err, value, style, out);
+        let start = out.mark();
+        let shortened = self.shortener.and_then(|s| s.shorten(value));
+        let cx = Mapping {
+            root: shortened.as_ref().map_or(value, |s| &s.value),
+            style,
+            schema: &self.schema,
+            shortened: shortened.as_ref().map(|s| (s, value)),
+        };
+        for err in self.validator.iter_errors(cx.root) {
+            errors::push_mapped(&err, &cx, out);
         }
-        errors::sort(&mut out[start..]);
+        errors::sort(out.since(start));
     }
 
     /// Coerces `pairs` by the declared properties, validates the result, and returns it.
@@ -183,9 +216,9 @@ impl ParamSource {
         pairs: &[(Cow<'_, str>, V)],
         extras: Extras,
         style: &Style,
-        out: &mut Vec<FieldError>,
+        out: &mut FieldErrors,
     ) -> Map<String, Value> {
-        let start = out.len();
+        let start = out.mark();
         let matches: Vec<Option<(usize, Option<usize>)>> =
             pairs.iter().map(|(key, _)| self.lookup(key)).collect();
         let mut object = Map::new();
@@ -238,33 +271,45 @@ impl ParamSource {
             .filter(|(_, m)| m.is_none())
             .map(|(pair, _)| pair);
         let keep_extras = extras == Extras::Keep;
+        if keep_extras {
+            report_undecodable(undeclared.clone(), style, out);
+        }
         if keep_extras && self.forbid_extra {
             undeclared
                 .clone()
-                .for_each(|(k, v)| append(&mut object, k, extra_value(v)));
+                .for_each(|(k, v)| append_extra(&mut object, k, v));
         }
 
-        let validator = self.form_validator.as_ref().unwrap_or(&self.validator);
+        let (validator, schema) = match &self.form_validator {
+            Some((validator, schema)) => (validator, schema),
+            None => (&self.validator, &self.schema),
+        };
         let mut object = Value::Object(object);
         if !validator.is_valid(&object) {
-            let schema_errors = out.len();
+            let schema_errors = out.mark();
+            let cx = Mapping {
+                root: &object,
+                style,
+                schema,
+                shortened: None,
+            };
             for err in validator.iter_errors(&object) {
                 if !blames_failed(&err, &failed) {
-                    errors::push_mapped(&err, &object, style, out);
+                    errors::push_mapped(&err, &cx, out);
                 }
             }
             if !seen.raws.is_empty() {
-                self.report_raw_inputs(&seen.raws, &object, style, &mut out[schema_errors..]);
+                self.report_raw_inputs(&seen.raws, &object, style, out.since(schema_errors));
             }
         }
-        errors::sort(&mut out[start..]);
+        errors::sort(out.since(start));
 
         let Value::Object(object) = &mut object else {
             unreachable!("built as an object above")
         };
         let mut object = std::mem::take(object);
         if keep_extras && !self.forbid_extra {
-            undeclared.for_each(|(k, v)| append(&mut object, k, extra_value(v)));
+            undeclared.for_each(|(k, v)| append_extra(&mut object, k, v));
         }
         for prop in &self.props {
             if let Some(default) = &prop.default {
@@ -313,7 +358,7 @@ impl ParamSource {
             let of_prop = || raws.iter().filter(|(p, _, _)| *p == index);
             let raw = match err.loc.get(2..) {
                 Some([]) => match of_prop().find(|(_, item, _)| item.is_none()) {
-                    Some((_, _, text)) => Some(Value::from(text.as_ref())),
+                    Some((_, _, text)) => Some(raw_input(text)),
                     None => {
                         // A list whose every item was coerced: the list as sent.
                         let items: Vec<Value> = of_prop()
@@ -325,12 +370,12 @@ impl ParamSource {
                             .and_then(Value::as_array)
                             .map(Vec::len);
                         (!items.is_empty() && length == Some(items.len()))
-                            .then_some(Value::Array(items))
+                            .then(|| bounds::bounded_input(&Value::Array(items)))
                     }
                 },
                 Some([Value::Number(n)]) => of_prop()
                     .find(|(_, item, _)| item.is_some() && (*item).map(|i| i as u64) == n.as_u64())
-                    .map(|(_, _, text)| Value::from(text.as_ref())),
+                    .map(|(_, _, text)| raw_input(text)),
                 _ => None,
             };
             if let Some(raw) = raw {
@@ -362,8 +407,13 @@ fn file_view<V: FieldValue>(value: &V, file: &Value, types: Types) -> Value {
     if types.has(Types::OBJECT) && !types.has(Types::STRING) {
         file.clone()
     } else {
-        Value::String(value.text().into_owned())
+        Value::String(text_or_lossy(value))
     }
+}
+
+/// The text a client sent, as the `input` of an error about it (bounded).
+fn raw_input(text: &str) -> Value {
+    bounds::bounded_string(text, bounds::MAX_TEXT_BYTES)
 }
 
 fn coerce_scalar<'p, V: FieldValue>(
@@ -372,7 +422,7 @@ fn coerce_scalar<'p, V: FieldValue>(
     index: usize,
     prop: &Prop,
     style: &Style,
-    out: &mut Vec<FieldError>,
+    out: &mut FieldErrors,
     seen: &mut Seen<'p>,
 ) -> Result<Value, ()> {
     if let Some(rules) = &prop.file {
@@ -383,7 +433,15 @@ fn coerce_scalar<'p, V: FieldValue>(
         seen.uploads.push((index, None, file));
         return Ok(view);
     }
-    let raw = value.text();
+    let raw = match value.text() {
+        Ok(raw) => raw,
+        Err(lossy) => {
+            out.push_with(|| {
+                errors::coercion(style, &prop.name, None, lossy, coerce::STRING_UNICODE)
+            });
+            return Err(());
+        }
+    };
     match coerce::coerce(&raw, types) {
         Ok(coerced) => {
             if !coerced.is_string() {
@@ -392,7 +450,7 @@ fn coerce_scalar<'p, V: FieldValue>(
             Ok(coerced)
         }
         Err(failure) => {
-            out.push(errors::coercion(style, &prop.name, None, &raw, failure));
+            out.push_with(|| errors::coercion(style, &prop.name, None, &raw, failure));
             Err(())
         }
     }
@@ -410,7 +468,7 @@ fn coerce_array<'p, V: FieldValue>(
     raws: &[(Option<usize>, &'p V)],
     spec: &ArraySpec<'_>,
     style: &Style,
-    out: &mut Vec<FieldError>,
+    out: &mut FieldErrors,
     seen: &mut Seen<'p>,
 ) -> Result<Value, ()> {
     let prop = spec.prop;
@@ -428,12 +486,21 @@ fn coerce_array<'p, V: FieldValue>(
             continue;
         }
         let pieces: Vec<Cow<'p, str>> = match value.text() {
-            Cow::Borrowed(text) => coerce::split_items(text, spec.separator)
+            Ok(Cow::Borrowed(text)) => coerce::split_items(text, spec.separator)
                 .map(Cow::Borrowed)
                 .collect(),
-            Cow::Owned(text) => coerce::split_items(&text, spec.separator)
+            Ok(Cow::Owned(text)) => coerce::split_items(&text, spec.separator)
                 .map(|piece| Cow::Owned(piece.to_owned()))
                 .collect(),
+            Err(lossy) => {
+                // Not split: where the separators are in bytes that are not text is moot.
+                ok = false;
+                out.push_with(|| {
+                    errors::coercion(style, &prop.name, Some(item), lossy, coerce::STRING_UNICODE)
+                });
+                item += 1;
+                continue;
+            }
         };
         for piece in pieces {
             match coerce::coerce(&piece, spec.items) {
@@ -445,13 +512,9 @@ fn coerce_array<'p, V: FieldValue>(
                 }
                 Err(failure) => {
                     ok = false;
-                    out.push(errors::coercion(
-                        style,
-                        &prop.name,
-                        Some(item),
-                        &piece,
-                        failure,
-                    ));
+                    out.push_with(|| {
+                        errors::coercion(style, &prop.name, Some(item), &piece, failure)
+                    });
                 }
             }
             item += 1;
@@ -464,11 +527,37 @@ fn coerce_array<'p, V: FieldValue>(
     }
 }
 
-/// An undeclared value as passed on: a file object or the text.
-fn extra_value<V: FieldValue>(value: &V) -> Value {
-    value
-        .file()
-        .unwrap_or_else(|| Value::String(value.text().into_owned()))
+/// The text of a value, or the lossy text of one that is not UTF-8.
+fn text_or_lossy<V: FieldValue>(value: &V) -> String {
+    match value.text() {
+        Ok(text) => text.into_owned(),
+        Err(lossy) => lossy.to_owned(),
+    }
+}
+
+/// Passes an undeclared value on: a file object or the text. One that is not UTF-8 is left
+/// out; [`report_undecodable`] has reported it.
+fn append_extra<V: FieldValue>(object: &mut Map<String, Value>, key: &str, value: &V) {
+    let value = match (value.file(), value.text()) {
+        (Some(file), _) => file,
+        (None, Ok(text)) => Value::String(text.into_owned()),
+        (None, Err(_)) => return,
+    };
+    append(object, key, value);
+}
+
+/// Reports undeclared values whose bytes are not UTF-8: they would reach the plugin as
+/// altered text, so they are refused like declared ones (`string_unicode`).
+fn report_undecodable<'v, 'k: 'v, V: FieldValue + 'v>(
+    undeclared: impl Iterator<Item = &'v (Cow<'k, str>, V)>,
+    style: &Style,
+    out: &mut FieldErrors,
+) {
+    for (key, value) in undeclared {
+        if let Err(lossy) = value.text() {
+            out.push_with(|| errors::coercion(style, key, None, lossy, coerce::STRING_UNICODE));
+        }
+    }
 }
 
 /// True when a schema error concerns a property whose coercion already failed.

@@ -42,8 +42,13 @@ impl Default for Request<'_> {
 }
 
 fn run(validator: &RouteValidator, req: &Request<'_>) -> Result<Value, Value> {
+    let path: Vec<(&str, Decoded<'_>)> = req
+        .path
+        .iter()
+        .map(|(k, v)| (*k, Decoded::Text(Cow::Borrowed(v.as_str()))))
+        .collect();
     let input = RequestInput {
-        path: req.path,
+        path: &path,
         query: req.query,
         headers: &req.headers,
         body: match req.body {
@@ -56,7 +61,7 @@ fn run(validator: &RouteValidator, req: &Request<'_>) -> Result<Value, Value> {
     validator
         .validate(&input)
         .map(|ok| ok.params)
-        .map_err(|errors| serde_json::to_value(errors).expect("serialisable"))
+        .map_err(|errors| serde_json::to_value(errors.into_parts().0).expect("serialisable"))
 }
 
 fn query_route(properties: Value, required: &[&str]) -> RouteValidator {
@@ -543,7 +548,7 @@ fn json_body_type_and_keyword_errors() {
         json_body(&v, &body).unwrap_err(),
         json!([
             {"type": "validation_error", "loc": ["body", "extra"],
-             "msg": "Additional properties are not allowed", "input": body,
+             "msg": "Additional properties are not allowed", "input": true,
              "ctx": {"additional_properties": false, "unexpected_field": "extra"}},
             {"type": "uuid_parsing", "loc": ["body", "id"], "msg": "Input should be a valid UUID",
              "input": "nope"},
@@ -710,7 +715,10 @@ fn hostile_input_never_panics() {
         let _ = query(&v, raw);
     }
     let huge = query(&v, "n=99999999999999999999999999999999999999").unwrap();
-    assert_eq!(huge["query"]["n"], json!(1e38));
+    assert_eq!(
+        huge["query"]["n"],
+        exact("99999999999999999999999999999999999999")
+    );
     assert!(query(&v, "f=1e400").is_err());
 }
 
@@ -935,4 +943,535 @@ fn file_rules_are_checked_per_upload() {
         form(&v, "image=abc").unwrap_err()[0]["loc"],
         json!(["files", "image"])
     );
+}
+
+// -- exact numbers --------------------------------------------------------------------------
+
+/// A JSON value parsed from text, so numbers keep every digit.
+fn exact(text: &str) -> Value {
+    serde_json::from_str(text).expect("JSON")
+}
+
+const BIG: &str = "99999999999999999999999";
+
+#[test]
+fn big_integers_are_exact_in_every_source() {
+    let int = || json!({"n": {"type": "integer"}});
+    let v = compile(SchemaSpec {
+        path: Some(object(int(), &["n"])),
+        query: Some(object(int(), &["n"])),
+        headers: Some(object(int(), &["n"])),
+        cookies: Some(object(int(), &["n"])),
+        ..SchemaSpec::default()
+    });
+    let path = [("n", format!("-{BIG}"))];
+    let query = format!("n=+000{BIG}");
+    let cookie = format!("n={BIG}0");
+    let req = Request {
+        path: &path,
+        query: Some(&query),
+        headers: headers(&[("n", &format!("{BIG}.000")), ("cookie", &cookie)]),
+        ..Request::default()
+    };
+    let params = run(&v, &req).unwrap();
+    assert_eq!(params["path"]["n"], exact(&format!("-{BIG}")));
+    assert_eq!(params["query"]["n"], exact(BIG));
+    assert_eq!(params["headers"]["n"], exact(BIG));
+    assert_eq!(params["cookies"]["n"], exact(&format!("{BIG}0")));
+    // Handed to plugins as the digits themselves.
+    let text = serde_json::to_string(&params).unwrap();
+    assert!(
+        text.contains(&format!(r#""query":{{"n":{BIG}}}"#)),
+        "{text}"
+    );
+
+    let form_route = body_route(object(
+        json!({"n": {"type": "integer"}, "x": {"type": "number"}}),
+        &[],
+    ));
+    let params = form(&form_route, &format!("n={BIG}&x=0.1000000000000000000001")).unwrap();
+    assert_eq!(params["form"]["n"], exact(BIG));
+    assert_eq!(params["form"]["x"].to_string(), "0.1000000000000000000001");
+}
+
+#[test]
+fn bounds_on_big_integers_compare_exactly() {
+    // 2^64 and 2^64 + 1 are the same f64; the limits must still tell them apart.
+    let v = query_route(
+        exact(
+            r#"{"low": {"type": "integer", "maximum": 18446744073709551616},
+                "high": {"type": "integer", "exclusiveMinimum": 18446744073709551616},
+                "step": {"type": "integer", "multipleOf": 10000000000000000000000}}"#,
+        ),
+        &[],
+    );
+    assert!(query(&v, "low=18446744073709551616&high=18446744073709551617").is_ok());
+    assert!(query(&v, "step=300000000000000000000000").is_ok());
+    let errors = query(
+        &v,
+        &format!("low=18446744073709551617&high=18446744073709551616&step={BIG}"),
+    )
+    .unwrap_err();
+    assert_eq!(
+        errors,
+        exact(&format!(
+            r#"[
+            {{"type": "greater_than", "loc": ["query", "high"],
+             "msg": "Input should be greater than 18446744073709551616",
+             "input": "18446744073709551616", "ctx": {{"gt": 18446744073709551616}}}},
+            {{"type": "less_than_equal", "loc": ["query", "low"],
+             "msg": "Input should be less than or equal to 18446744073709551616",
+             "input": "18446744073709551617", "ctx": {{"le": 18446744073709551616}}}},
+            {{"type": "multiple_of", "loc": ["query", "step"],
+             "msg": "Input should be a multiple of 10000000000000000000000",
+             "input": "{BIG}", "ctx": {{"multiple_of": 10000000000000000000000}}}}
+        ]"#
+        ))
+    );
+
+    let body = body_route(exact(
+        r#"{"type": "object", "properties": {"n": {"type": "integer", "minimum": 100000000000000000000001}}}"#,
+    ));
+    assert!(json_body(&body, &exact(r#"{"n": 100000000000000000000001}"#)).is_ok());
+    let errors = json_body(&body, &exact(r#"{"n": 100000000000000000000000}"#)).unwrap_err();
+    assert_eq!(errors[0]["type"], "greater_than_equal");
+    assert_eq!(errors[0]["input"], exact("100000000000000000000000"));
+    assert_eq!(errors[0]["ctx"]["ge"], exact("100000000000000000000001"));
+}
+
+#[test]
+fn numbers_keep_their_types_and_integers_their_size_limit() {
+    let v = query_route(
+        json!({"i": {"type": "integer"}, "f": {"type": "number"}}),
+        &[],
+    );
+    let params = query(&v, "i=42&f=1.5").unwrap();
+    assert_eq!(params["query"], json!({"i": 42, "f": 1.5}));
+    assert!(params["query"]["i"].is_u64() && params["query"]["f"].is_f64());
+    assert_eq!(
+        query(&v, "f=1e300").unwrap()["query"]["f"].as_f64(),
+        Some(1e300)
+    );
+    let long = "9".repeat(4301);
+    let errors = query(&v, &format!("i={long}&f=1e999")).unwrap_err();
+    assert_eq!(errors[0]["type"], "float_parsing");
+    assert_eq!(errors[1]["type"], "int_parsing_size");
+    assert_eq!(
+        errors[1]["msg"],
+        "Unable to parse input string as an integer, exceeded maximum size"
+    );
+}
+
+// -- undecodable bytes ----------------------------------------------------------------------
+
+const STRING_UNICODE_MSG: &str =
+    "Input should be a valid string, unable to parse raw data as a unicode string";
+
+fn unicode_error(loc: Value, input: &str) -> Value {
+    json!({"type": "string_unicode", "loc": loc, "msg": STRING_UNICODE_MSG, "input": input})
+}
+
+#[test]
+fn undecodable_query_values_are_422_declared_or_not() {
+    let v = query_route(
+        json!({"q": {"type": "string"}, "n": {"type": "integer"},
+               "tags": {"type": "array", "items": {"type": "string"}}}),
+        &["q", "n"],
+    );
+    let errors = query(&v, "q=caf%E9&n=%ff1&tags=a&tags=b%C3&other=%fe&%ff=x").unwrap_err();
+    assert_eq!(
+        errors,
+        json!([
+            unicode_error(json!(["query", "n"]), "\u{fffd}1"),
+            unicode_error(json!(["query", "other"]), "\u{fffd}"),
+            unicode_error(json!(["query", "q"]), "caf\u{fffd}"),
+            unicode_error(json!(["query", "tags", 1]), "b\u{fffd}"),
+            unicode_error(json!(["query", "\u{fffd}"]), "x"),
+        ])
+    );
+    // Without a query schema, too: the plugin would get altered text.
+    let open = compile(SchemaSpec::default());
+    assert_eq!(
+        query(&open, "a=1&b=%80").unwrap_err(),
+        json!([unicode_error(json!(["query", "b"]), "\u{fffd}")])
+    );
+    // Valid UTF-8, U+FFFD included, is text like any other.
+    assert_eq!(
+        query(&open, "a=%EF%BF%BD%E2%82%AC").unwrap()["query"],
+        json!({"a": "\u{fffd}€"})
+    );
+}
+
+#[test]
+fn undecodable_declared_headers_and_cookies_are_422() {
+    let v = compile(SchemaSpec {
+        headers: Some(object(
+            json!({"x-name": {"type": "string"}, "x-ids": {"type": "array", "items": {"type": "integer"}}}),
+            &["x-name"],
+        )),
+        cookies: Some(object(json!({"session": {"type": "string"}}), &[])),
+        ..SchemaSpec::default()
+    });
+    let mut map = headers(&[("x-ids", "1, 2"), ("x-other", "fine")]);
+    let raw = |bytes: &[u8]| HeaderValue::from_bytes(bytes).expect("obs-text is a valid value");
+    map.append("x-name", raw(b"caf\xe9"));
+    map.append("x-ids", raw(b"3,\xff"));
+    map.append("x-undeclared", raw(b"\xff"));
+    map.append("cookie", raw(b"a=1; session=\"caf\xe9\"; b=\xff"));
+    let req = Request {
+        headers: map,
+        ..Request::default()
+    };
+    assert_eq!(
+        run(&v, &req).unwrap_err(),
+        json!([
+            unicode_error(json!(["headers", "x-ids", 2]), "3,\u{fffd}"),
+            unicode_error(json!(["headers", "x-name"]), "caf\u{fffd}"),
+            unicode_error(json!(["cookie", "session"]), "caf\u{fffd}"),
+        ])
+    );
+    // Undeclared headers and cookies are not the validator's business.
+    let mut map = headers(&[("x-name", "ok")]);
+    map.append("x-undeclared", raw(b"\xff"));
+    map.append("cookie", raw(b"b=\xff"));
+    let req = Request {
+        headers: map,
+        ..Request::default()
+    };
+    assert_eq!(run(&v, &req).unwrap()["headers"], json!({"x-name": "ok"}));
+}
+
+#[test]
+fn undecodable_path_and_form_values_are_422() {
+    let typed = compile(SchemaSpec {
+        path: Some(object(json!({"id": {"type": "integer"}}), &["id"])),
+        ..SchemaSpec::default()
+    });
+    let open = compile(SchemaSpec::default());
+    let headers = HeaderMap::new();
+    let path = [
+        ("id", Decoded::percent_decoded("%ff")),
+        ("name", Decoded::percent_decoded("caf%C3%A9")),
+    ];
+    let input = RequestInput {
+        path: &path,
+        query: None,
+        headers: &headers,
+        body: Body::None,
+    };
+    for validator in [&typed, &open] {
+        let Err(errors) = validator.validate(&input) else {
+            panic!("bad bytes in the path must fail")
+        };
+        let errors = serde_json::to_value(errors.listed()).unwrap();
+        assert_eq!(
+            errors,
+            json!([unicode_error(json!(["path", "id"]), "\u{fffd}")])
+        );
+    }
+
+    let v = body_route(object(json!({"name": {"type": "string"}}), &["name"]));
+    assert_eq!(
+        form(&v, "name=%ff&extra=%fe").unwrap_err(),
+        json!([
+            unicode_error(json!(["body", "extra"]), "\u{fffd}"),
+            unicode_error(json!(["body", "name"]), "\u{fffd}"),
+        ])
+    );
+}
+
+// -- bounded errors (issue 8): count, size, and no work per error proportional to the input --
+
+/// The listed errors (as JSON) and the number omitted.
+fn bounded(validator: &RouteValidator, req: &Request<'_>) -> (Vec<Value>, usize) {
+    assert!(req.path.is_empty(), "path parameters are not used here");
+    let input = RequestInput {
+        path: &[],
+        query: req.query,
+        headers: &req.headers,
+        body: match req.body {
+            Body::None => Body::None,
+            Body::Json(v) => Body::Json(v),
+            Body::Form(b) => Body::Form(b),
+            Body::Multipart(parts) => Body::Multipart(parts),
+        },
+    };
+    let Err(errors) = validator.validate(&input) else {
+        panic!("the request should fail validation")
+    };
+    let (listed, omitted) = errors.into_parts();
+    let listed = listed
+        .into_iter()
+        .map(|e| serde_json::to_value(e).expect("serialisable"))
+        .collect();
+    (listed, omitted)
+}
+
+fn json_size(value: &impl serde::Serialize) -> usize {
+    serde_json::to_vec(value).expect("serialisable").len()
+}
+
+fn item_route() -> RouteValidator {
+    body_route(json!({
+        "type": "object",
+        "properties": {"name": {"type": "string", "minLength": 1}, "price": {"type": "number"}},
+        "required": ["name", "price"],
+        "additionalProperties": false
+    }))
+}
+
+#[test]
+fn unexpected_properties_are_listed_up_to_the_limit_with_their_own_value() {
+    let v = item_route();
+    let mut body = serde_json::Map::new();
+    body.insert("name".into(), json!("w"));
+    body.insert("price".into(), json!(1.0));
+    for i in 0..4000 {
+        body.insert(format!("extra_{i:05}"), json!(i));
+    }
+    let body = Value::Object(body);
+    let req = Request {
+        body: Body::Json(&body),
+        ..Request::default()
+    };
+    let (listed, omitted) = bounded(&v, &req);
+    assert_eq!((listed.len(), omitted), (DEFAULT_MAX_ERRORS, 3900));
+    assert_eq!(
+        listed[7],
+        json!({"type": "validation_error", "loc": ["body", "extra_00007"],
+               "msg": "Additional properties are not allowed", "input": 7,
+               "ctx": {"additional_properties": false, "unexpected_field": "extra_00007"}})
+    );
+    assert!(json_size(&listed) < 30_000, "{}", json_size(&listed));
+
+    let few = item_route().with_max_errors(3);
+    let (listed, omitted) = bounded(&few, &req);
+    assert_eq!((listed.len(), omitted), (3, 3997));
+}
+
+#[test]
+fn long_names_values_and_enclosing_objects_are_cut() {
+    let v = item_route();
+    let long_name = "n".repeat(100_000);
+    let long_value = "v".repeat(100_000);
+    let mut body = serde_json::Map::new();
+    body.insert(long_name.clone(), json!(long_value));
+    body.insert("big".into(), json!(vec![1; 10_000]));
+    let body = Value::Object(body);
+    let (listed, omitted) = bounded(
+        &v,
+        &Request {
+            body: Body::Json(&body),
+            ..Request::default()
+        },
+    );
+    assert_eq!(omitted, 0);
+    let by_loc = |last: &str| {
+        listed
+            .iter()
+            .find(|e| e["loc"].as_array().and_then(|l| l.last()) == Some(&json!(last)))
+            .unwrap_or_else(|| panic!("no error at {last}: {listed:?}"))
+    };
+    // `missing` quotes the enclosing object: a preview of its JSON text.
+    let missing = by_loc("name");
+    let preview = missing["input"].as_str().expect("a cut object is a string");
+    assert!(
+        preview.starts_with("{\"nnnn") && preview.ends_with('…'),
+        "{preview}"
+    );
+    assert!(preview.len() <= 2048 + 3);
+    // The array value of an unexpected property, cut the same way.
+    let big = by_loc("big");
+    assert!(big["input"]
+        .as_str()
+        .is_some_and(|s| s.starts_with("[1,1,1")));
+    // A long property name is cut in `loc` and `ctx`, its long value in `input`.
+    let cut_name = format!("{}…", &long_name[..256]);
+    let long = by_loc(&cut_name);
+    assert_eq!(long["ctx"]["unexpected_field"], json!(cut_name));
+    assert_eq!(long["input"], json!(format!("{}…", &long_value[..1024])));
+    assert!(json_size(&listed) < 12_000, "{}", json_size(&listed));
+}
+
+#[test]
+fn query_errors_are_bounded_too() {
+    let v = compile(SchemaSpec {
+        query: Some(json!({"type": "object", "properties": {
+            "q": {"type": "string", "maxLength": 3},
+            "ids": {"type": "array", "items": {"type": "integer"}}
+        }, "additionalProperties": false})),
+        ..SchemaSpec::default()
+    })
+    .with_max_errors(10);
+    let mut raw = format!("q={}", "x".repeat(5000));
+    for i in 0..2000 {
+        raw.push_str(&format!("&k{i}=v&ids=x{i}"));
+    }
+    let (listed, omitted) = bounded(
+        &v,
+        &Request {
+            query: Some(&raw),
+            ..Request::default()
+        },
+    );
+    // 2000 int_parsing errors, then the string and 2000 unknown keys: 4001 in all.
+    assert_eq!((listed.len(), omitted), (10, 3991));
+    assert!(listed.iter().all(|e| e["type"] == "int_parsing"));
+    assert!(json_size(&listed) < 3_000, "{}", json_size(&listed));
+
+    let v = v.with_max_errors(100);
+    let long_q = format!("q={}", "x".repeat(5000));
+    let (listed, _) = bounded(
+        &v,
+        &Request {
+            query: Some(&long_q),
+            ..Request::default()
+        },
+    );
+    assert_eq!(listed[0]["type"], "string_too_long");
+    assert_eq!(listed[0]["input"], json!(format!("{}…", "x".repeat(1024))));
+}
+
+#[test]
+fn header_cookie_and_form_inputs_are_cut() {
+    let v = compile(SchemaSpec {
+        headers: Some(json!({"type": "object", "properties": {"x-n": {"type": "integer"}}})),
+        cookies: Some(json!({"type": "object", "properties": {"s": {"maxLength": 2}}})),
+        body: Some(
+            json!({"type": "object", "properties": {"f": {"type": "integer"}},
+                          "additionalProperties": false}),
+        ),
+        ..SchemaSpec::default()
+    });
+    let long = "9x".repeat(3000);
+    let cookie = format!("s={long}");
+    let form_body = format!("f={long}&other={long}");
+    let (listed, omitted) = bounded(
+        &v,
+        &Request {
+            headers: headers(&[("x-n", &long), ("cookie", &cookie)]),
+            body: Body::Form(form_body.as_bytes()),
+            ..Request::default()
+        },
+    );
+    assert_eq!(omitted, 0);
+    let cut = json!(format!("{}…", &long[..1024]));
+    let inputs: Vec<_> = listed
+        .iter()
+        .map(|e| (e["loc"].clone(), e["input"] == cut))
+        .collect();
+    assert_eq!(
+        inputs,
+        [
+            (json!(["headers", "x-n"]), true),
+            (json!(["cookie", "s"]), true),
+            (json!(["body", "f"]), true),
+            (json!(["body", "other"]), true),
+        ]
+    );
+}
+
+#[test]
+fn many_multipart_fields_are_bounded() {
+    let v = item_route();
+    let mut body = Vec::new();
+    for i in 0..15_000 {
+        body.extend_from_slice(
+            format!(
+                "--B\r\nContent-Disposition: form-data; name=\"f{i:05}\"\r\n\r\n{}\r\n",
+                "v".repeat(40)
+            )
+            .as_bytes(),
+        );
+    }
+    body.extend_from_slice(b"--B--\r\n");
+    let parts = crate::multipart::parse(&body, "B").expect("well-formed");
+    let (listed, omitted) = bounded(
+        &v,
+        &Request {
+            body: Body::Multipart(&parts),
+            ..Request::default()
+        },
+    );
+    // Two `missing` (name, price) and 15,000 unexpected fields.
+    assert_eq!(listed.len() + omitted, 15_002);
+    assert_eq!(listed.len(), DEFAULT_MAX_ERRORS);
+    assert_eq!(listed[0]["input"], json!("v".repeat(40)));
+    assert!(json_size(&listed) < 30_000, "{}", json_size(&listed));
+}
+
+#[test]
+fn nested_quantifiers_run_in_linear_time() {
+    let v = query_route(json!({"s": {"type": "string", "pattern": "^(a+)+$"}}), &[]);
+    let hostile = format!("s={}!", "a".repeat(30));
+    let errors = query(&v, &hostile).unwrap_err();
+    assert_eq!(errors[0]["type"], "string_pattern_mismatch");
+    assert_eq!(errors[0]["msg"], "String should match pattern '^(a+)+$'");
+    assert!(query(&v, &format!("s={}", "a".repeat(100_000))).is_ok());
+}
+
+#[test]
+fn backreferences_work_and_their_backtracking_is_cut_off() {
+    let v = body_route(json!({"type": "object", "properties": {
+        "twice": {"type": "string", "pattern": r"^(\w+)-\1$"},
+        "hostile": {"type": "array", "items": {"type": "string", "pattern": r"^(a|a)+\1$"}},
+    }}));
+    assert!(json_body(&v, &json!({"twice": "ab-ab", "hostile": ["aaa"]})).is_ok());
+    let errors = json_body(&v, &json!({"twice": "ab-ba"})).unwrap_err();
+    assert_eq!(
+        errors[0]["msg"],
+        r"String should match pattern '^(\w+)-\1$'"
+    );
+    // Exponential for a backtracking engine: each value stops at the backtrack limit.
+    let hostile: Vec<String> = (0..50)
+        .map(|i| format!("{}!", "a".repeat(30 + i)))
+        .collect();
+    let errors = json_body(&v, &json!({"hostile": hostile})).unwrap_err();
+    let first = &errors[0];
+    assert_eq!(first["type"], "string_pattern_mismatch");
+    assert_eq!(first["loc"], json!(["body", "hostile", 0]));
+    assert_eq!(first["ctx"]["pattern"], r"^(a|a)+\1$");
+    assert!(
+        first["msg"]
+            .as_str()
+            .is_some_and(|m| m.contains("could not be checked")),
+        "{first}"
+    );
+}
+
+#[test]
+fn errors_below_a_long_key_name_it_as_sent() {
+    // `dict[str, list[int]]`: jsonschema would give each of the 20,000 errors its own copy
+    // of the 50 KB key; the host validates with a stand-in and maps it back.
+    let v = body_route(json!({"type": "object",
+        "additionalProperties": {"type": "array", "items": {"type": "integer"}}}));
+    let key = "k".repeat(50_000);
+    let body = json!({"ok": [1], (key.clone()): vec!["x"; 20_000]});
+    let (listed, omitted) = bounded(
+        &v,
+        &Request {
+            body: Body::Json(&body),
+            ..Request::default()
+        },
+    );
+    assert_eq!((listed.len(), omitted), (100, 19_900));
+    let cut = format!("{}…", &key[..256]);
+    assert_eq!(
+        listed[3],
+        json!({"type": "int_parsing", "loc": ["body", cut, 3],
+               "msg": "Input should be a valid integer, unable to parse string as an integer",
+               "input": "x"})
+    );
+    // A schema that reads key text still sees the real keys.
+    let v = body_route(json!({"type": "object", "propertyNames": {"maxLength": 3},
+        "additionalProperties": {"type": "integer"}}));
+    let (listed, _) = bounded(
+        &v,
+        &Request {
+            body: Body::Json(&json!({(key.clone()): "x"})),
+            ..Request::default()
+        },
+    );
+    let locs: Vec<_> = listed.iter().map(|e| e["loc"].clone()).collect();
+    assert_eq!(locs, [json!(["body"]), json!(["body", cut])]);
 }

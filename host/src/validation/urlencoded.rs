@@ -1,17 +1,76 @@
-//! `application/x-www-form-urlencoded` parsing, shared by query strings and form bodies.
+//! `application/x-www-form-urlencoded` parsing, shared by query strings and form bodies, and
+//! [`Decoded`], the one shape of every parameter value: text, or bytes that are not UTF-8.
 //!
-//! Written by hand (rather than pulling `form_urlencoded`) so that values which need no
-//! decoding are borrowed from the request instead of copied: most query strings are plain.
+//! Splitting on `&` and `=` is done here; each component's escapes are decoded by
+//! `percent_encoding`. `form_urlencoded::parse` (same split, same decoding) is not used
+//! because it replaces invalid UTF-8 with U+FFFD without saying so, and the host must answer
+//! such bytes with a 422 (`string_unicode`) rather than pass altered text on. Values that
+//! need no decoding are borrowed from the request, as most query strings are plain.
 
+use percent_encoding::percent_decode;
 use std::borrow::Cow;
 
-/// One decoded `key=value` pair; borrowed when the raw text needed no decoding.
-pub(crate) type Pair<'a> = (Cow<'a, str>, Cow<'a, str>);
+/// A parameter value after percent-decoding (or as sent, for headers and cookies).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decoded<'a> {
+    /// UTF-8 text, borrowed when nothing needed decoding.
+    Text(Cow<'a, str>),
+    /// Bytes that are not UTF-8, as text with U+FFFD in place of each bad sequence: only
+    /// for the error report, never handed on.
+    NotUtf8(String),
+}
+
+impl<'a> Decoded<'a> {
+    /// Raw bytes as they are (a header or cookie value).
+    pub fn from_bytes(bytes: &'a [u8]) -> Self {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => Decoded::Text(Cow::Borrowed(text)),
+            Err(_) => Decoded::NotUtf8(String::from_utf8_lossy(bytes).into_owned()),
+        }
+    }
+
+    /// Decoded bytes, borrowed from the request when nothing was decoded.
+    pub(crate) fn from_cow(bytes: Cow<'a, [u8]>) -> Self {
+        match bytes {
+            Cow::Borrowed(bytes) => Self::from_bytes(bytes),
+            Cow::Owned(bytes) => match String::from_utf8(bytes) {
+                Ok(text) => Decoded::Text(Cow::Owned(text)),
+                Err(err) => Decoded::NotUtf8(String::from_utf8_lossy(err.as_bytes()).into_owned()),
+            },
+        }
+    }
+
+    /// A percent-encoded component where `+` is a plus (a path segment). Malformed escapes
+    /// are kept as written.
+    pub fn percent_decoded(raw: &'a str) -> Self {
+        Self::from_cow(percent_decode(raw.as_bytes()).into())
+    }
+
+    /// A borrowed view, for handing the same value on without copying it.
+    pub fn reborrow(&self) -> Decoded<'_> {
+        match self {
+            Decoded::Text(text) => Decoded::Text(Cow::Borrowed(text)),
+            Decoded::NotUtf8(lossy) => Decoded::NotUtf8(lossy.clone()),
+        }
+    }
+
+    /// The text, or `Err` with the lossy text of bytes that are not UTF-8.
+    pub fn text(&self) -> Result<&str, &str> {
+        match self {
+            Decoded::Text(text) => Ok(text),
+            Decoded::NotUtf8(lossy) => Err(lossy),
+        }
+    }
+}
+
+/// One decoded `key=value` pair. The key is lossy text; a pair whose key or value is not
+/// UTF-8 has a [`Decoded::NotUtf8`] value, so it is reported under its (lossy) key.
+pub(crate) type Pair<'a> = (Cow<'a, str>, Decoded<'a>);
 
 /// Splits a raw query string or form body into decoded pairs, in request order.
 ///
-/// `+` is a space, `%XX` is a byte, malformed escapes are kept literally and invalid UTF-8
-/// is replaced (lossy) so that no input can make parsing fail.
+/// `+` is a space, `%XX` is a byte, malformed escapes are kept literally; no input makes
+/// parsing fail.
 pub(crate) fn parse(raw: &[u8]) -> Vec<Pair<'_>> {
     raw.split(|&b| b == b'&')
         .filter(|segment| !segment.is_empty())
@@ -20,40 +79,30 @@ pub(crate) fn parse(raw: &[u8]) -> Vec<Pair<'_>> {
                 Some(i) => (&segment[..i], &segment[i + 1..]),
                 None => (segment, &segment[segment.len()..]),
             };
-            (decode(key), decode(value))
+            match (decode(key), decode(value)) {
+                (Decoded::Text(key), value) => (key, value),
+                (Decoded::NotUtf8(key), value) => {
+                    let lossy = match value {
+                        Decoded::Text(text) => text.into_owned(),
+                        Decoded::NotUtf8(lossy) => lossy,
+                    };
+                    (Cow::Owned(key), Decoded::NotUtf8(lossy))
+                }
+            }
         })
         .collect()
 }
 
-/// Percent- and plus-decodes one component, borrowing when nothing needs decoding.
-fn decode(raw: &[u8]) -> Cow<'_, str> {
-    if !raw.iter().any(|&b| b == b'+' || b == b'%') {
-        return String::from_utf8_lossy(raw);
+/// Plus- and percent-decodes one component, borrowing when nothing needs decoding.
+fn decode(raw: &[u8]) -> Decoded<'_> {
+    if !raw.contains(&b'+') {
+        return Decoded::from_cow(percent_decode(raw).into());
     }
-    let mut out = Vec::with_capacity(raw.len());
-    let mut i = 0;
-    while i < raw.len() {
-        match raw[i] {
-            b'+' => out.push(b' '),
-            b'%' => match (raw.get(i + 1).and_then(hex), raw.get(i + 2).and_then(hex)) {
-                (Some(hi), Some(lo)) => {
-                    out.push(hi << 4 | lo);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    match String::from_utf8(out) {
-        Ok(text) => Cow::Owned(text),
-        Err(err) => Cow::Owned(String::from_utf8_lossy(err.as_bytes()).into_owned()),
-    }
-}
-
-fn hex(b: &u8) -> Option<u8> {
-    (*b as char).to_digit(16).map(|d| d as u8)
+    let spaced: Vec<u8> = raw
+        .iter()
+        .map(|&b| if b == b'+' { b' ' } else { b })
+        .collect();
+    Decoded::from_cow(Cow::Owned(percent_decode(&spaced).collect()))
 }
 
 /// How a form/query key addresses a field: `tags`, `tags[]` (append) or `tags[2]` (indexed).
@@ -141,22 +190,52 @@ pub fn check_indices<'k>(keys: impl Iterator<Item = &'k str>) -> Result<(), Stri
 mod tests {
     use super::*;
 
-    #[test]
-    fn decodes_plus_percent_and_borrows_plain() {
-        let pairs = parse(b"a=hello+world&b=test%26value%3D123&c=plain&flag&=x");
-        assert_eq!(pairs[0], ("a".into(), "hello world".into()));
-        assert_eq!(pairs[1].1, "test&value=123");
-        assert!(matches!(pairs[2].1, Cow::Borrowed("plain")));
-        assert_eq!(pairs[3], ("flag".into(), "".into()));
-        assert_eq!(pairs[4], ("".into(), "x".into()));
+    fn text(value: &str) -> Decoded<'_> {
+        Decoded::Text(Cow::Borrowed(value))
     }
 
     #[test]
-    fn malformed_escapes_and_bad_utf8_never_panic() {
-        let pairs = parse(b"a=%zz%4&b=%ff%fe&c=%");
-        assert_eq!(pairs[0].1, "%zz%4");
-        assert_eq!(pairs[1].1, "\u{fffd}\u{fffd}");
-        assert_eq!(pairs[2].1, "%");
+    fn decodes_plus_percent_and_borrows_plain() {
+        let pairs = parse(b"a=hello+world&b=test%26value%3D123&c=plain&flag&=x&d=%2B1+%2b");
+        assert_eq!(pairs[0], ("a".into(), text("hello world")));
+        assert_eq!(pairs[1].1, text("test&value=123"));
+        assert!(matches!(pairs[2].1, Decoded::Text(Cow::Borrowed("plain"))));
+        assert!(matches!(pairs[2].0, Cow::Borrowed("c")));
+        assert_eq!(pairs[3], ("flag".into(), text("")));
+        assert_eq!(pairs[4], ("".into(), text("x")));
+        assert_eq!(pairs[5].1, text("+1 +"));
+        assert_eq!(parse(b"caf%C3%A9=%E2%82%AC")[0], ("café".into(), text("€")));
+    }
+
+    #[test]
+    fn malformed_escapes_are_kept_and_bad_utf8_is_flagged() {
+        let pairs = parse(b"a=%zz%4&b=%ff%fe&c=%&d=ok+%ff");
+        assert_eq!(pairs[0].1, text("%zz%4"));
+        assert_eq!(pairs[1].1, Decoded::NotUtf8("\u{fffd}\u{fffd}".into()));
+        assert_eq!(pairs[2].1, text("%"));
+        assert_eq!(pairs[3].1, Decoded::NotUtf8("ok \u{fffd}".into()));
+        // A literal U+FFFD sent as UTF-8 is text like any other.
+        assert_eq!(parse(b"e=%EF%BF%BD")[0].1, text("\u{fffd}"));
+        // A bad key taints its pair, which is reported under the lossy key.
+        assert_eq!(
+            parse(b"%ff=1")[0],
+            ("\u{fffd}".into(), Decoded::NotUtf8("1".into()))
+        );
+    }
+
+    #[test]
+    fn raw_bytes_and_path_segments() {
+        assert_eq!(Decoded::from_bytes(b"plain"), text("plain"));
+        assert_eq!(
+            Decoded::from_bytes(b"caf\xe9"),
+            Decoded::NotUtf8("caf\u{fffd}".into())
+        );
+        assert_eq!(Decoded::percent_decoded("a+b%20c"), text("a+b c"));
+        assert_eq!(
+            Decoded::percent_decoded("%ff"),
+            Decoded::NotUtf8("\u{fffd}".into())
+        );
+        assert_eq!(Decoded::percent_decoded("%C3%A9").text(), Ok("é"));
     }
 
     #[test]

@@ -7,7 +7,9 @@
 //!   of the route's settings: a string body is sent as is, anything else as
 //!   JSON. Conformance tests use it to serve canned responses.
 //! - `delay` answers like `respond` after `delay_ms`, from a timer thread:
-//!   the proof that a plugin may answer later, from any thread.
+//!   the proof that a plugin may answer later, from any thread. A request the
+//!   host cancels (timeout, client gone, shutdown) leaves the timer at once
+//!   and is answered 503, as the ABI asks; shutdown answers what is left.
 //! - `fail` shows what the host does when a handler misbehaves: `mode` is
 //!   `"panic"` (a 500), `"drop"` (the responder is dropped unanswered: a 500)
 //!   or `"problem"` (a Problem Details answer with `status` and `detail`).
@@ -134,55 +136,111 @@ impl Route {
     }
 }
 
+/// What the timer thread is asked to do.
+enum Job {
+    /// Answer `responder` with `canned` at `at`; `request_id` names it for [`Job::Cancel`].
+    Answer {
+        at: Instant,
+        request_id: String,
+        canned: Arc<Canned>,
+        responder: Responder,
+    },
+    /// The host gave up on this request: stop its timer and answer it now.
+    Cancel(String),
+    /// The host is stopping: answer everything pending and end the thread.
+    Stop,
+}
+
+/// An answer waiting for its time.
+struct Pending {
+    seq: u64,
+    request_id: String,
+    canned: Arc<Canned>,
+    responder: Responder,
+}
+
 /// Answers due later, kept by one timer thread in deadline order.
 struct Timer {
-    queue: Mutex<mpsc::Sender<(Instant, Arc<Canned>, Responder)>>,
+    queue: Mutex<mpsc::Sender<Job>>,
 }
 
 impl Timer {
     fn start() -> Self {
-        let (tx, rx) = mpsc::channel::<(Instant, Arc<Canned>, Responder)>();
+        let (tx, rx) = mpsc::channel::<Job>();
         thread::Builder::new()
             .name("spikard-echo-timer".into())
-            .spawn(move || {
-                // Reverse: the earliest deadline on top. The sequence number
-                // keeps entries ordered without comparing responders.
-                let mut due = BinaryHeap::new();
-                let mut pending = Vec::new();
-                let mut seq = 0u64;
-                loop {
-                    let next = due
-                        .peek()
-                        .map(|Reverse((at, _)): &Reverse<(Instant, u64)>| *at);
-                    let received = match next {
-                        None => rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
-                        Some(at) => rx.recv_timeout(at.saturating_duration_since(Instant::now())),
-                    };
-                    match received {
-                        Ok((at, canned, responder)) => {
-                            seq += 1;
-                            due.push(Reverse((at, seq)));
-                            pending.push((seq, canned, responder));
-                        }
-                        Err(mpsc::RecvTimeoutError::Timeout) => {}
-                        Err(mpsc::RecvTimeoutError::Disconnected) => return,
-                    }
-                    let now = Instant::now();
-                    while let Some(Reverse((at, id))) = due.peek().copied() {
-                        if at > now {
-                            break;
-                        }
-                        due.pop();
-                        if let Some(i) = pending.iter().position(|(s, _, _)| *s == id) {
-                            let (_, canned, responder) = pending.swap_remove(i);
-                            canned.send(responder);
-                        }
-                    }
-                }
-            })
+            .spawn(move || Timer::run(&rx))
             .expect("spawn the echo timer thread");
         Timer {
             queue: Mutex::new(tx),
+        }
+    }
+
+    /// Hands a job to the timer thread; false when the thread is gone.
+    fn send(&self, job: Job) -> Result<(), Job> {
+        let queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        queue.send(job).map_err(|e| e.0)
+    }
+
+    fn run(rx: &mpsc::Receiver<Job>) {
+        // Reverse: the earliest deadline on top. The sequence number keeps
+        // entries ordered without comparing responders; entries whose
+        // request was cancelled stay in the heap and are skipped.
+        let mut due: BinaryHeap<Reverse<(Instant, u64)>> = BinaryHeap::new();
+        let mut pending: Vec<Pending> = Vec::new();
+        let mut seq = 0u64;
+        loop {
+            let next = due.peek().map(|Reverse((at, _))| *at);
+            let received = match next {
+                None => rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+                Some(at) => rx.recv_timeout(at.saturating_duration_since(Instant::now())),
+            };
+            match received {
+                Ok(Job::Answer {
+                    at,
+                    request_id,
+                    canned,
+                    responder,
+                }) => {
+                    seq += 1;
+                    due.push(Reverse((at, seq)));
+                    pending.push(Pending {
+                        seq,
+                        request_id,
+                        canned,
+                        responder,
+                    });
+                }
+                Ok(Job::Cancel(request_id)) => {
+                    if let Some(i) = pending.iter().position(|p| p.request_id == request_id) {
+                        let p = pending.swap_remove(i);
+                        tracing::debug!(request_id = %p.request_id, "delay cancelled; answered 503");
+                        let _ = p
+                            .responder
+                            .respond_error(503, "the request was cancelled", &[]);
+                    }
+                }
+                Ok(Job::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    for p in pending.drain(..) {
+                        let _ = p
+                            .responder
+                            .respond_error(503, "the server is shutting down", &[]);
+                    }
+                    return;
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+            }
+            let now = Instant::now();
+            while let Some(Reverse((at, id))) = due.peek().copied() {
+                if at > now {
+                    break;
+                }
+                due.pop();
+                if let Some(i) = pending.iter().position(|p| p.seq == id) {
+                    let p = pending.swap_remove(i);
+                    p.canned.send(p.responder);
+                }
+            }
         }
     }
 }
@@ -242,11 +300,15 @@ impl Plugin for Echo {
             Route::Echo => echo(request, responder),
             Route::Respond(canned) => canned.send(responder),
             Route::Delay(canned, delay) => {
-                let at = Instant::now() + *delay;
-                let queue = self.timer.queue.lock().unwrap_or_else(|e| e.into_inner());
-                // If the timer thread is gone the responder comes back and
-                // its drop answers 500.
-                let _ = queue.send((at, canned.clone(), responder));
+                let job = Job::Answer {
+                    at: Instant::now() + *delay,
+                    request_id: request.request_id().to_owned(),
+                    canned: canned.clone(),
+                    responder,
+                };
+                // If the timer thread is gone the job comes back and the
+                // responder's drop answers 500.
+                let _ = self.timer.send(job);
             }
             Route::Fail(FailMode::Panic) => panic!("the `fail` handler panics on purpose"),
             Route::Fail(FailMode::Drop) => drop(responder),
@@ -256,7 +318,15 @@ impl Plugin for Echo {
         }
     }
 
+    /// Stops the request's timer and answers it; requests of other handlers
+    /// were answered inside `handle`, so there is nothing else to stop.
+    fn cancel(&self, request_id: &str) {
+        let _ = self.timer.send(Job::Cancel(request_id.to_owned()));
+    }
+
     fn shutdown(&self, _deadline: Duration) {
+        // Answering is immediate, so no deadline is needed.
+        let _ = self.timer.send(Job::Stop);
         tracing::info!("spikard_echo stopped");
     }
 }

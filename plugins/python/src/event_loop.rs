@@ -1,9 +1,11 @@
 //! The one asyncio event loop of the process: created once (uvloop when
 //! installed), run forever on a thread of its own, so `async def` handlers
 //! share one loop for the life of the process and no host thread ever
-//! waits for the GIL.
+//! waits for the GIL. It is stopped through its mailbox and joined with a
+//! deadline: a loop blocked by a handler that never returns is left behind.
 
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
 
@@ -15,7 +17,8 @@ pub struct EventLoop {
 
 impl EventLoop {
     /// Creates the loop through `runtime.new_event_loop()`, lets `prepare`
-    /// register readers on it, and starts it on the `spikard-py-loop` thread.
+    /// register readers on it, and starts it on the `spikard-py-loop` thread
+    /// (which `runtime.bind_loop_thread()` records, for the watchdog).
     pub fn start(
         runtime: &Bound<'_, PyAny>,
         prepare: impl FnOnce(&Bound<'_, PyAny>) -> PyResult<()>,
@@ -23,13 +26,16 @@ impl EventLoop {
         let event_loop = runtime.call_method0("new_event_loop")?;
         prepare(&event_loop)?;
         let running = event_loop.clone().unbind();
+        let owner = runtime.clone().unbind();
         let thread = std::thread::Builder::new()
             .name("spikard-py-loop".into())
             .spawn(move || {
                 Python::attach(|py| {
                     let event_loop = running.bind(py);
-                    let result = py
-                        .import("asyncio")
+                    let result = owner
+                        .bind(py)
+                        .call_method0("bind_loop_thread")
+                        .and_then(|_| py.import("asyncio"))
                         .and_then(|a| a.call_method1("set_event_loop", (event_loop,)))
                         .and_then(|_| event_loop.call_method0("run_forever"));
                     if let Err(e) = result {
@@ -62,16 +68,21 @@ impl EventLoop {
             .call_method0("result")
     }
 
-    /// Stops the loop and joins its thread.
-    pub fn stop(&mut self, py: Python<'_>) {
-        let event_loop = self.get(py);
-        if let Ok(stop) = event_loop.getattr("stop") {
-            let _ = event_loop.call_method1("call_soon_threadsafe", (stop,));
+    /// Joins the loop thread (after the mailbox asked the loop to stop)
+    /// until `deadline`; false when it is still running then (left to the
+    /// process exit).
+    pub fn join_until(&mut self, deadline: Instant) -> bool {
+        let Some(thread) = self.thread.take() else {
+            return true;
+        };
+        while !thread.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
         }
-        if let Some(thread) = self.thread.take() {
-            py.detach(|| {
-                let _ = thread.join();
-            });
+        if thread.is_finished() {
+            let _ = thread.join();
+            true
+        } else {
+            false
         }
     }
 }

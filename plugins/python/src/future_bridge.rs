@@ -3,15 +3,21 @@
 //! (task locals made once, for the one loop), awaited without holding the
 //! GIL on a small tokio runtime of the plugin's own, and its outcome sent
 //! through the responder. Kept to measure against the queue bridge.
+//!
+//! Requests not answered yet are bounded like the queue bridge's waiting
+//! ones ([`Gate`]); cancellations reach the task through the loop's mailbox.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use pyo3::prelude::*;
 use pyo3_async_runtimes::TaskLocals;
 use spikard_abi::Responder;
 
+use crate::backpressure::{Gate, RETRY_AFTER};
 use crate::job::Job;
-use crate::native::{respond_problem, respond_with};
+use crate::native::{respond_problem, respond_with, InFlight};
+use crate::settings::Bounds;
 
 /// Task locals of the one event loop, created once.
 static LOCALS: OnceLock<TaskLocals> = OnceLock::new();
@@ -21,11 +27,39 @@ pub struct FutureBridge {
     coroutine: Arc<Py<PyAny>>,
     runtime: Mutex<Option<tokio::runtime::Runtime>>,
     handle: tokio::runtime::Handle,
+    outstanding: Arc<Outstanding>,
+}
+
+/// Requests submitted and not answered yet, and the bytes they hold.
+struct Outstanding {
+    requests: AtomicUsize,
+    bytes: AtomicUsize,
+    gate: Gate,
+}
+
+/// One outstanding request: counted until dropped.
+struct Ticket {
+    outstanding: Arc<Outstanding>,
+    size: usize,
+    _in_flight: InFlight,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.outstanding.requests.fetch_sub(1, Ordering::AcqRel);
+        self.outstanding
+            .bytes
+            .fetch_sub(self.size, Ordering::AcqRel);
+    }
 }
 
 impl FutureBridge {
     /// Binds the bridge to `event_loop`; `coroutine` is `Runtime.coroutine`.
-    pub fn new(event_loop: &Bound<'_, PyAny>, coroutine: Py<PyAny>) -> std::io::Result<Self> {
+    pub fn new(
+        event_loop: &Bound<'_, PyAny>,
+        coroutine: Py<PyAny>,
+        bounds: Bounds,
+    ) -> std::io::Result<Self> {
         let _ = LOCALS.set(TaskLocals::new(event_loop.clone()));
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -36,22 +70,58 @@ impl FutureBridge {
             coroutine: Arc::new(coroutine),
             handle: runtime.handle().clone(),
             runtime: Mutex::new(Some(runtime)),
+            outstanding: Arc::new(Outstanding {
+                requests: AtomicUsize::new(0),
+                bytes: AtomicUsize::new(0),
+                gate: Gate::new("the into_future bridge", bounds),
+            }),
         })
     }
 
-    /// Starts the request's coroutine and answers when it is done.
+    /// Counts a request in, or `None` when the bounds are reached.
+    fn admit(&self, size: usize) -> Result<Ticket, String> {
+        let outstanding = &self.outstanding;
+        let pending = outstanding.requests.fetch_add(1, Ordering::AcqRel);
+        let bytes = outstanding.bytes.fetch_add(size, Ordering::AcqRel);
+        let ticket = Ticket {
+            outstanding: outstanding.clone(),
+            size,
+            _in_flight: InFlight::new(),
+        };
+        if outstanding.gate.admits(pending, bytes, size) {
+            outstanding.gate.admitted();
+            Ok(ticket)
+        } else {
+            Err(outstanding.gate.refused(pending, bytes))
+        }
+    }
+
+    /// Starts the request's coroutine and answers when it is done; answers
+    /// 503 with `Retry-After` when too many are outstanding.
     pub fn submit(&self, job: Job) {
+        let ticket = match self.admit(job.size()) {
+            Ok(ticket) => ticket,
+            Err(detail) => {
+                job.refuse(&detail, Some(RETRY_AFTER));
+                return;
+            }
+        };
         let coroutine = self.coroutine.clone();
         self.handle.spawn(async move {
+            let _ticket = ticket;
             let responder = Python::attach(|py| {
                 let ((id, params, body, headers), responder, request_id) = job.into_args(py);
                 let future = LOCALS
                     .get()
                     .ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("no event loop"))
                     .and_then(|locals| {
-                        let coro = coroutine
-                            .bind(py)
-                            .call1((id, params, body, headers, request_id))?;
+                        let coro = coroutine.bind(py).call1((
+                            id,
+                            params,
+                            body,
+                            headers,
+                            request_id.as_ref(),
+                        ))?;
                         pyo3_async_runtimes::into_future_with_locals(locals, coro)
                     });
                 (future, responder)

@@ -7,52 +7,70 @@
 //! on a bounded pool of Python threads; host threads only queue work and
 //! never wait for the GIL.
 //!
+//! Faults stay contained: queues are bounded (503 with `Retry-After`),
+//! `cancel` stops a request's task or discards its sync call, a watchdog
+//! names the handler that blocks the loop, `shutdown` keeps its deadline
+//! whatever a handler does, and `faulthandler` prints Python tracebacks on a
+//! crash.
+//!
 //! Settings: `app = "module:attribute"` (required), `python_path` (list,
 //! relative to the config file; default: the config's directory), `venv`
 //! (default: `$VIRTUAL_ENV`), `bridge` (`"queue"`, the default, or
-//! `"into_future"`), `sync_workers` (default 4).
+//! `"into_future"`), `sync_workers` (default 4), `max_pending` and
+//! `max_pending_bytes` (default: sized from the machine),
+//! `loop_stall_warning_ms` (default 100) and `max_json_depth` (default 32).
 
+mod backpressure;
 mod event_loop;
 mod future_bridge;
 mod interpreter;
 mod job;
+mod mailbox;
 mod native;
-mod queue_bridge;
 mod settings;
+mod shutdown;
+mod watchdog;
 mod workers;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 use spikard_abi::{export_plugin, Host, Plugin, Request, Responder, RouteBinding, RouteDecl};
 
 use event_loop::EventLoop;
 use future_bridge::FutureBridge;
-use job::Job;
-use queue_bridge::QueueBridge;
+use job::{Job, Work};
+use mailbox::{Entries, Mailbox};
 use settings::{BridgeKind, Settings};
+use watchdog::{Pulse, Watchdog};
 use workers::SyncWorkers;
 
 /// What the plugin knows of one handler.
 struct Handler {
     is_async: bool,
     wants_headers: bool,
+    /// `module:qualname`, for log lines.
+    label: String,
 }
 
+/// How `async def` handlers reach the loop; both reach it for cancellations
+/// and shutdown through the mailbox.
 enum Bridge {
-    Queue(QueueBridge),
+    Queue,
     IntoFuture(FutureBridge),
 }
 
 /// The plugin instance.
 pub struct PythonPlugin {
-    runtime: Py<PyAny>,
     handlers: Vec<Handler>,
+    mailbox: Mailbox,
     bridge: Bridge,
     workers: SyncWorkers,
     event_loop: Mutex<Option<EventLoop>>,
+    watchdog: Mutex<Option<Watchdog>>,
     /// Set at shutdown: late requests get a 503 instead of a dead loop.
     stopping: AtomicBool,
 }
@@ -70,6 +88,52 @@ fn python_error(py: Python<'_>, err: PyErr) -> String {
     err.to_string().replace('\n', " ")
 }
 
+/// The running parts made at start-up.
+struct Machinery {
+    event_loop: EventLoop,
+    mailbox: Mailbox,
+    pulse: Arc<Pulse>,
+    bridge: Bridge,
+    workers: SyncWorkers,
+}
+
+impl Machinery {
+    /// Starts the loop with its mailbox, the bridge and the sync pool.
+    fn start(runtime: &Bound<'_, PyAny>, settings: &Settings) -> PyResult<Self> {
+        let mailbox = Mailbox::new(settings.bounds)?;
+        let pulse = Arc::new(Pulse::new());
+        let event_loop = EventLoop::start(runtime, |event_loop| {
+            let entries = Entries {
+                dispatch: runtime.getattr("dispatch")?.unbind(),
+                cancel: runtime.getattr("cancel")?.unbind(),
+                begin_stop: runtime.getattr("begin_stop")?.unbind(),
+                stop: event_loop.getattr("stop")?.unbind(),
+            };
+            mailbox.attach(event_loop, entries, pulse.clone())
+        })?;
+        let bridge = match settings.bridge {
+            BridgeKind::Queue => Bridge::Queue,
+            BridgeKind::IntoFuture => Bridge::IntoFuture(FutureBridge::new(
+                event_loop.get(runtime.py()),
+                runtime.getattr("coroutine")?.unbind(),
+                settings.bounds,
+            )?),
+        };
+        let workers = SyncWorkers::start(
+            settings.sync_workers,
+            settings.sync_bounds,
+            runtime.getattr("call_sync")?.unbind(),
+        )?;
+        Ok(Machinery {
+            event_loop,
+            mailbox,
+            pulse,
+            bridge,
+            workers,
+        })
+    }
+}
+
 impl PythonPlugin {
     fn start(host: Host, settings: &Settings) -> Result<Self, String> {
         let library = interpreter::make_libpython_global();
@@ -85,106 +149,148 @@ impl PythonPlugin {
                 interpreter::describe(py),
                 library.as_deref().unwrap_or("the process")
             );
-            interpreter::configure_paths(py, settings)?;
-            let native = native::module(py).map_err(|e| python_error(py, e))?;
-            interpreter::install_package(py, native).map_err(|e| python_error(py, e))?;
-            let app = interpreter::import_app(py, settings)?;
-            let runtime = py
-                .import("spikard._runtime")
-                .and_then(|m| m.getattr("Runtime"))
-                .and_then(|r| r.call1((app,)))
-                .map_err(|e| {
-                    format!(
-                        "settings.app: the app's routes could not be prepared: {}",
-                        python_error(py, e)
-                    )
-                })?;
-
-            let mut handlers = Vec::new();
-            let routes = runtime
-                .call_method0("routes")
-                .map_err(|e| python_error(py, e))?;
-            for route in routes.try_iter().map_err(|e| python_error(py, e))? {
-                let (method, path, handler_id, schema_json, is_async, wants_headers): (
-                    String,
-                    String,
-                    u64,
-                    String,
-                    bool,
-                    bool,
-                ) = route
-                    .and_then(|r| r.extract())
-                    .map_err(|e| python_error(py, e))?;
-                host.register_route(&RouteDecl {
-                    method: &method,
-                    path: &path,
-                    handler_id,
-                    schema_json: &schema_json,
-                })
-                .map_err(|e| e.to_string())?;
-                if handler_id as usize != handlers.len() {
-                    return Err(format!(
-                        "the runtime numbered route {method} {path} {handler_id}, expected {}",
-                        handlers.len()
-                    ));
-                }
-                handlers.push(Handler {
-                    is_async,
-                    wants_headers,
-                });
-            }
-
-            let start = |kind: BridgeKind| -> PyResult<(EventLoop, Bridge, SyncWorkers)> {
-                let queue = if kind == BridgeKind::Queue {
-                    Some(QueueBridge::new()?)
-                } else {
-                    None
-                };
-                let event_loop = EventLoop::start(&runtime, |event_loop| match &queue {
-                    Some(queue) => queue.attach(event_loop, runtime.getattr("dispatch")?.unbind()),
-                    None => Ok(()),
-                })?;
-                let bridge = match queue {
-                    Some(queue) => Bridge::Queue(queue),
-                    None => Bridge::IntoFuture(FutureBridge::new(
-                        event_loop.get(py),
-                        runtime.getattr("coroutine")?.unbind(),
-                    )?),
-                };
-                let workers = SyncWorkers::start(
-                    settings.sync_workers,
-                    runtime.getattr("call_sync")?.unbind(),
-                )?;
-                Ok((event_loop, bridge, workers))
-            };
-            let (event_loop, bridge, workers) =
-                start(settings.bridge).map_err(|e| python_error(py, e))?;
+            let runtime = make_runtime(py, settings)?;
+            let handlers = register_routes(host, &runtime)?;
+            let machinery =
+                Machinery::start(&runtime, settings).map_err(|e| python_error(py, e))?;
             let startup = runtime
                 .call_method0("startup")
                 .map_err(|e| python_error(py, e))?;
             if !startup.is_none() {
-                event_loop
+                machinery
+                    .event_loop
                     .run(py, &startup)
                     .map_err(|e| format!("a startup hook failed: {}", python_error(py, e)))?;
             }
-            tracing::info!(
-                "serving {} route(s) of {}:{} ({:?} bridge, {} sync worker(s))",
-                handlers.len(),
-                settings.module,
-                settings.attribute,
-                settings.bridge,
-                settings.sync_workers
-            );
+            let watchdog = match settings.loop_stall_warning {
+                Some(threshold) => Some(
+                    Watchdog::start(
+                        threshold,
+                        machinery.mailbox.clone(),
+                        machinery.pulse.clone(),
+                        runtime.clone().unbind(),
+                    )
+                    .map_err(|e| format!("cannot start the event loop watchdog: {e}"))?,
+                ),
+                None => None,
+            };
+            // Last, once everything is imported: SIGINT back to what it was,
+            // so Ctrl-C stops the host like SIGTERM, hooks included.
+            py.import("spikard._process")
+                .and_then(|p| p.call_method0("restore_sigint"))
+                .map_err(|e| python_error(py, e))?;
+            log_serving(handlers.len(), settings);
             Ok(PythonPlugin {
-                runtime: runtime.unbind(),
                 handlers,
-                bridge,
-                workers,
-                event_loop: Mutex::new(Some(event_loop)),
+                mailbox: machinery.mailbox,
+                bridge: machinery.bridge,
+                workers: machinery.workers,
+                event_loop: Mutex::new(Some(machinery.event_loop)),
+                watchdog: Mutex::new(watchdog),
                 stopping: AtomicBool::new(false),
             })
         })
     }
+}
+
+/// Sets up `sys.path`, the embedded package and crash reporting, imports the
+/// app and wraps it in a `spikard._runtime.Runtime`.
+fn make_runtime<'py>(py: Python<'py>, settings: &Settings) -> Result<Bound<'py, PyAny>, String> {
+    interpreter::configure_paths(py, settings)?;
+    let native = native::module(py).map_err(|e| python_error(py, e))?;
+    interpreter::install_package(py, native).map_err(|e| python_error(py, e))?;
+    // Before the app's imports: a crash in one prints its traceback.
+    py.import("spikard._process")
+        .and_then(|p| p.call_method0("enable_faulthandler"))
+        .map_err(|e| python_error(py, e))?;
+    let app = interpreter::import_app(py, settings)?;
+    let options = PyDict::new(py);
+    let bridge = match settings.bridge {
+        BridgeKind::Queue => "queue",
+        BridgeKind::IntoFuture => "into_future",
+    };
+    options
+        .set_item("max_json_depth", settings.max_json_depth)
+        .and_then(|_| options.set_item("bridge", bridge))
+        .map_err(|e| python_error(py, e))?;
+    let runtime = py
+        .import("spikard._runtime")
+        .and_then(|m| m.getattr("Runtime"))
+        .and_then(|r| r.call((app,), Some(&options)))
+        .map_err(|e| {
+            format!(
+                "settings.app: the app's routes could not be prepared: {}",
+                python_error(py, e)
+            )
+        })?;
+    runtime
+        .call_method0("install_process_hooks")
+        .map_err(|e| python_error(py, e))?;
+    Ok(runtime)
+}
+
+/// The start-up line: what is served and with which bounds.
+fn log_serving(routes: usize, settings: &Settings) {
+    tracing::info!(
+        "serving {routes} route(s) of {}:{} ({:?} bridge, {} sync worker(s); at most {} requests waiting for the loop and {} for the workers, {} bytes each; loop stall warning {})",
+        settings.module,
+        settings.attribute,
+        settings.bridge,
+        settings.sync_workers,
+        settings.bounds.max_pending,
+        settings.sync_bounds.max_pending,
+        settings.bounds.max_pending_bytes,
+        settings
+            .loop_stall_warning
+            .map_or("off".into(), |t| format!("after {} ms", t.as_millis()))
+    );
+}
+
+/// Registers the runtime's routes with the host; the handler table.
+fn register_routes(host: Host, runtime: &Bound<'_, PyAny>) -> Result<Vec<Handler>, String> {
+    let py = runtime.py();
+    let labels: Vec<String> = runtime
+        .call_method0("labels")
+        .and_then(|l| l.extract())
+        .map_err(|e| python_error(py, e))?;
+    let mut handlers = Vec::new();
+    let routes = runtime
+        .call_method0("routes")
+        .map_err(|e| python_error(py, e))?;
+    for route in routes.try_iter().map_err(|e| python_error(py, e))? {
+        let (method, path, handler_id, schema_json, is_async, wants_headers): (
+            String,
+            String,
+            u64,
+            String,
+            bool,
+            bool,
+        ) = route
+            .and_then(|r| r.extract())
+            .map_err(|e| python_error(py, e))?;
+        host.register_route(&RouteDecl {
+            method: &method,
+            path: &path,
+            handler_id,
+            schema_json: &schema_json,
+        })
+        .map_err(|e| e.to_string())?;
+        if handler_id as usize != handlers.len() {
+            return Err(format!(
+                "the runtime numbered route {method} {path} {handler_id}, expected {}",
+                handlers.len()
+            ));
+        }
+        handlers.push(Handler {
+            is_async,
+            wants_headers,
+            label: labels
+                .get(handlers.len())
+                .cloned()
+                .unwrap_or_else(|| format!("#{handler_id}")),
+        });
+    }
+    Ok(handlers)
 }
 
 impl Plugin for PythonPlugin {
@@ -207,69 +313,44 @@ impl Plugin for PythonPlugin {
             return;
         };
         if self.stopping.load(Ordering::Acquire) {
-            let _ = responder.respond_error(503, "the server is shutting down", &[]);
+            let _ = responder.respond_error(503, shutdown::SHUTTING_DOWN, &[]);
             return;
         }
         let job = Job {
-            handler_id: id,
-            params_json: request.params_json().to_owned(),
-            body: request.body().to_vec(),
-            headers: handler.wants_headers.then(|| {
-                request
-                    .headers()
-                    .map(|(n, v)| (n.to_owned(), v.to_owned()))
-                    .collect()
-            }),
+            work: Work {
+                handler_id: id,
+                params_json: request.params_json().to_owned(),
+                body: request.body().to_vec(),
+                headers: handler.wants_headers.then(|| {
+                    request
+                        .headers()
+                        .map(|(n, v)| (n.to_owned(), v.to_owned()))
+                        .collect()
+                }),
+                request_id: request.request_id().into(),
+            },
             responder,
-            request_id: request.request_id().to_owned(),
         };
-        if handler.is_async {
-            match &self.bridge {
-                Bridge::Queue(queue) => queue.submit(job),
-                Bridge::IntoFuture(bridge) => bridge.submit(job),
-            }
-        } else {
+        if !handler.is_async {
             self.workers.submit(job);
+            return;
+        }
+        match &self.bridge {
+            Bridge::Queue => self.mailbox.submit(job),
+            Bridge::IntoFuture(bridge) => bridge.submit(job),
+        }
+    }
+
+    fn cancel(&self, request_id: &str) {
+        // A `def` handler's request is in the pool (waiting or running);
+        // anything else is the loop's (waiting in the mailbox or a task).
+        if !self.workers.cancel(request_id) {
+            self.mailbox.cancel(request_id);
         }
     }
 
     fn shutdown(&self, deadline: Duration) {
-        self.stopping.store(true, Ordering::Release);
-        let until = Instant::now() + deadline;
-        while native::IN_FLIGHT.load(Ordering::Acquire) > 0 && Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        let left = native::IN_FLIGHT.load(Ordering::Acquire);
-        if left > 0 {
-            tracing::warn!(
-                "{left} request(s) still running at shutdown; their answers are dropped"
-            );
-        }
-        let Some(mut event_loop) = self
-            .event_loop
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-        else {
-            return;
-        };
-        Python::attach(|py| {
-            match self.runtime.bind(py).call_method0("shutdown") {
-                Ok(hooks) if !hooks.is_none() => {
-                    if let Err(e) = event_loop.run(py, &hooks) {
-                        tracing::error!("a shutdown hook failed: {}", python_error(py, e));
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => tracing::error!("shutdown failed: {}", python_error(py, e)),
-            }
-            event_loop.stop(py);
-            py.detach(|| self.workers.stop());
-        });
-        if let Bridge::IntoFuture(bridge) = &self.bridge {
-            bridge.stop();
-        }
-        tracing::info!("python plugin stopped");
+        self.stop(deadline);
     }
 }
 

@@ -1,8 +1,8 @@
 //! `spikard._native`: what Python code may call in the plugin — the host's
-//! logger and the per-request [`PyResponder`].
+//! logger, the per-request [`PyResponder`] and the host's JSON checks.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
@@ -33,49 +33,141 @@ fn log_enabled(level: u32, target: &str) -> bool {
     HOST.get().is_some_and(|h| h.log_enabled(level, target))
 }
 
+/// Counts one request as in flight for as long as it lives (the
+/// `into_future` bridge's requests, which have no [`AnswerSlot`]).
+pub struct InFlight(());
+
+impl InFlight {
+    /// Counts a request.
+    pub fn new() -> Self {
+        IN_FLIGHT.fetch_add(1, Ordering::AcqRel);
+        InFlight(())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        IN_FLIGHT.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Where a request's answer goes: the host's responder until someone
+/// answers, shared by the Python [`PyResponder`] and, for a `def` handler
+/// that is running, the sync pool, so a cancellation can answer it at once.
+pub struct AnswerSlot {
+    responder: Mutex<Option<Responder>>,
+    /// The request was cancelled and answered for it: a late answer from
+    /// the handler is discarded silently.
+    cancelled: AtomicBool,
+}
+
+impl AnswerSlot {
+    /// Holds `responder`; counts the request as in flight until answered.
+    pub fn new(responder: Responder) -> Self {
+        IN_FLIGHT.fetch_add(1, Ordering::AcqRel);
+        AnswerSlot {
+            responder: Mutex::new(Some(responder)),
+            cancelled: AtomicBool::new(false),
+        }
+    }
+
+    /// The responder, once.
+    fn take(&self) -> Option<Responder> {
+        let responder = self
+            .responder
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if responder.is_some() {
+            IN_FLIGHT.fetch_sub(1, Ordering::AcqRel);
+        }
+        responder
+    }
+
+    /// Answers 503 for a cancelled request, unless answered already; the
+    /// handler's own answer, when it comes, is discarded.
+    pub fn cancel(&self, detail: &str) -> bool {
+        self.cancelled.store(true, Ordering::Release);
+        match self.take() {
+            Some(responder) => {
+                let _ = responder.respond_error(503, detail, &[]);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl Drop for AnswerSlot {
+    fn drop(&mut self) {
+        // Dropping the responder answers 500 (the Rust SDK's rule).
+        if self
+            .responder
+            .get_mut()
+            .map(|s| s.is_some())
+            .unwrap_or(false)
+        {
+            IN_FLIGHT.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// A slot of the responder's own, or one shared with the sync pool.
+enum Slot {
+    Own(AnswerSlot),
+    Shared(Arc<AnswerSlot>),
+}
+
+impl std::ops::Deref for Slot {
+    type Target = AnswerSlot;
+    fn deref(&self) -> &AnswerSlot {
+        match self {
+            Slot::Own(slot) => slot,
+            Slot::Shared(slot) => slot,
+        }
+    }
+}
+
 /// A request's answer slot, as Python sees it: answer once, from any thread.
-/// Dropped unanswered (e.g. collected after a bug), it answers 500.
+/// Dropped unanswered (e.g. collected after a bug), it answers 500. After a
+/// cancellation answered the request, the handler's answer is discarded.
 #[pyclass(frozen, name = "Responder", module = "spikard._native")]
 pub struct PyResponder {
-    slot: Mutex<Option<Responder>>,
-    /// The host's id of the request, for logs.
-    #[pyo3(get)]
-    request_id: String,
+    slot: Slot,
+    request_id: Arc<str>,
 }
 
 impl PyResponder {
     /// Wraps a responder; counts the request as in flight until answered.
-    pub fn new(responder: Responder, request_id: String) -> Self {
-        IN_FLIGHT.fetch_add(1, Ordering::AcqRel);
+    pub fn new(responder: Responder, request_id: Arc<str>) -> Self {
         PyResponder {
-            slot: Mutex::new(Some(responder)),
+            slot: Slot::Own(AnswerSlot::new(responder)),
             request_id,
         }
     }
 
-    fn take(&self) -> PyResult<Responder> {
-        self.slot
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-            .inspect(|_| {
-                IN_FLIGHT.fetch_sub(1, Ordering::AcqRel);
-            })
-            .ok_or_else(|| PyRuntimeError::new_err("this request was already answered"))
+    /// Answers through a slot the sync pool shares, so it can cancel it.
+    pub fn shared(slot: Arc<AnswerSlot>, request_id: Arc<str>) -> Self {
+        PyResponder {
+            slot: Slot::Shared(slot),
+            request_id,
+        }
+    }
+
+    /// The responder, or `None` when a cancellation answered already (the
+    /// caller then drops its answer), or an error for a second answer.
+    fn take(&self) -> PyResult<Option<Responder>> {
+        match self.slot.take() {
+            Some(responder) => Ok(Some(responder)),
+            None if self.slot.cancelled.load(Ordering::Acquire) => Ok(None),
+            None => Err(PyRuntimeError::new_err("this request was already answered")),
+        }
     }
 
     /// Answers 500 unless answered already (after a failed Python call).
     pub fn fail(&self, detail: &str) {
-        if let Ok(responder) = self.take() {
+        if let Some(responder) = self.slot.take() {
             let _ = responder.respond_error(500, detail, &[]);
-        }
-    }
-}
-
-impl Drop for PyResponder {
-    fn drop(&mut self) {
-        if self.slot.get_mut().map(|s| s.is_some()).unwrap_or(false) {
-            IN_FLIGHT.fetch_sub(1, Ordering::AcqRel);
         }
     }
 }
@@ -139,13 +231,80 @@ pub fn respond_problem(
 impl PyResponder {
     /// `respond(status, headers, body)`.
     fn respond(&self, status: u16, headers: &Bound<'_, PyAny>, body: &[u8]) -> PyResult<()> {
-        respond_with(self.take()?, status, headers, body)
+        match self.take()? {
+            Some(responder) => respond_with(responder, status, headers, body),
+            None => Ok(()),
+        }
     }
 
     /// `respond_error(status, detail, headers)`: Problem Details by the host.
     fn respond_error(&self, status: u16, detail: &str, headers: &Bound<'_, PyAny>) -> PyResult<()> {
-        respond_problem(self.take()?, status, detail, headers)
+        match self.take()? {
+            Some(responder) => respond_problem(responder, status, detail, headers),
+            None => Ok(()),
+        }
     }
+
+    /// The host's id of the request, for logs and cancellation.
+    #[getter]
+    fn request_id(&self) -> &str {
+        &self.request_id
+    }
+}
+
+/// `_native.json_error(body, max_depth)`: why `body` is not JSON the host
+/// would accept, as `(slug, detail)` in the host's words, or `None`. The
+/// same checks, in the same order, as the host's own body parsing: nesting
+/// deeper than `max_depth` first (counted outside strings, so no parser
+/// recursion), then syntax.
+#[pyfunction]
+fn json_error(body: &[u8], max_depth: usize) -> Option<(&'static str, String)> {
+    if json_too_deep(body, max_depth) {
+        return Some((
+            "json-too-deep",
+            format!(
+                "the request body nests arrays and objects deeper than the limit of {max_depth} levels"
+            ),
+        ));
+    }
+    serde_json::from_slice::<serde::de::IgnoredAny>(body)
+        .err()
+        .map(|e| {
+            (
+                "malformed-json",
+                format!("the request body is not valid JSON: {e}"),
+            )
+        })
+}
+
+/// Whether arrays and objects nest deeper than `max` (brackets inside
+/// strings do not count; malformed input is the parser's to report).
+fn json_too_deep(body: &[u8], max: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &byte in body {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if byte == b'\\' {
+                escaped = true;
+            } else if byte == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
 }
 
 /// Builds the `spikard._native` module.
@@ -153,6 +312,27 @@ pub fn module(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     let module = PyModule::new(py, "spikard._native")?;
     module.add_function(wrap_pyfunction!(log, &module)?)?;
     module.add_function(wrap_pyfunction!(log_enabled, &module)?)?;
+    module.add_function(wrap_pyfunction!(json_error, &module)?)?;
     module.add_class::<PyResponder>()?;
     Ok(module)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_errors_in_the_hosts_words() {
+        assert_eq!(json_error(br#"{"a": [1, {"b": "[[["}]}"#, 3), None);
+        let (slug, detail) = json_error(b"[[[[1]]]]", 3).unwrap();
+        assert_eq!(slug, "json-too-deep");
+        assert!(detail.ends_with("limit of 3 levels"), "{detail}");
+        let (slug, detail) = json_error(b"{\"a\": }", 32).unwrap();
+        assert_eq!(slug, "malformed-json");
+        assert!(
+            detail.starts_with("the request body is not valid JSON: expected value"),
+            "{detail}"
+        );
+        assert!(json_error(br#"{"a": "\\", "b": [[]]}"#, 2).is_some());
+    }
 }

@@ -3,6 +3,7 @@
 //! `settings.` so the host shows the full config path.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -33,6 +34,29 @@ pub struct Settings {
     pub bridge: BridgeKind,
     /// Python threads for `def` handlers.
     pub sync_workers: usize,
+    /// Bounds of the event loop's queue (and of the `into_future`
+    /// bridge's outstanding requests); a request that does not fit is
+    /// answered 503.
+    pub bounds: Bounds,
+    /// Bounds of the sync pool's queue: `max_pending` when set, else
+    /// [`SYNC_PENDING_PER_WORKER`] per worker (at most `bounds`), so a full
+    /// queue drains in about 64 handler durations.
+    pub sync_bounds: Bounds,
+    /// The event loop blocked longer than this is logged, naming the
+    /// handler; `None` turns the watchdog off (`loop_stall_warning_ms = 0`).
+    pub loop_stall_warning: Option<Duration>,
+    /// Nesting limit of `Request.json()`, the host's `server.max_json_depth`
+    /// for bodies it parses itself.
+    pub max_json_depth: usize,
+}
+
+/// How much work may wait in one queue before new requests are refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    /// Requests waiting.
+    pub max_pending: usize,
+    /// Bytes of their bodies and parameters.
+    pub max_pending_bytes: usize,
 }
 
 #[derive(Deserialize)]
@@ -43,15 +67,54 @@ struct Raw {
     venv: Option<String>,
     bridge: Option<String>,
     sync_workers: Option<usize>,
+    max_pending: Option<usize>,
+    max_pending_bytes: Option<usize>,
+    loop_stall_warning_ms: Option<u64>,
+    max_json_depth: Option<usize>,
 }
 
 /// Default size of the pool for `def` handlers.
 pub const DEFAULT_SYNC_WORKERS: usize = 4;
 
+/// Default depth of the sync pool's queue per worker.
+pub const SYNC_PENDING_PER_WORKER: usize = 64;
+
+/// Default `loop_stall_warning_ms`: asyncio's own slow-callback threshold.
+pub const DEFAULT_LOOP_STALL_WARNING_MS: u64 = 100;
+
+/// Default `max_json_depth`, the host's default `server.max_json_depth`.
+pub const DEFAULT_MAX_JSON_DEPTH: usize = 32;
+
+/// The host's largest `max_json_depth`.
+const MAX_JSON_DEPTH: usize = 127;
+
+/// Default bounds, sized from the machine: 256 requests per core (at least
+/// 512, at most 8192) and 1/64 of the physical memory (32 MiB to 256 MiB),
+/// so a stalled loop or pool costs a bounded share of the machine.
+pub fn default_bounds() -> Bounds {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // SAFETY: sysconf only reads system configuration.
+    let memory = unsafe {
+        let pages = libc::sysconf(libc::_SC_PHYS_PAGES);
+        let page = libc::sysconf(libc::_SC_PAGESIZE);
+        if pages > 0 && page > 0 {
+            (pages as u64).saturating_mul(page as u64)
+        } else {
+            0
+        }
+    };
+    Bounds {
+        max_pending: (cores * 256).clamp(512, 8192),
+        max_pending_bytes: usize::try_from(memory / 64)
+            .unwrap_or(usize::MAX)
+            .clamp(32 << 20, 256 << 20),
+    }
+}
+
 /// Parses the settings JSON; relative paths are relative to `config_dir`.
 pub fn parse(json: &str, config_dir: &Path) -> Result<Settings, String> {
     let raw: Raw = serde_json::from_str(json).map_err(|e| {
-        format!("settings: {e}; the python plugin takes app, python_path, venv, bridge and sync_workers")
+        format!("settings: {e}; the python plugin takes app, python_path, venv, bridge, sync_workers, max_pending, max_pending_bytes, loop_stall_warning_ms and max_json_depth")
     })?;
     let app = raw.app.ok_or(
         "settings.app is missing; name the App to serve, e.g. app = \"examples.app:app\" (module:attribute)",
@@ -97,6 +160,42 @@ pub fn parse(json: &str, config_dir: &Path) -> Result<Settings, String> {
         Some(0) => return Err("settings.sync_workers must be at least 1".into()),
         Some(n) => n,
     };
+    let defaults = default_bounds();
+    let bounds = Bounds {
+        max_pending: match raw.max_pending {
+            None => defaults.max_pending,
+            Some(0) => return Err("settings.max_pending must be at least 1 (requests waiting per queue before new ones get a 503)".into()),
+            Some(n) => n,
+        },
+        max_pending_bytes: match raw.max_pending_bytes {
+            None => defaults.max_pending_bytes,
+            Some(n) if n < 1024 => return Err("settings.max_pending_bytes must be at least 1024 (bytes of bodies waiting per queue before new requests get a 503)".into()),
+            Some(n) => n,
+        },
+    };
+    let sync_bounds = Bounds {
+        max_pending: match raw.max_pending {
+            Some(_) => bounds.max_pending,
+            None => bounds
+                .max_pending
+                .min(sync_workers.saturating_mul(SYNC_PENDING_PER_WORKER)),
+        },
+        ..bounds
+    };
+    let loop_stall_warning = match raw.loop_stall_warning_ms {
+        None => Some(Duration::from_millis(DEFAULT_LOOP_STALL_WARNING_MS)),
+        Some(0) => None,
+        Some(ms) => Some(Duration::from_millis(ms)),
+    };
+    let max_json_depth = match raw.max_json_depth {
+        None => DEFAULT_MAX_JSON_DEPTH,
+        Some(n) if (1..=MAX_JSON_DEPTH).contains(&n) => n,
+        Some(_) => {
+            return Err(format!(
+                "settings.max_json_depth must be between 1 and {MAX_JSON_DEPTH}; use the host's server.max_json_depth"
+            ))
+        }
+    };
     Ok(Settings {
         module,
         attribute,
@@ -104,6 +203,10 @@ pub fn parse(json: &str, config_dir: &Path) -> Result<Settings, String> {
         venv,
         bridge,
         sync_workers,
+        bounds,
+        sync_bounds,
+        loop_stall_warning,
+        max_json_depth,
     })
 }
 
@@ -144,5 +247,44 @@ mod tests {
         assert!(parse(r#"{"app": "a:b", "bogus": 1}"#, dir)
             .unwrap_err()
             .contains("unknown field `bogus`"));
+        for bad in [
+            r#"{"app": "a:b", "max_pending": 0}"#,
+            r#"{"app": "a:b", "max_pending_bytes": 10}"#,
+            r#"{"app": "a:b", "max_json_depth": 0}"#,
+            r#"{"app": "a:b", "max_json_depth": 128}"#,
+        ] {
+            let field = bad.split('"').nth(5).unwrap();
+            assert!(
+                parse(bad, dir)
+                    .unwrap_err()
+                    .starts_with(&format!("settings.{field}")),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn fault_settings_and_their_defaults() {
+        let dir = Path::new("/");
+        let s = parse(r#"{"app": "a:b"}"#, dir).unwrap();
+        assert_eq!(s.bounds, default_bounds());
+        assert!(s.bounds.max_pending >= 512 && s.bounds.max_pending_bytes >= 32 << 20);
+        assert_eq!(s.sync_bounds.max_pending, 4 * SYNC_PENDING_PER_WORKER);
+        assert_eq!(s.loop_stall_warning, Some(Duration::from_millis(100)));
+        assert_eq!(s.max_json_depth, 32);
+        let s = parse(
+            r#"{"app": "a:b", "max_pending": 3, "max_pending_bytes": 4096, "loop_stall_warning_ms": 0, "max_json_depth": 5}"#,
+            dir,
+        )
+        .unwrap();
+        assert_eq!(
+            s.bounds,
+            Bounds {
+                max_pending: 3,
+                max_pending_bytes: 4096
+            }
+        );
+        assert_eq!(s.sync_bounds, s.bounds);
+        assert_eq!((s.loop_stall_warning, s.max_json_depth), (None, 5));
     }
 }

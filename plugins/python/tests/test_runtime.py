@@ -352,12 +352,13 @@ def test_cancelled_task_answers_503(rt: Runtime) -> None:
 
 def test_task_cancelled_from_outside_answers_503(rt: Runtime) -> None:
     async def main() -> None:
-        responder = FakeResponder()
+        responder = FakeResponder("r-cancel")
         rt.dispatch(handler_id(rt, "/sleep"), q(seconds=5), b"", None, responder)
-        (task,) = rt._tasks
-        task.cancel()
+        assert list(rt._tasks) == ["r-cancel"]
+        rt.cancel(["r-cancel", "not-running"])  # what the host's cancel becomes
         await settle(responder)
         assert responder.answer == ("problem", 503, "the request was cancelled", [])
+        assert not rt._tasks
 
     run(main())
 
@@ -706,5 +707,123 @@ def test_default_path_is_an_eager_task_on_312(native: FakeNative) -> None:
     rt = Runtime(make_app(), native)
     try:
         assert rt._start == rt._start_eager_task
+    finally:
+        logging.getLogger().removeHandler(rt.log_handler)
+
+
+# -- faults: cancellation, shutdown, stalls, Request.json() ------------------------------------------------
+
+
+def test_cancel_before_the_coroutine_starts_on_into_future(native: FakeNative) -> None:
+    rt = Runtime(make_app(), native, bridge="into_future")
+    try:
+        rt.cancel(["r-early"])  # the host's cancel may overtake the task's start
+
+        async def main() -> None:
+            cancelled = await rt.coroutine(handler_id(rt, "/sleep"), q(seconds=5), b"", None, "r-early")
+            assert cancelled == (1, 503, [], "the request was cancelled")
+            assert not rt._early_cancels
+            normal = await rt.coroutine(handler_id(rt, "/sleep"), q(seconds=0.01), b"", None, "r-other")
+            assert normal[1] == 200
+            assert not rt._tasks
+
+        run(main())
+    finally:
+        logging.getLogger().removeHandler(rt.log_handler)
+
+
+def test_begin_stop_cancels_tasks_runs_hooks_then_says_done(native: FakeNative) -> None:
+    events: list[str] = []
+    app = make_app()
+
+    @app.on_shutdown
+    async def goodbye() -> None:
+        await asyncio.sleep(0)
+        events.append("hook")
+
+    rt = Runtime(app, native)
+
+    async def main() -> None:
+        responder = FakeResponder("r-long")
+        rt.dispatch(handler_id(rt, "/sleep"), q(seconds=30), b"", None, responder)
+        done = asyncio.Event()
+        rt.begin_stop(2.0, lambda: (events.append("done"), done.set()))
+        await asyncio.wait_for(done.wait(), 2)
+        assert responder.answer == ("problem", 503, "the request was cancelled", [])
+        assert events == ["hook", "done"]
+
+    try:
+        run(main())
+    finally:
+        logging.getLogger().removeHandler(rt.log_handler)
+
+
+def test_begin_stop_abandons_hooks_that_outlive_the_budget(native: FakeNative) -> None:
+    app = App()
+
+    @app.on_shutdown
+    async def slow() -> None:
+        await asyncio.sleep(30)
+
+    rt = Runtime(app, native)
+
+    async def main() -> None:
+        done = asyncio.Event()
+        started = asyncio.get_running_loop().time()
+        rt.begin_stop(0.1, done.set)
+        await asyncio.wait_for(done.wait(), 2)
+        assert asyncio.get_running_loop().time() - started < 1.0
+
+    try:
+        run(main())
+        assert any("on_shutdown hooks did not finish within" in m for _, _, m in native.records)
+    finally:
+        logging.getLogger().removeHandler(rt.log_handler)
+
+
+def test_describe_loop_names_the_blocking_handler(native: FakeNative) -> None:
+    app = App()
+    blocking = threading.Event()
+    release = threading.Event()
+
+    @app.get("/block")
+    async def block() -> None:
+        blocking.set()
+        release.wait(5)  # blocks the loop thread, as time.sleep would
+
+    rt = Runtime(app, native)
+    loop = rt.new_event_loop()
+    thread = threading.Thread(target=lambda: (rt.bind_loop_thread(), loop.run_forever()), daemon=True)
+    thread.start()
+    try:
+        loop.call_soon_threadsafe(rt.dispatch, 0, PARAMS, b"", None, FakeResponder())
+        assert blocking.wait(5)
+        described = rt.describe_loop()
+        assert described.startswith("handler test_runtime:test_describe_loop_names_the_blocking_handler.<locals>.block (at ")
+        assert " in block; now at " in described and "threading.py" in described
+    finally:
+        release.set()
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
+        logging.getLogger().removeHandler(rt.log_handler)
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        (b'{"a": [1, 2', "the request body is not valid JSON: "),
+        (b"[" * 33 + b"]" * 33, "the request body nests arrays and objects deeper than the limit of 32 levels"),
+    ],
+)
+def test_request_json_errors_are_400s(native: FakeNative, body: bytes, detail: str) -> None:
+    rt = Runtime(App(), native)  # configures the limit (32) without the native check
+    try:
+        with pytest.raises(HTTPException) as caught:
+            Request(None, "{}", body).json()
+        assert caught.value.status_code == 400
+        assert str(caught.value.detail).startswith(detail)
+        assert isinstance(caught.value, ValueError)
+        assert Request(None, "{}", b"[" * 32 + b"]" * 32).json() is not None
     finally:
         logging.getLogger().removeHandler(rt.log_handler)

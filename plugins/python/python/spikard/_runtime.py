@@ -11,6 +11,11 @@ in ``sys.modules["spikard._native"]``, imports the app and then calls:
 - ``dispatch(...)`` on the loop thread for ``async def`` handlers,
   ``call_sync(...)`` on a worker thread for ``def`` handlers, or
   ``coroutine(...)`` (the "into_future" bridge) that resolves to an outcome.
+- ``cancel(request_ids)`` on the loop thread: cancels those requests' tasks.
+- ``begin_stop(budget, done)`` on the loop thread at shutdown: cancels every
+  request's task, runs the shutdown hooks within ``budget`` seconds, then
+  calls ``done()``.
+- ``describe_loop()`` from the watchdog thread: what blocks the loop.
 
 Every request ends in one *outcome* ``(kind, status, headers, payload)``:
 kind 0 is a response (payload: body bytes), kind 1 a problem the host renders
@@ -28,12 +33,14 @@ import inspect
 import logging
 import os
 import sys
+import threading
 import types
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any, Final, Protocol, Union
 
 import msgspec
 
+from . import _json, _process
 from ._app import App
 from ._responses import HTTPException, Response
 from ._schema import HandlerPlan, handler_location
@@ -67,6 +74,12 @@ _CANCELLED: Final[Outcome] = (PROBLEM, 503, _NONE, "the request was cancelled")
 
 _EAGER_TASKS: Final = sys.version_info >= (3, 12)
 _TASK_CONTEXT: Final = sys.version_info >= (3, 11)
+
+#: How long cancelled tasks get, at shutdown, to run their ``finally``
+#: blocks before the hooks start (at most half the budget).
+_CANCEL_GRACE: Final = 0.25
+#: Cancellations remembered for requests not started yet (into_future).
+_EARLY_CANCELS: Final = 1024
 
 
 class Responder(Protocol):
@@ -355,7 +368,14 @@ def install_logging(native: Any) -> NativeLogHandler:
 class Runtime:
     """Serves one ``App`` for the Rust plugin. See the module docs."""
 
-    def __init__(self, app: App, native: Any = None) -> None:
+    def __init__(
+        self,
+        app: App,
+        native: Any = None,
+        *,
+        max_json_depth: int = _json.DEFAULT_MAX_DEPTH,
+        bridge: str = "queue",
+    ) -> None:
         if not isinstance(app, App):
             raise TypeError(f"expected a spikard.App, got {type(app).__name__}")
         self.plans: list[HandlerPlan] = app.compile()
@@ -369,8 +389,16 @@ class Runtime:
         self.app = app
         self.native = native
         self.log_handler = install_logging(native)
+        _json.configure(max_json_depth, getattr(native, "json_error", None))
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._tasks: set[asyncio.Future[Any]] = set()
+        self._loop_thread: int | None = None
+        #: The task of every request that suspended, by request id.
+        self._tasks: dict[str, asyncio.Future[Any]] = {}
+        #: Ids cancelled before their coroutine started (into_future only:
+        #: there the task starts after the cancellation may arrive).
+        self._early_cancels: dict[str, None] | None = {} if bridge == "into_future" else None
+        self._stopping: asyncio.Task[None] | None = None
+        self._codes = _code_labels(app, self.plans)
         self._start = self._start_eager_task if _EAGER_TASKS else self._start_manual
 
     # -- set-up -------------------------------------------------------------
@@ -381,6 +409,15 @@ class Runtime:
             (p.route.method, p.route.path, i, p.schema_json, p.is_async, p.wants_request)
             for i, p in enumerate(self.plans)
         ]
+
+    def labels(self) -> list[str]:
+        """``module:qualname`` of each handler, by handler id, for log lines."""
+        return [_label(p.route.handler) for p in self.plans]
+
+    def install_process_hooks(self) -> None:
+        """Process-wide hooks, for the plugin only: a log line before
+        ``os._exit`` ends the process (naming the handler that called it)."""
+        _process.hook_os_exit(self.describe_frame)
 
     def new_event_loop(self) -> asyncio.AbstractEventLoop:
         """A new event loop: uvloop's when importable (``SPIKARD_LOOP=asyncio``
@@ -404,6 +441,89 @@ class Runtime:
     def loop(self) -> asyncio.AbstractEventLoop | None:
         """The loop made by :meth:`new_event_loop`, if any."""
         return self._loop
+
+    def bind_loop_thread(self) -> None:
+        """Records the calling thread as the loop's (for :meth:`describe_loop`)."""
+        self._loop_thread = threading.get_ident()
+
+    # -- faults -------------------------------------------------------------
+
+    def describe_frame(self, frame: types.FrameType | None) -> str:
+        """``handler app:spin (at app.py:12 in spin)``: the innermost handler
+        or hook on ``frame``'s stack, the line it is at and, when deeper,
+        the line ``frame`` is at (``; now at threading.py:331 in wait``)."""
+        if frame is None:
+            return "code with no Python frame (C code or an idle loop)"
+        codes = self._codes
+        current: types.FrameType | None = frame
+        while current is not None:
+            label = codes.get(current.f_code)
+            if label is not None:
+                deeper = "" if current is frame else f"; now {_where(frame)}"
+                return f"{label} ({_where(current)}{deeper})"
+            current = current.f_back
+        return f"code {_where(frame)}"
+
+    def describe_loop(self) -> str:
+        """What the loop thread runs now (from another thread)."""
+        ident = self._loop_thread
+        frame = sys._current_frames().get(ident) if ident is not None else None
+        return self.describe_frame(frame)
+
+    def cancel(self, request_ids: list[str]) -> None:
+        """Cancels the tasks of these requests (on the loop thread): each
+        handler sees ``CancelledError`` where it awaits, its ``finally``
+        blocks run, and the request is answered 503 (the host, which asked,
+        discards it)."""
+        tasks = self._tasks
+        early = self._early_cancels
+        for request_id in request_ids:
+            task = tasks.get(request_id)
+            if task is not None:
+                task.cancel()
+            elif early is not None:
+                early[request_id] = None
+                if len(early) > _EARLY_CANCELS:
+                    del early[next(iter(early))]
+
+    def begin_stop(self, budget: float, done: Callable[[], Any]) -> None:
+        """Shutdown, on the loop thread: cancels every request's task, gives
+        them a moment for their ``finally`` blocks, runs the shutdown hooks
+        with the rest of ``budget`` seconds, then calls ``done()``."""
+        loop = self._loop or asyncio.get_running_loop()
+        try:
+            self._stopping = loop.create_task(self._stop(budget, done))
+        except BaseException:
+            done()
+            raise
+
+    async def _stop(self, budget: float, done: Callable[[], Any]) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + budget
+            tasks = [task for task in self._tasks.values() if not task.done()]
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                _, pending = await asyncio.wait(tasks, timeout=min(_CANCEL_GRACE, budget / 2))
+                for task in pending:
+                    _log.warning(
+                        "handler %s still running at shutdown (it went on after being cancelled); abandoned",
+                        _task_label(task),
+                    )
+            hooks = self.shutdown()
+            if hooks is not None:
+                left = max(deadline - loop.time(), 0.0)
+                try:
+                    await asyncio.wait_for(hooks, left)
+                except asyncio.TimeoutError:
+                    _log.error("on_shutdown hooks did not finish within %d ms; abandoned", left * 1000)
+                except HookError as exc:
+                    _log.error("%s", exc)
+        except BaseException as exc:  # noqa: BLE001 - shutdown goes on
+            _log.error("shutdown failed: %s: %s", type(exc).__name__, exc)
+        finally:
+            done()
 
     def startup(self) -> Coroutine[Any, Any, None] | None:
         """A coroutine running the start-up hooks in order, or ``None``."""
@@ -465,9 +585,7 @@ class Runtime:
             coro.close()
             answer(responder, failure_of(exc, plan, responder))
             return
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        task.add_done_callback(functools.partial(_on_done, responder, plan))
+        self._track(task, responder, plan)
 
     def _start_eager_task(self, plan: HandlerPlan, coro: Any, responder: Responder) -> None:
         # Python >= 3.12: an eager task runs its first step now, as a real
@@ -484,9 +602,21 @@ class Runtime:
         if task.done():
             _on_done(responder, plan, task)
             return
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        task.add_done_callback(functools.partial(_on_done, responder, plan))
+        self._track(task, responder, plan)
+
+    def _track(self, task: asyncio.Future[Outcome], responder: Responder, plan: HandlerPlan) -> None:
+        # Kept by request id, for `cancel`, until done; one callback answers.
+        request_id = responder.request_id
+        self._tasks[request_id] = task
+        task.add_done_callback(functools.partial(self._task_done, request_id, responder, plan))
+
+    def _task_done(
+        self, request_id: str, responder: Responder, plan: HandlerPlan, task: asyncio.Future[Outcome]
+    ) -> None:
+        tasks = self._tasks
+        if tasks.get(request_id) is task:
+            del tasks[request_id]
+        _on_done(responder, plan, task)
 
     def call_sync(
         self,
@@ -519,6 +649,14 @@ class Runtime:
     ) -> Outcome:
         """The "into_future" bridge: resolves to the request's outcome.
         Never raises (a cancellation resolves to a 503 outcome)."""
+        early = self._early_cancels
+        if early and request_id in early:
+            del early[request_id]
+            return _CANCELLED
+        tasks = self._tasks
+        task = asyncio.current_task() if request_id else None
+        if task is not None:
+            tasks[request_id] = task
         plan = None
         try:
             plan = self.plans[handler_id]
@@ -527,7 +665,63 @@ class Runtime:
                 result = await result
         except BaseException as exc:  # noqa: BLE001
             return failure_of(exc, plan, request_id)
+        finally:
+            if task is not None and tasks.get(request_id) is task:
+                del tasks[request_id]
         return safe_outcome(plan, result, request_id)
+
+
+def _label(handler: Callable[..., Any]) -> str:
+    """``module:qualname`` of a handler or hook."""
+    target = inspect.unwrap(handler)
+    name = getattr(target, "__qualname__", None) or getattr(target, "__name__", None) or repr(target)
+    module = getattr(target, "__module__", None)
+    return f"{module}:{name}" if module else str(name)
+
+
+def _code_labels(app: App, plans: list[HandlerPlan]) -> dict[types.CodeType, str]:
+    """The code object of every handler and hook, to recognise them on a
+    thread's stack: ``handler app:spin``, ``on_shutdown hook app:close``."""
+    labels: dict[types.CodeType, str] = {}
+
+    def add(function: Callable[..., Any], kind: str) -> None:
+        target = inspect.unwrap(function)
+        code = getattr(target, "__code__", None) or getattr(getattr(target, "__call__", None), "__code__", None)
+        if isinstance(code, types.CodeType):
+            labels.setdefault(code, f"{kind} {_label(function)}")
+
+    for plan in plans:
+        add(plan.route.handler, "handler")
+    for hook in app.startup_hooks:
+        add(hook, "on_startup hook")
+    for hook in app.shutdown_hooks:
+        add(hook, "on_shutdown hook")
+    return labels
+
+
+def _where(frame: types.FrameType) -> str:
+    """``at app.py:12 in spin``."""
+    return f"at {_short_path(frame.f_code.co_filename)}:{frame.f_lineno} in {frame.f_code.co_name}"
+
+
+def _short_path(path: str) -> str:
+    """``path`` relative to the working directory when inside it."""
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:
+        return path
+    return path if relative.startswith("..") else relative
+
+
+def _task_label(task: asyncio.Future[Any]) -> str:
+    """The handler a request's task runs (for shutdown's log)."""
+    get_coro = getattr(task, "get_coro", None)
+    coro = get_coro() if get_coro is not None else None
+    frame = getattr(coro, "cr_frame", None)
+    plan = frame.f_locals.get("plan") if frame is not None else None
+    if isinstance(plan, HandlerPlan):
+        return _label(plan.route.handler)
+    return getattr(coro, "__qualname__", None) or repr(task)
 
 
 async def _run_hooks(hooks: list[Callable[[], Any]], kind: str) -> None:

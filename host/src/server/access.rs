@@ -1,0 +1,99 @@
+//! The access log: one line per request (target `spikard::access`), written exactly once —
+//! when the response leaves, or, for a request whose future is dropped before it has one
+//! (the connection died, or the server stopped waiting at shutdown), when it is dropped.
+//!
+//! The common path costs what it did before: the method and URI are kept only while the
+//! access log is on, and the line is written by `tracing` into the bounded log queue.
+
+use std::time::Instant;
+
+use axum::response::Response;
+use http::header::HeaderValue;
+use http::{Method, Uri};
+
+/// How a request that has a response ended, when it is worth saying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The response came from the pipeline or the plugin.
+    Answered,
+    /// The plugin did not answer within the request timeout (the client got a 504).
+    Timeout,
+}
+
+/// One request's access line, pending until [`Access::finish`] or drop.
+pub struct Access<'a> {
+    request_id: &'a str,
+    /// Kept only when the access log is on.
+    line: Option<(Method, Uri)>,
+    started: Instant,
+    finished: bool,
+}
+
+impl<'a> Access<'a> {
+    /// Starts the line of a request; `on` is the server's `access_log` setting.
+    pub fn start(on: bool, method: &Method, uri: &Uri, request_id: &'a str) -> Self {
+        Access {
+            request_id,
+            line: on.then(|| (method.clone(), uri.clone())),
+            started: Instant::now(),
+            finished: false,
+        }
+    }
+
+    /// Tags the response with the request id and writes the line.
+    pub fn finish(mut self, mut response: Response, outcome: Outcome) -> Response {
+        self.finished = true;
+        if let Ok(value) = HeaderValue::from_str(self.request_id) {
+            response.headers_mut().insert("x-request-id", value);
+        }
+        let Some((method, uri)) = &self.line else {
+            return response;
+        };
+        let status = response.status().as_u16();
+        let latency_us = self.started.elapsed().as_micros() as u64;
+        match outcome {
+            Outcome::Answered => tracing::info!(
+                target: "spikard::access",
+                method = %method,
+                path = %uri.path(),
+                status,
+                latency_us,
+                request_id = %self.request_id,
+            ),
+            Outcome::Timeout => tracing::info!(
+                target: "spikard::access",
+                method = %method,
+                path = %uri.path(),
+                status,
+                latency_us,
+                request_id = %self.request_id,
+                outcome = %"timeout",
+            ),
+        }
+        response
+    }
+}
+
+impl Drop for Access<'_> {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        let Some((method, uri)) = &self.line else {
+            return;
+        };
+        let outcome = if super::stop::abandoning() {
+            "shutdown"
+        } else {
+            "client_disconnected"
+        };
+        tracing::info!(
+            target: "spikard::access",
+            method = %method,
+            path = %uri.path(),
+            latency_us = self.started.elapsed().as_micros() as u64,
+            request_id = %self.request_id,
+            outcome = %outcome,
+        );
+    }
+}

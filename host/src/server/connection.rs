@@ -1,0 +1,112 @@
+//! Serving one accepted connection: hyper's HTTP/1.1 over a [`TimedIo`] socket (header and
+//! keep-alive deadlines), the router as its service, graceful shutdown, and a lingering close
+//! once hyper is done.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use axum::response::Response;
+use axum::routing::future::RouteFuture;
+use axum::Router;
+use http::header::{HeaderValue, CONNECTION};
+use http::StatusCode;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use super::linger;
+use super::timed_io::{Progress, TimedIo, Timeouts};
+
+/// Serves `stream` until the client leaves, a deadline passes or `stop` says the server is
+/// shutting down; then, if the client may still be sending, drains it (see [`linger`]).
+///
+/// On shutdown a connection that never had a request reach the service (an idle new socket,
+/// a half-sent head) is closed at once: nobody is owed an answer. A kept-alive connection
+/// between requests is closed at once by hyper; one with a request in flight finishes it.
+pub async fn serve(
+    stream: TcpStream,
+    http: &http1::Builder,
+    router: Router,
+    timeouts: Timeouts,
+    mut stop: watch::Receiver<bool>,
+) {
+    let progress = Arc::new(Progress::default());
+    let io = TokioIo::new(TimedIo::new(stream, progress.clone(), timeouts));
+    let service = Tracked {
+        router,
+        progress: progress.clone(),
+    };
+    let mut connection = http.serve_connection(io, service);
+    let mut stopping = false;
+    let result = loop {
+        tokio::select! {
+            result = &mut connection => break result,
+            _ = stop.changed(), if !stopping => {
+                stopping = true;
+                if progress.is_fresh() {
+                    return;
+                }
+                Pin::new(&mut connection).graceful_shutdown();
+            }
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!("connection ended: {e}");
+    }
+    let (stream, ending) = connection.into_parts().io.into_inner().into_parts();
+    // Only a connection hyper closed in order (response flushed, write side shut down) whose
+    // client has not closed may have input in flight that would turn the close into a reset.
+    if ending.shut_down && ending.timed_out.is_none() && !ending.read_eof && !stopping {
+        linger::drain(stream, &mut stop).await;
+    }
+}
+
+/// The router as hyper's service, telling the socket when a request starts and when its
+/// answer is ready.
+#[derive(Clone)]
+struct Tracked {
+    router: Router,
+    progress: Arc<Progress>,
+}
+
+impl hyper::service::Service<http::Request<Incoming>> for Tracked {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Answer;
+
+    fn call(&self, request: http::Request<Incoming>) -> Answer {
+        self.progress.request_started();
+        Answer {
+            inner: tower::Service::call(&mut self.router.clone(), request),
+            progress: self.progress.clone(),
+        }
+    }
+}
+
+/// The router's response future; reports the answer to [`Progress`] when it is ready.
+struct Answer {
+    inner: RouteFuture<Infallible>,
+    progress: Arc<Progress>,
+}
+
+impl Future for Answer {
+    type Output = Result<Response, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let Ok(mut response) = ready!(Pin::new(&mut self.inner).poll(cx));
+        if response.status() == StatusCode::REQUEST_TIMEOUT {
+            // RFC 9110 §15.5.9: the server closes the connection after a 408; the rest of the
+            // request is still on its way and cannot be told apart from a next request.
+            response
+                .headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+        }
+        self.progress.answer_ready();
+        Poll::Ready(Ok(response))
+    }
+}
