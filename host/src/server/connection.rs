@@ -1,6 +1,9 @@
 //! Serving one accepted connection: hyper's HTTP/1.1 over a [`TimedIo`] socket (header and
-//! keep-alive deadlines), the router as its service, graceful shutdown, and a lingering close
-//! once hyper is done.
+//! keep-alive deadlines), the router as its service, a watch for a client that resets the
+//! connection while its request is served ([`reset`]), graceful shutdown, and a lingering
+//! close once hyper is done.
+
+mod reset;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -25,6 +28,10 @@ use super::timed_io::{Progress, TimedIo, Timeouts};
 /// Serves `stream` until the client leaves, a deadline passes or `stop` says the server is
 /// shutting down; then, if the client may still be sending, drains it (see [`linger`]).
 ///
+/// A client that resets the connection while its request is with the service ends it at
+/// once: dropping hyper's connection drops the request's future, which tells the plugin to
+/// cancel and logs the request as `client_disconnected`.
+///
 /// On shutdown a connection that never had a request reach the service (an idle new socket,
 /// a half-sent head) is closed at once: nobody is owed an answer. A kept-alive connection
 /// between requests is closed at once by hyper; one with a request in flight finishes it.
@@ -36,7 +43,8 @@ pub async fn serve(
     mut stop: watch::Receiver<bool>,
 ) {
     let progress = Arc::new(Progress::default());
-    let io = TokioIo::new(TimedIo::new(stream, progress.clone(), timeouts));
+    let (socket, mut reset) = reset::split(stream);
+    let io = TokioIo::new(TimedIo::new(socket, progress.clone(), timeouts));
     let service = Tracked {
         router,
         progress: progress.clone(),
@@ -44,8 +52,17 @@ pub async fn serve(
     let mut connection = http.serve_connection(io, service);
     let mut stopping = false;
     let result = loop {
+        // `biased`: hyper first. The watch, when it is not watching, returns Pending without
+        // registering for any wake-up; that is sound because what makes it watch — a request
+        // reaching the service, hyper reading more of a body — happens only inside hyper's
+        // poll, so the watch, polled right after it on every wake-up, sees it at once.
         tokio::select! {
+            biased;
             result = &mut connection => break result,
+            error = std::future::poll_fn(|cx| reset.poll_reset(&progress, cx)) => {
+                tracing::debug!("client reset the connection while its request was served: {error}");
+                return;
+            }
             _ = stop.changed(), if !stopping => {
                 stopping = true;
                 if progress.is_fresh() {
@@ -58,7 +75,10 @@ pub async fn serve(
     if let Err(e) = result {
         tracing::debug!("connection ended: {e}");
     }
-    let (stream, ending) = connection.into_parts().io.into_inner().into_parts();
+    let (socket, ending) = connection.into_parts().io.into_inner().into_parts();
+    let Some(stream) = socket.rejoin(reset) else {
+        return;
+    };
     // Only a connection hyper closed in order (response flushed, write side shut down) whose
     // client has not closed may have input in flight that would turn the close into a reset.
     if ending.shut_down && ending.timed_out.is_none() && !ending.read_eof && !stopping {

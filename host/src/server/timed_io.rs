@@ -13,7 +13,7 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
@@ -23,7 +23,14 @@ use tokio::time::{Instant, Sleep};
 /// What the service has done on one connection, shared with its socket: the service sees
 /// requests start and answers become ready; the socket sees bytes.
 #[derive(Debug, Default)]
-pub struct Progress(AtomicU8);
+pub struct Progress {
+    /// `FRESH`, `SERVING`, `ANSWERED` or `SEEN`.
+    state: AtomicU8,
+    /// Moves on when a request starts and when a read brings more of a request's body: the
+    /// reset watch (`connection::reset`) peeks again once it has, since what it saw in the
+    /// socket may have been taken by hyper.
+    reads: AtomicU32,
+}
 
 /// No request has reached the service yet.
 const FRESH: u8 = 0;
@@ -37,24 +44,44 @@ const SEEN: u8 = 3;
 impl Progress {
     /// A request head was parsed and handed to the service.
     pub fn request_started(&self) {
-        self.0.store(SERVING, Ordering::Relaxed);
+        self.state.store(SERVING, Ordering::Relaxed);
+        self.read_more();
     }
 
     /// The service produced its response; hyper writes it next.
     pub fn answer_ready(&self) {
-        self.0.store(ANSWERED, Ordering::Relaxed);
+        self.state.store(ANSWERED, Ordering::Relaxed);
     }
 
     /// Whether no request has reached the service yet (the connection owes nobody an answer).
     pub fn is_fresh(&self) -> bool {
-        self.0.load(Ordering::Relaxed) == FRESH
+        self.state.load(Ordering::Relaxed) == FRESH
+    }
+
+    /// Whether a request is with the service, its answer not ready yet: the time hyper,
+    /// serving half-closed clients, does not read the socket unless it wants more body.
+    pub fn is_serving(&self) -> bool {
+        self.state.load(Ordering::Relaxed) == SERVING
+    }
+
+    /// A number that changes when a request starts or a read brings more of its body: while
+    /// a request is served, equal numbers mean hyper has taken nothing from the socket.
+    pub fn reads(&self) -> u32 {
+        self.reads.load(Ordering::Relaxed)
+    }
+
+    /// Moves [`Progress::reads`] on. Only the connection's task writes, so no atomic
+    /// read-modify-write is needed.
+    fn read_more(&self) {
+        let reads = self.reads.load(Ordering::Relaxed);
+        self.reads.store(reads.wrapping_add(1), Ordering::Relaxed);
     }
 
     /// The service's news for the socket, each answer reported once.
     fn news(&self) -> u8 {
-        match self.0.load(Ordering::Relaxed) {
+        match self.state.load(Ordering::Relaxed) {
             ANSWERED => {
-                self.0.store(SEEN, Ordering::Relaxed);
+                self.state.store(SEEN, Ordering::Relaxed);
                 ANSWERED
             }
             other => other,
@@ -207,6 +234,9 @@ impl<T: AsyncRead + Unpin> AsyncRead for TimedIo<T> {
                 } else if this.phase == Phase::Idle {
                     // The first byte of the next request: its head is now due.
                     this.enter(Phase::Head);
+                } else if this.phase == Phase::Serving {
+                    // More of the body: bytes the reset watch saw may be these.
+                    this.progress.read_more();
                 }
                 Poll::Ready(Ok(()))
             }
