@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import FastAPI, Query
 from pydantic import BaseModel, Field
 
-from payload import BIG, HELLO, SLEEP_SECONDS, SLEPT
+from payload import BIG, HELLO, SLEEP_SECONDS, SLEPT, cpu_work
 
 app = FastAPI()
 
@@ -27,6 +27,11 @@ async def hello() -> dict:
 @app.get("/hello-sync")
 def hello_sync() -> dict:
     return HELLO
+
+
+@app.get("/cpu")
+def cpu() -> dict:
+    return cpu_work()
 
 
 @app.post("/items", status_code=201)

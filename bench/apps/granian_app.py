@@ -15,7 +15,7 @@ from urllib.parse import parse_qs
 
 import msgspec
 
-from payload import BIG, HELLO, SLEEP_SECONDS, SLEPT
+from payload import BIG, HELLO, SLEEP_SECONDS, SLEPT, cpu_work
 
 
 class Item(msgspec.Struct, omit_defaults=True):
@@ -39,6 +39,10 @@ def problem(proto, status, detail):
 
 async def hello(scope, proto):
     respond(proto, 200, HELLO)
+
+
+async def cpu(scope, proto):
+    respond(proto, 200, cpu_work())
 
 
 async def create_item(scope, proto):
@@ -72,7 +76,7 @@ async def get_item(scope, proto, raw_id):
     respond(proto, 200, {"item_id": item_id, "q": q[0] if q else None})
 
 
-ROUTES = {"/hello": hello, "/items": create_item, "/big": big, "/sleep": sleep}
+ROUTES = {"/hello": hello, "/cpu": cpu, "/items": create_item, "/big": big, "/sleep": sleep}
 
 
 async def app(scope, proto):

@@ -1,5 +1,8 @@
 """Data shared by every benchmark app and by the harness's correctness guard.
 
+`cpu_work()` is the handler body of `GET /cpu` in every app: about 1 ms of
+pure-Python work (a deterministic checksum loop), the same code everywhere.
+
 `BIG` is the body of `GET /big`: a list of records whose compact JSON
 encoding is 16 KiB (16,384 bytes give or take a few). Apps build it once at
 import and serialize it on every request, as a real handler returning data
@@ -20,6 +23,20 @@ INVALID_ITEM = {"name": "", "price": -1}
 ITEM_ID = 42
 QUERY = "hello"
 ITEM_GET = {"item_id": ITEM_ID, "q": QUERY}
+
+# GET /cpu: CPU_ROUNDS iterations take about 1 ms on Python 3.11 on the bench machine.
+CPU_ROUNDS = 20_000
+
+
+def cpu_work() -> dict:
+    """About 1 ms of pure-Python work holding the GIL; the same answer every time."""
+    acc = 0
+    for i in range(CPU_ROUNDS):
+        acc = (acc * 31 + i) % 1_000_003
+    return {"checksum": acc}
+
+
+CPU_RESULT = cpu_work()
 
 BIG_TARGET_BYTES = 16 * 1024
 

@@ -1,6 +1,6 @@
-"""The benchmark workloads on Robyn 0.88.0 (1 process, 1 worker).
+"""The benchmark workloads on Robyn 0.88.0 (1 or 2 processes, 1 worker each).
 
-Run as `python robyn_app.py --processes 1 --workers 1`; the port comes from
+Run as `python robyn_app.py --processes N --workers 1`; the port comes from
 ROBYN_PORT. Robyn ignores `status_code=201` when a handler returns a pydantic
 model, so `create_item` builds the 201 response itself (peers-notes.md).
 No `from __future__ import annotations`: Robyn reads the handlers'
@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 from pydantic import BaseModel, Field
 from robyn import Response, Robyn
 
-from payload import BIG, HELLO, SLEEP_SECONDS, SLEPT
+from payload import BIG, HELLO, SLEEP_SECONDS, SLEPT, cpu_work
 
 app = Robyn(__file__)
 
@@ -34,6 +34,11 @@ async def hello():
 @app.get("/hello-sync")
 def hello_sync():
     return HELLO
+
+
+@app.get("/cpu")
+def cpu():
+    return cpu_work()
 
 
 @app.post("/items", status_code=201)

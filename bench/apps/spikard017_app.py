@@ -13,7 +13,7 @@ from typing import Annotated
 import msgspec
 from spikard import App, Query, Response
 
-from payload import BIG, HELLO, SLEEP_SECONDS, SLEPT
+from payload import BIG, HELLO, SLEEP_SECONDS, SLEPT, cpu_work
 
 app = App()
 
@@ -32,6 +32,11 @@ async def hello() -> dict:
 @app.get("/hello-sync")
 def hello_sync() -> dict:
     return HELLO
+
+
+@app.get("/cpu")
+def cpu() -> dict:
+    return cpu_work()
 
 
 @app.post("/items")

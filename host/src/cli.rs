@@ -1,4 +1,4 @@
-//! Command-line arguments. Three flags do not need a parser crate.
+//! Command-line arguments. A few flags and one subcommand do not need a parser crate.
 
 use std::ffi::OsString;
 use std::net::SocketAddr;
@@ -6,11 +6,19 @@ use std::path::PathBuf;
 
 /// Usage text for `--help` and argument errors.
 pub const HELP: &str = "\
-usage: spikard-host [--config FILE] [--listen ADDR] [--check]
+usage: spikard-host [--config FILE] [--listen ADDR] [--processes N] [--pid-file FILE] [--reload] [--check]
+       spikard-host reload --pid-file FILE
 
-  --config FILE   the spikard.toml to serve (default: ./spikard.toml)
-  --listen ADDR   override server.listen, e.g. 127.0.0.1:0 for any free port
-  --check         load the config and every plugin, print the routes, exit
+  --config FILE     the spikard.toml to serve (default: ./spikard.toml)
+  --listen ADDR     override server.listen, e.g. 127.0.0.1:0 for any free port
+  --processes N     override server.processes: worker processes (a number or \"auto\");
+                    more than 1 runs a supervisor that restarts and reloads them
+  --pid-file FILE   override server.pid_file: write the serving process's pid there
+  --reload          development: reload (as on SIGHUP) when the config, a plugin library
+                    or a source file of the application changes
+  --check           load the config and every plugin, print the routes, exit
+  reload            send SIGHUP to the host whose pid is in --pid-file: it re-reads its
+                    config and replaces its workers without dropping a request
   --version       print the version and plugin ABI version
   --help          print this text
 
@@ -25,6 +33,11 @@ pub enum Command {
     Help,
     /// Print the version.
     Version,
+    /// `reload --pid-file FILE`: signal a running supervisor to reload.
+    Reload {
+        /// The pid file the supervisor wrote.
+        pid_file: PathBuf,
+    },
 }
 
 /// Arguments of a run.
@@ -35,6 +48,12 @@ pub struct Args {
     pub listen: Option<SocketAddr>,
     /// `--check`: validate and exit.
     pub check: bool,
+    /// `--processes`, overriding the config.
+    pub processes: Option<crate::config::Processes>,
+    /// `--pid-file`, overriding the config.
+    pub pid_file: Option<PathBuf>,
+    /// `--reload`: watch files and reload on change (development).
+    pub reload: bool,
 }
 
 impl Args {
@@ -43,7 +62,15 @@ impl Args {
         let mut config = None;
         let mut listen = None;
         let mut check = false;
-        let mut args = args.into_iter();
+        let mut processes = None;
+        let mut pid_file = None;
+        let mut reload = false;
+        let mut watch = false;
+        let mut args = args.into_iter().peekable();
+        if args.peek().is_some_and(|a| a == "reload") {
+            args.next();
+            reload = true;
+        }
         while let Some(arg) = args.next() {
             let arg = arg.to_string_lossy().into_owned();
             let (flag, inline) = match arg.split_once('=') {
@@ -65,15 +92,35 @@ impl Args {
                     );
                 }
                 "--check" => check = true,
+                "--reload" => watch = true,
+                "--processes" | "-p" => {
+                    let text = value("--processes")?;
+                    processes = Some(
+                        crate::config::Processes::parse(&text)
+                            .map_err(|e| format!("--processes: {e}"))?,
+                    );
+                }
+                "--pid-file" => pid_file = Some(PathBuf::from(value("--pid-file")?)),
                 "--help" | "-h" => return Ok(Command::Help),
                 "--version" | "-V" => return Ok(Command::Version),
                 other => return Err(format!("unknown argument `{other}`")),
             }
         }
+        if reload {
+            return match pid_file {
+                Some(pid_file) => Ok(Command::Reload { pid_file }),
+                None => Err(
+                    "reload needs --pid-file FILE (the server.pid_file of the running host)".into(),
+                ),
+            };
+        }
         Ok(Command::Run(Args {
             config: config.unwrap_or_else(|| PathBuf::from("spikard.toml")),
             listen,
             check,
+            processes,
+            pid_file,
+            reload: watch,
         }))
     }
 }

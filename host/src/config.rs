@@ -53,7 +53,62 @@ pub struct ServerConfig {
     pub max_validation_errors: usize,
     /// How long a client may hold a connection without making progress.
     pub connections: ConnectionConfig,
+    /// How the host runs: one process, or a supervisor and its worker processes.
+    pub process: ProcessConfig,
 }
+
+/// `[server]` keys of the process model (see `crate::process`): worker processes, the pid
+/// file for scripts that signal the host, the host-answered health paths and the time a
+/// draining worker keeps serving while it reports not ready.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProcessConfig {
+    /// Worker processes; `None` means one process without a supervisor (the default).
+    pub processes: Option<Processes>,
+    /// Where the serving process writes its pid; relative to the config file.
+    pub pid_file: Option<PathBuf>,
+    /// Liveness path answered by the host (200 while the process serves).
+    pub health_path: Option<String>,
+    /// Readiness path answered by the host (200 while serving, 503 while draining).
+    pub ready_path: Option<String>,
+    /// After a stop signal, how long the process keeps accepting and serving while its
+    /// readiness path answers 503, so a load balancer takes it out first. Default zero.
+    pub drain_delay: Duration,
+}
+
+/// `server.processes`: a count, or one per core.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Processes {
+    /// Exactly this many (at least 1).
+    Count(usize),
+    /// One per core (`"auto"`).
+    Auto,
+}
+
+impl Processes {
+    /// Parses `"auto"` or a count of at least 1 (for `--processes`).
+    pub fn parse(text: &str) -> Result<Processes, String> {
+        if text.trim() == "auto" {
+            return Ok(Processes::Auto);
+        }
+        match text.trim().parse::<usize>() {
+            Ok(n @ 1..=MAX_PROCESSES) => Ok(Processes::Count(n)),
+            _ => Err(format!(
+                "`{text}` is not a process count; write a number from 1 to {MAX_PROCESSES} or \"auto\" (one per core)"
+            )),
+        }
+    }
+
+    /// How many worker processes this means on this machine.
+    pub fn count(self) -> usize {
+        match self {
+            Processes::Count(n) => n,
+            Processes::Auto => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+}
+
+/// Most worker processes accepted; more is a typo, not a policy.
+pub const MAX_PROCESSES: usize = 1024;
 
 /// `[server]` keys that bound what one client connection may hold: time to send a request
 /// head, idle time between requests, time to send a body, and how many connections are open
@@ -98,6 +153,9 @@ pub struct PluginConfig {
     /// How many requests the plugin may hold at once before the host answers 503
     /// (default: `crate::plugin::admission::default_max_in_flight`).
     pub max_in_flight: usize,
+    /// `watch`: the files and directories `--reload` watches for this plugin, absolute
+    /// (`None`: the config file's directory tree).
+    pub watch: Option<Vec<PathBuf>>,
 }
 
 /// Largest `max_in_flight` accepted; more is a typo, not a policy.
@@ -201,6 +259,19 @@ struct RawServer {
     keepalive_timeout_ms: Option<Spanned<u64>>,
     body_read_timeout_ms: Option<Spanned<u64>>,
     max_connections: Option<Spanned<u64>>,
+    processes: Option<Spanned<RawProcesses>>,
+    pid_file: Option<String>,
+    health_path: Option<Spanned<String>>,
+    ready_path: Option<Spanned<String>>,
+    drain_delay_ms: Option<Spanned<u64>>,
+}
+
+/// `processes = 2` or `processes = "auto"`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawProcesses {
+    Count(i64),
+    Text(String),
 }
 
 #[derive(Deserialize)]
@@ -212,6 +283,8 @@ struct RawPlugin {
     settings: Option<toml::Table>,
     #[serde(default)]
     max_in_flight: Option<Spanned<usize>>,
+    #[serde(default)]
+    watch: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -378,7 +451,8 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         }
     })?;
     let base = file.parent().unwrap_or(Path::new("."));
-    let server = resolve_server(&source, raw.server)?;
+    let process = resolve_process(&source, base, &raw.server)?;
+    let mut server = resolve_server(&source, raw.server)?;
 
     let mut plugins: Vec<PluginConfig> = Vec::new();
     for (i, plugin) in raw.plugins.into_iter().enumerate() {
@@ -414,13 +488,30 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
                 )
             }
         };
+        let config_dir = std::path::absolute(base).unwrap_or_else(|_| base.to_path_buf());
+        let mut watch = None;
+        if let Some(entries) = plugin.watch {
+            let mut paths = Vec::with_capacity(entries.len());
+            for entry in entries {
+                if entry.get_ref().trim().is_empty() {
+                    return source.error(
+                        entry.span().start,
+                        format!("{field}.watch"),
+                        "has an empty entry; list files or directories, relative to this file, that --reload should watch",
+                    );
+                }
+                paths.push(config_dir.join(entry.get_ref()));
+            }
+            watch = Some(paths);
+        }
         plugins.push(PluginConfig {
             name,
             library,
             settings_json: table_json(plugin.settings),
             at: source.at(span.start),
-            config_dir: std::path::absolute(base).unwrap_or_else(|_| base.to_path_buf()),
+            config_dir,
             max_in_flight,
+            watch,
         });
     }
 
@@ -526,12 +617,141 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         });
     }
 
+    check_health_paths(&source, &process, &routes)?;
+    server.process = process.config;
+
     Ok(Config {
         file: file.to_path_buf(),
         server,
         plugins,
         routes,
     })
+}
+
+/// [`ProcessConfig`] with where its health paths are written, for collision messages.
+struct ResolvedProcess {
+    config: ProcessConfig,
+    /// (field, byte offset, path) of `health_path` and `ready_path`.
+    paths: Vec<(&'static str, usize, String)>,
+}
+
+/// The process-model keys of `[server]`.
+fn resolve_process(
+    source: &Source<'_>,
+    base: &Path,
+    raw: &RawServer,
+) -> Result<ResolvedProcess, ConfigError> {
+    let processes = match &raw.processes {
+        None => None,
+        Some(p) => {
+            let parsed = match p.get_ref() {
+                RawProcesses::Count(n) => Processes::parse(&n.to_string()),
+                RawProcesses::Text(t) => Processes::parse(t),
+            };
+            match parsed {
+                Ok(n) => Some(n),
+                Err(message) => return source.error(p.span().start, "server.processes", message),
+            }
+        }
+    };
+    let mut paths = Vec::new();
+    for (field, value) in [
+        ("server.health_path", &raw.health_path),
+        ("server.ready_path", &raw.ready_path),
+    ] {
+        let Some(value) = value else { continue };
+        let path = value.get_ref().clone();
+        if !path.starts_with('/') || path.contains(['{', '}', '?', '#']) || path.contains("//") {
+            return source.error(
+                value.span().start,
+                field,
+                format!(
+                    "`{path}` must be a plain absolute path without parameters, e.g. \"/healthz\""
+                ),
+            );
+        }
+        if paths.iter().any(|(_, _, p)| *p == path) {
+            return source.error(
+                value.span().start,
+                field,
+                "is the same path as server.health_path; give liveness and readiness their own paths",
+            );
+        }
+        paths.push((field, value.span().start, path));
+    }
+    let drain_delay = match &raw.drain_delay_ms {
+        None => Duration::ZERO,
+        Some(ms) => match *ms.get_ref() {
+            n @ 0..=MAX_CONNECTION_TIMEOUT_MS => Duration::from_millis(n),
+            _ => {
+                return source.error(
+                    ms.span().start,
+                    "server.drain_delay_ms",
+                    format!("must be between 0 and {MAX_CONNECTION_TIMEOUT_MS} milliseconds; the default is 0"),
+                )
+            }
+        },
+    };
+    let path_of = |field: &str| {
+        paths
+            .iter()
+            .find(|(f, _, _)| *f == field)
+            .map(|(_, _, p)| p.clone())
+    };
+    Ok(ResolvedProcess {
+        config: ProcessConfig {
+            processes,
+            pid_file: raw.pid_file.as_ref().map(|f| base.join(f)),
+            health_path: path_of("server.health_path"),
+            ready_path: path_of("server.ready_path"),
+            drain_delay,
+        },
+        paths,
+    })
+}
+
+/// A health path that a configured route would also match is a start-up error naming both:
+/// the host answers it first, so the route could never be reached.
+fn check_health_paths(
+    source: &Source<'_>,
+    process: &ResolvedProcess,
+    routes: &[RouteConfig],
+) -> Result<(), ConfigError> {
+    for (field, offset, path) in &process.paths {
+        for (i, route) in routes.iter().enumerate() {
+            if template_matches(&route.path, path) {
+                return source.error(
+                    *offset,
+                    *field,
+                    format!(
+                        "`{path}` is also matched by routes[{i}] {} {} (line {}); choose a health path no route serves",
+                        route.method, route.path, route.at.line
+                    ),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether the route template `template` matches the literal request path `path`.
+fn template_matches(template: &str, path: &str) -> bool {
+    let mut want = path.split('/');
+    for segment in template.split('/') {
+        if segment.starts_with("{*") {
+            return want.next().is_some_and(|s| !s.is_empty());
+        }
+        match want.next() {
+            Some(s) if segment.starts_with('{') => {
+                if s.is_empty() {
+                    return false;
+                }
+            }
+            Some(s) if s == segment => {}
+            _ => return false,
+        }
+    }
+    want.next().is_none()
 }
 
 fn resolve_server(source: &Source<'_>, raw: RawServer) -> Result<ServerConfig, ConfigError> {
@@ -593,6 +813,7 @@ fn resolve_server(source: &Source<'_>, raw: RawServer) -> Result<ServerConfig, C
         max_json_depth,
         max_validation_errors,
         connections,
+        process: ProcessConfig::default(),
     })
 }
 
@@ -849,6 +1070,26 @@ mod tests {
     }
 
     #[test]
+    fn plugin_watch_is_relative_to_the_config_and_refuses_empty_entries() {
+        let config = parse(
+            Path::new("/srv/app/spikard.toml"),
+            &format!("{PLUGIN}watch = [\"src\", \"/opt/lib.py\"]\n"),
+        )
+        .expect("valid");
+        assert_eq!(
+            config.plugins[0].watch,
+            Some(vec![
+                PathBuf::from("/srv/app/src"),
+                PathBuf::from("/opt/lib.py")
+            ])
+        );
+        let config = parse(Path::new("/srv/app/spikard.toml"), PLUGIN).expect("valid");
+        assert_eq!(config.plugins[0].watch, None);
+        let e = err(&format!("{PLUGIN}watch = [\"src\", \" \"]\n"));
+        assert!(e.contains("t.toml:4:17: plugins[0].watch"), "{e}");
+    }
+
+    #[test]
     fn unknown_plugin_lists_declared() {
         let e = err(&format!(
             "{PLUGIN}[[routes]]\nmethod=\"GET\"\npath=\"/\"\nplugin=\"py\"\nhandler=\"x\"\n"
@@ -953,5 +1194,50 @@ mod tests {
         assert!(err("[server]\nmax_connections = 0\n")
             .contains("server.max_connections: must be between 1 and 1048576"));
         assert!(err("[server]\nmax_connections = -1\n").starts_with("t.toml:2:19"));
+    }
+
+    #[test]
+    fn process_keys() {
+        let c = parse(Path::new("/etc/s.toml"), "").unwrap();
+        assert_eq!(c.server.process, ProcessConfig::default());
+        let c = parse(
+            Path::new("/etc/s.toml"),
+            "[server]\nprocesses = 3\npid_file = \"run/host.pid\"\nhealth_path = \"/healthz\"\nready_path = \"/ready\"\ndrain_delay_ms = 250\n",
+        )
+        .unwrap();
+        let p = &c.server.process;
+        assert_eq!(p.processes, Some(Processes::Count(3)));
+        assert_eq!(p.pid_file.as_deref(), Some(Path::new("/etc/run/host.pid")));
+        assert_eq!(p.health_path.as_deref(), Some("/healthz"));
+        assert_eq!(p.ready_path.as_deref(), Some("/ready"));
+        assert_eq!(p.drain_delay, Duration::from_millis(250));
+        let c = parse(Path::new("s.toml"), "[server]\nprocesses = \"auto\"\n").unwrap();
+        assert!(c.server.process.processes.unwrap().count() >= 1);
+        for bad in ["0", "-1", "\"many\"", "5000"] {
+            let e = err(&format!("[server]\nprocesses = {bad}\n"));
+            assert!(e.starts_with("t.toml:2:13: server.processes: "), "{e}");
+        }
+        assert!(err("[server]\nhealth_path = \"healthz\"\n").contains("server.health_path"));
+        assert!(err("[server]\nhealth_path = \"/h\"\nready_path = \"/h\"\n")
+            .contains("server.ready_path"));
+    }
+
+    #[test]
+    fn a_health_path_a_route_matches_is_refused_naming_both() {
+        let routes = format!("{PLUGIN}[[routes]]\nmethod=\"GET\"\npath=\"/{{name}}\"\nplugin=\"echo\"\nhandler=\"echo\"\n");
+        let e = err(&format!("[server]\nready_path = \"/ready\"\n{routes}"));
+        assert!(
+            e.starts_with("t.toml:2:14: server.ready_path: `/ready` is also matched by routes[0] GET /{name} (line 6)"),
+            "{e}"
+        );
+        assert!(parse(
+            Path::new("t.toml"),
+            &format!("[server]\nready_path = \"/a/b\"\n{routes}")
+        )
+        .is_ok());
+        assert!(template_matches("/files/{*rest}", "/files/a/b"));
+        assert!(!template_matches("/files/{*rest}", "/files"));
+        assert!(template_matches("/healthz", "/healthz"));
+        assert!(!template_matches("/a/{x}", "/a"));
     }
 }

@@ -14,6 +14,8 @@ mod media_type;
 mod multipart;
 mod plugin;
 mod problem;
+#[cfg(unix)]
+mod process;
 #[cfg(test)]
 mod proptests;
 mod routes;
@@ -36,8 +38,31 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const EXIT_STARTUP: u8 = 2;
 
 fn main() -> ExitCode {
+    // First, while this is the only thread: a worker takes its inherited socket and pipe.
+    #[cfg(unix)]
+    let inherited = process::worker::from_env();
+    #[cfg(not(unix))]
+    let inherited: Option<Result<std::net::TcpListener, String>> = None;
     let args = match Args::parse(std::env::args_os().skip(1)) {
         Ok(cli::Command::Run(args)) => args,
+        #[cfg(unix)]
+        Ok(cli::Command::Reload { pid_file }) => {
+            return match process::pid_file::signal_reload(&pid_file) {
+                Ok(pid) => {
+                    println!("sent SIGHUP to spikard-host {pid}: it reloads its config (its log says how it went)");
+                    ExitCode::SUCCESS
+                }
+                Err(message) => {
+                    eprintln!("spikard-host: {message}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        #[cfg(not(unix))]
+        Ok(cli::Command::Reload { .. }) => {
+            eprintln!("spikard-host: reload needs a Unix system");
+            return ExitCode::FAILURE;
+        }
         Ok(cli::Command::Help) => {
             print!("{}", cli::HELP);
             return ExitCode::SUCCESS;
@@ -59,23 +84,54 @@ fn main() -> ExitCode {
     logging::init();
     #[cfg(unix)]
     crash::install();
-    let result = run(args);
+    let result = match inherited {
+        Some(Err(message)) => Err(message),
+        Some(Ok(listener)) => run(args, Some(listener)),
+        None => run(args, None),
+    };
     #[cfg(unix)]
     crash::exiting();
     logging::flush(shutdown::FLUSH_BOUND);
     match result {
         Ok(code) => code,
         Err(message) => {
-            eprintln!("spikard-host: error: {message}");
+            #[cfg(unix)]
+            let reported = process::worker::report_failure(&message);
+            #[cfg(not(unix))]
+            let reported = false;
+            if !reported {
+                eprintln!("spikard-host: error: {message}");
+            }
             ExitCode::from(EXIT_STARTUP)
         }
     }
 }
 
-fn run(args: Args) -> Result<ExitCode, String> {
+/// Serves (or checks) the config: as one process, as a supervisor of worker processes, or
+/// as a worker on the supervisor's socket (`inherited`).
+fn run(args: Args, inherited: Option<std::net::TcpListener>) -> Result<ExitCode, String> {
     let mut config = config::load(&args.config).map_err(|e| e.to_string())?;
     if let Some(listen) = args.listen {
         config.server.listen = listen;
+    }
+    let pid_file = args
+        .pid_file
+        .clone()
+        .or_else(|| config.server.process.pid_file.clone());
+    let processes = args
+        .processes
+        .or(config.server.process.processes)
+        .map_or(1, config::Processes::count);
+    #[cfg(unix)]
+    if inherited.is_none() && !args.check && (processes > 1 || args.reload) {
+        return supervise(&args, &config, processes, pid_file);
+    }
+    #[cfg(not(unix))]
+    if args.reload {
+        return Err("--reload needs a Unix system".into());
+    }
+    if inherited.is_some() {
+        server::set_worker_pid(std::process::id());
     }
     // Before the plugins load, so that they and every connection share the raised limit.
     let fd_limit = server::FdLimit::raise();
@@ -121,10 +177,28 @@ fn run(args: Args) -> Result<ExitCode, String> {
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     let shared = Arc::new(server::Shared::new(&config.server));
-    let router = server::router(routes, shared)?;
+    let router = server::router(routes, shared, &config.server.process)?;
     let limits = server::Limits::new(&config.server, fd_limit);
     limits.log(&config.server);
-    let stopped = runtime.block_on(server::serve(config.server.listen, router, limits))?;
+    let listen = match inherited {
+        Some(listener) => server::Listen::Inherited(listener),
+        None => server::Listen::Bind(config.server.listen),
+    };
+    let pid_file = pid_file.filter(|_| matches!(listen, server::Listen::Bind(_)));
+    if let Some(path) = &pid_file {
+        #[cfg(unix)]
+        process::pid_file::write(path)?;
+    }
+    let stopped = runtime.block_on(async {
+        #[cfg(unix)]
+        process::ignore_hangup();
+        server::serve(listen, router, limits).await
+    });
+    #[cfg(unix)]
+    if let Some(path) = &pid_file {
+        process::pid_file::remove(path);
+    }
+    let stopped = stopped?;
     if !stopped.drained {
         tracing::error!("not shutting plugins down: a request may still be inside one; exiting");
         shutdown::exit_now(shutdown::EXIT_UNCLEAN);
@@ -141,6 +215,36 @@ fn run(args: Args) -> Result<ExitCode, String> {
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs the supervisor of `processes` workers (see [`process::supervisor`]); with
+/// `--reload` it also watches the files the config depends on ([`process::watch`]).
+#[cfg(unix)]
+fn supervise(
+    args: &Args,
+    config: &config::Config,
+    processes: usize,
+    pid_file: Option<std::path::PathBuf>,
+) -> Result<ExitCode, String> {
+    let exe = std::env::current_exe()
+        .map_err(|e| format!("cannot find this program to start workers: {e}"))?;
+    let config_file = std::path::absolute(&args.config).unwrap_or_else(|_| args.config.clone());
+    let watch = args
+        .reload
+        .then(|| process::watch::WatchSet::of(&config_file, config));
+    let options = process::supervisor::Options {
+        exe,
+        config_file,
+        listener: None,
+        listen_override: args.listen.is_some(),
+        processes_override: args.processes,
+        processes,
+        grace: config.server.shutdown_timeout + config.server.process.drain_delay,
+        pid_file,
+        watch,
+    };
+    let code = process::supervisor::run(options, config.server.listen)?;
+    Ok(ExitCode::from(code))
 }
 
 /// What `--check` prints: everything the server would serve.

@@ -106,7 +106,7 @@ pub struct Server {
     /// Where it listens.
     pub addr: SocketAddr,
     log: Arc<Mutex<String>>,
-    _dir: TempDir,
+    dir: TempDir,
 }
 
 /// What a host run that ended produced.
@@ -213,8 +213,13 @@ impl Server {
             child: Some(child),
             addr,
             log,
-            _dir: dir,
+            dir,
         })
+    }
+
+    /// The config file the host runs on (rewrite it, then SIGHUP, to test a reload).
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("spikard.toml")
     }
 
     /// The host's process id, e.g. to read its memory use with [`vm_rss_kib`].

@@ -5,11 +5,26 @@
 //! The common path costs what it did before: the method and URI are kept only while the
 //! access log is on, and the line is written by `tracing` into the bounded log queue.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
 use axum::response::Response;
 use http::header::HeaderValue;
 use http::{Method, Uri};
+
+/// This process's pid when it is a worker of a supervisor (0 otherwise): its access lines
+/// then say `worker=PID`, so requests can be counted per worker.
+static WORKER_PID: AtomicU32 = AtomicU32::new(0);
+
+/// Marks this process as a worker: its access lines name its pid.
+pub fn set_worker_pid(pid: u32) {
+    WORKER_PID.store(pid, Ordering::Relaxed);
+}
+
+/// `Some(pid)` in a worker; a `None` field is left out of the line.
+fn worker() -> Option<u32> {
+    Some(WORKER_PID.load(Ordering::Relaxed)).filter(|&pid| pid != 0)
+}
 
 /// How a request that has a response ended, when it is worth saying.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +74,7 @@ impl<'a> Access<'a> {
                 status,
                 latency_us,
                 request_id = %self.request_id,
+                worker = worker(),
             ),
             Outcome::Timeout => tracing::info!(
                 target: "spikard::access",
@@ -68,6 +84,7 @@ impl<'a> Access<'a> {
                 latency_us,
                 request_id = %self.request_id,
                 outcome = %"timeout",
+                worker = worker(),
             ),
         }
         response
@@ -94,6 +111,7 @@ impl Drop for Access<'_> {
             latency_us = self.started.elapsed().as_micros() as u64,
             request_id = %self.request_id,
             outcome = %outcome,
+            worker = worker(),
         );
     }
 }

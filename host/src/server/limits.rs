@@ -22,6 +22,8 @@ pub struct Limits {
     pub max_header_bytes: usize,
     /// Grace period for in-flight requests after a shutdown signal.
     pub grace: Duration,
+    /// After a shutdown signal, how long to keep accepting while readiness answers 503.
+    pub drain_delay: Duration,
     /// The `[server]` connection keys as configured.
     pub connections: ConnectionConfig,
     /// The connection cap in force: `connections.max_connections`, lowered to fit the fd limit.
@@ -43,6 +45,7 @@ impl Limits {
         Limits {
             max_header_bytes: server.max_header_bytes,
             grace: server.shutdown_timeout,
+            drain_delay: server.process.drain_delay,
             connections: server.connections,
             max_connections,
             fd_limit,

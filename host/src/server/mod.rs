@@ -19,12 +19,14 @@ use axum::routing::{MethodFilter, MethodRouter};
 use axum::Router;
 use tokio::sync::watch;
 
+pub use accept::bind;
+pub use access::set_worker_pid;
 pub use dispatch::Shared;
 pub use limits::{FdLimit, Limits};
 use request_id::RequestIds;
 pub use stop::Stopped;
 
-use crate::config::ServerConfig;
+use crate::config::{ProcessConfig, ServerConfig};
 use crate::routes::Route;
 
 impl Shared {
@@ -46,7 +48,11 @@ impl Shared {
 /// Routes of the same shape but different parameter names (`GET /a/{id}`,
 /// `PUT /a/{key}`) share one axum path; each route maps the values to its
 /// own names by position.
-pub fn router(routes: Vec<Route>, shared: Arc<Shared>) -> Result<Router, String> {
+pub fn router(
+    routes: Vec<Route>,
+    shared: Arc<Shared>,
+    process: &ProcessConfig,
+) -> Result<Router, String> {
     let mut groups: Vec<(String, Vec<Arc<Route>>)> = Vec::new();
     for route in routes {
         let route = Arc::new(route);
@@ -84,8 +90,42 @@ pub fn router(routes: Vec<Route>, shared: Arc<Shared>) -> Result<Router, String>
         });
         router = router.route(&path, methods);
     }
+    router = health_routes(router, &shared, process);
     let shared_404 = shared.clone();
     Ok(router.fallback(move |request| dispatch::not_found(shared_404.clone(), request)))
+}
+
+/// The liveness and readiness paths, answered by the host (see [`crate::process::health`]);
+/// the config refuses a path a route also matches. Probes get no access line.
+fn health_routes(mut router: Router, shared: &Arc<Shared>, process: &ProcessConfig) -> Router {
+    if let Some(path) = &process.health_path {
+        router = router.route(
+            path,
+            axum::routing::get(|| async { crate::process::health::live() }),
+        );
+    }
+    if let Some(path) = &process.ready_path {
+        let shared = shared.clone();
+        router = router.route(
+            path,
+            axum::routing::get(move || {
+                let shared = shared.clone();
+                async move {
+                    let id = shared.ids.next();
+                    crate::process::health::ready(shared.problem_base.as_deref(), &id)
+                }
+            }),
+        );
+    }
+    router
+}
+
+/// Where the server's connections come from.
+pub enum Listen {
+    /// Bind this address: the host is one process.
+    Bind(SocketAddr),
+    /// A listening socket inherited from the supervisor: the host is one of its workers.
+    Inherited(std::net::TcpListener),
 }
 
 /// hyper's default read buffer (8 KiB + 100 × 4 KiB); it must hold a whole head.
@@ -106,18 +146,29 @@ fn http1(limits: &Limits) -> hyper::server::conn::http1::Builder {
     http
 }
 
-/// Binds `listen`, serves until SIGINT/SIGTERM, then lets in-flight requests finish for up
-/// to `limits.grace`; those still running then are aborted and awaited (see [`stop`]).
-/// When it returns, no request task is left unless [`Stopped::drained`] says otherwise.
-pub async fn serve(listen: SocketAddr, router: Router, limits: Limits) -> Result<Stopped, String> {
-    let listener = accept::bind(listen).map_err(|e| {
-        format!(
-            "cannot listen on {listen}: {e}; choose another address with server.listen or --listen"
-        )
-    })?;
+/// Listens (binds, or takes the supervisor's socket), serves until SIGINT/SIGTERM — then,
+/// with readiness reporting 503, keeps accepting for `limits.drain_delay` — then stops
+/// accepting and lets in-flight requests finish for up to `limits.grace`; those still running
+/// then are aborted and awaited (see [`stop`]). When it returns, no request task is left
+/// unless [`Stopped::drained`] says otherwise.
+pub async fn serve(listen: Listen, router: Router, limits: Limits) -> Result<Stopped, String> {
+    let listener = match listen {
+        Listen::Bind(addr) => accept::bind(addr).map_err(|e| {
+            format!(
+                "cannot listen on {addr}: {e}; choose another address with server.listen or --listen"
+            )
+        })?,
+        Listen::Inherited(listener) => tokio::net::TcpListener::from_std(listener)
+            .map_err(|e| format!("cannot use the supervisor's listening socket: {e}"))?,
+    };
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
     let mut acceptor = accept::Acceptor::new(listener, limits.max_connections);
-    tracing::info!("listening on http://{bound}");
+    if crate::process::worker::is_worker() {
+        tracing::info!("worker {} accepting on http://{bound}", std::process::id());
+        crate::process::worker::report_ready();
+    } else {
+        tracing::info!("listening on http://{bound}");
+    }
 
     let http = Arc::new(http1(&limits));
     let timeouts = timed_io::Timeouts {
@@ -129,12 +180,29 @@ pub async fn serve(listen: SocketAddr, router: Router, limits: Limits) -> Result
     let (stop_tx, stop_rx) = watch::channel(false);
     let (open_tx, open_rx) = watch::channel(());
 
-    let mut signals = stop::Signals::install()?;
+    let mut signals = Some(stop::Signals::install()?);
     let mut connections = stop::Connections::default();
+    // Set at the stop signal: accepting goes on until then (the drain delay).
+    let mut stop_accepting: Option<tokio::time::Instant> = None;
     loop {
         let (stream, permit) = tokio::select! {
             next = acceptor.next() => next,
-            _ = signals.next() => break,
+            _ = next_signal(&mut signals) => {
+                crate::process::health::set_draining();
+                if let Some(signals) = signals.take() {
+                    signals.exit_on_next();
+                }
+                if limits.drain_delay.is_zero() {
+                    break;
+                }
+                tracing::info!(
+                    "draining: readiness answers 503; still accepting for {:?}",
+                    limits.drain_delay
+                );
+                stop_accepting = Some(tokio::time::Instant::now() + limits.drain_delay);
+                continue;
+            }
+            () = sleep_until(stop_accepting) => break,
         };
         let _ = stream.set_nodelay(true);
         let (http, router) = (http.clone(), router.clone());
@@ -144,8 +212,11 @@ pub async fn serve(listen: SocketAddr, router: Router, limits: Limits) -> Result
             drop((permit, open));
         });
     }
+    crate::process::health::set_draining();
+    if let Some(signals) = signals.take() {
+        signals.exit_on_next();
+    }
     let deadline = std::time::Instant::now() + limits.grace;
-    signals.exit_on_next();
 
     tracing::info!("shutting down: no new connections; finishing in-flight requests");
     drop(acceptor);
@@ -161,5 +232,23 @@ pub async fn serve(listen: SocketAddr, router: Router, limits: Limits) -> Result
             let drained = connections.abandon(stop::ABORT_BOUND).await;
             Ok(Stopped { deadline, drained })
         }
+    }
+}
+
+/// The next stop signal; never, once the signals were handed to the second-signal watcher.
+async fn next_signal(signals: &mut Option<stop::Signals>) {
+    match signals {
+        Some(signals) => {
+            signals.next().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Sleeps until `at`; never without one.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
