@@ -10,6 +10,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
+use std::time::Duration;
 
 use axum::response::Response;
 use axum::routing::future::RouteFuture;
@@ -32,9 +33,12 @@ use super::timed_io::{Progress, TimedIo, Timeouts};
 /// once: dropping hyper's connection drops the request's future, which tells the plugin to
 /// cancel and logs the request as `client_disconnected`.
 ///
-/// On shutdown a connection that never had a request reach the service (an idle new socket,
-/// a half-sent head) is closed at once: nobody is owed an answer. A kept-alive connection
-/// between requests is closed at once by hyper; one with a request in flight finishes it.
+/// On shutdown (and when a reload drains an old worker generation) every answer from then on
+/// says `Connection: close`, and for [`DRAIN_WINDOW`] a kept-alive or new connection may still
+/// send one request, answered that way: closing a connection between requests races with a
+/// client that is sending its next one at that moment, which it would see fail. After the
+/// window hyper closes the idle ones; a request in flight finishes. A connection that never
+/// had a request reach the service (an idle new socket, a half-sent head) is closed then.
 pub async fn serve(
     stream: TcpStream,
     http: &http1::Builder,
@@ -51,6 +55,10 @@ pub async fn serve(
     };
     let mut connection = http.serve_connection(io, service);
     let mut stopping = false;
+    // Armed when the stop comes: the end of the window in which requests are still taken.
+    let window = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(window);
+    let mut window_open = false;
     let result = loop {
         // `biased`: hyper first. The watch, when it is not watching, returns Pending without
         // registering for any wake-up; that is sound because what makes it watch — a request
@@ -65,6 +73,12 @@ pub async fn serve(
             }
             _ = stop.changed(), if !stopping => {
                 stopping = true;
+                progress.drain();
+                window.as_mut().reset(tokio::time::Instant::now() + DRAIN_WINDOW);
+                window_open = true;
+            }
+            () = &mut window, if window_open => {
+                window_open = false;
                 if progress.is_fresh() {
                     return;
                 }
@@ -85,6 +99,11 @@ pub async fn serve(
         linger::drain(stream, &mut stop).await;
     }
 }
+
+/// How long a stopping connection still takes a request (answered with `Connection: close`)
+/// before hyper closes it between requests; see [`serve`]. A busy client sends its next
+/// request within microseconds; an idle one that sends later meets the usual race.
+const DRAIN_WINDOW: Duration = Duration::from_millis(500);
 
 /// The router as hyper's service, telling the socket when a request starts and when its
 /// answer is ready.
@@ -119,9 +138,12 @@ impl Future for Answer {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let Ok(mut response) = ready!(Pin::new(&mut self.inner).poll(cx));
-        if response.status() == StatusCode::REQUEST_TIMEOUT {
-            // RFC 9110 §15.5.9: the server closes the connection after a 408; the rest of the
-            // request is still on its way and cannot be told apart from a next request.
+        if response.status() == StatusCode::REQUEST_TIMEOUT || self.progress.is_draining() {
+            // RFC 9110 §15.5.9: the server closes the connection after a 408 (the rest of the
+            // request is still on its way and cannot be told apart from a next request); and
+            // a stopping server says so in every answer, so that clients open a new
+            // connection (to the next generation of workers, on a reload) instead of
+            // racing the close.
             response
                 .headers_mut()
                 .insert(CONNECTION, HeaderValue::from_static("close"));

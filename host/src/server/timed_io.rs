@@ -13,7 +13,7 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
@@ -30,6 +30,8 @@ pub struct Progress {
     /// reset watch (`connection::reset`) peeks again once it has, since what it saw in the
     /// socket may have been taken by hyper.
     reads: AtomicU32,
+    /// The server is stopping: answers from now on close their connection.
+    draining: AtomicBool,
 }
 
 /// No request has reached the service yet.
@@ -62,6 +64,16 @@ impl Progress {
     /// serving half-closed clients, does not read the socket unless it wants more body.
     pub fn is_serving(&self) -> bool {
         self.state.load(Ordering::Relaxed) == SERVING
+    }
+
+    /// The server is stopping: every answer from now on says `Connection: close`.
+    pub fn drain(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether answers should close their connection (see [`Progress::drain`]).
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
     }
 
     /// A number that changes when a request starts or a read brings more of its body: while
