@@ -17,7 +17,12 @@ const RELOAD_BOUND: Duration = Duration::from_secs(15);
 /// Starts the host with `--reload` on `config`, with `files` beside it.
 fn start(config: &str, files: &[(&str, &str)]) -> Server {
     Server::try_start(config, files, |command| {
-        command.arg("--reload");
+        // As a developer's shell has it: CPython writes and trusts bytecode caches, unless
+        // the host's `--reload` says otherwise.
+        command
+            .arg("--reload")
+            .env_remove("PYTHONDONTWRITEBYTECODE")
+            .env_remove("PYTHONPYCACHEPREFIX");
     })
     .unwrap_or_else(|log| panic!("spikard-host --reload did not start; its log:\n{log}"))
 }
@@ -97,21 +102,31 @@ fn editing_the_python_app_reloads_and_a_syntax_error_keeps_the_old_code_serving(
     let Some(config) = python_config() else {
         return;
     };
-    // Each version has another length: CPython trusts a cached .pyc whose source has the
-    // same size and modification second, and these edits come within a second.
+    // Every version has the same length, and the first edit keeps the modification time:
+    // CPython would trust a cached .pyc of the old source (same size, same modification
+    // second) if `--reload` children read bytecode caches.
     let server = start(&config, &[("devapp.py", &app("one"))]);
     let app_file = server.config_path().with_file_name("devapp.py");
     assert_eq!(version(&server.get("/hello").body), "one");
 
-    std::fs::write(&app_file, app("two-2")).expect("edit the app");
-    wait_for(&server, "two-2", version);
+    // The edit keeps the file's modification time, as an edit within the same second does.
+    let modified = std::fs::metadata(&app_file)
+        .and_then(|m| m.modified())
+        .expect("app file time");
+    std::fs::write(&app_file, app("two")).expect("edit the app");
+    std::fs::File::options()
+        .write(true)
+        .open(&app_file)
+        .and_then(|f| f.set_modified(modified))
+        .expect("keep the modification time");
+    wait_for(&server, "two", version);
     assert!(
         wait_for_lines(&server, ": reloading ", 1).contains("devapp.py changed: reloading"),
         "{}",
         server.log()
     );
 
-    let broken = app("three-33").replace("async def hello()", "async def hello(");
+    let broken = app("bad").replace("async def hello()", "async def hello(");
     std::fs::write(&app_file, broken).expect("break the app");
     let refused = wait_for_lines(&server, "reload refused: ", 1);
     assert!(
@@ -120,10 +135,10 @@ fn editing_the_python_app_reloads_and_a_syntax_error_keeps_the_old_code_serving(
             && refused.contains("still serving generation 2"),
         "{refused}"
     );
-    assert_eq!(version(&server.get("/hello").body), "two-2");
+    assert_eq!(version(&server.get("/hello").body), "two");
 
-    std::fs::write(&app_file, app("four-444")).expect("fix the app");
-    wait_for(&server, "four-444", version);
+    std::fs::write(&app_file, app("six")).expect("fix the app");
+    wait_for(&server, "six", version);
 }
 
 #[test]

@@ -25,13 +25,14 @@ pub struct Plan {
 
 /// Reads and checks `config_file` for a reload; `Err` is the one-line error to log.
 /// `listening` is the address the supervisor serves; `processes` overrides the config's
-/// `server.processes` when given on the command line.
+/// `server.processes` when given on the command line; `reloading`: under `--reload`.
 pub async fn check(
     exe: &Path,
     config_file: &Path,
     listening: SocketAddr,
     listen_override: bool,
     processes: Option<config::Processes>,
+    reloading: bool,
 ) -> Result<Plan, String> {
     let config = config::load(config_file).map_err(|e| e.to_string())?;
     if !listen_override && !same_address(config.server.listen, listening) {
@@ -41,13 +42,18 @@ pub async fn check(
             config_file.display()
         );
     }
-    let output = tokio::process::Command::new(exe)
+    let mut command = tokio::process::Command::new(exe);
+    command
         .arg("--config")
         .arg(config_file)
         .arg("--check")
         .env("RUST_LOG", "error")
         .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
+        .kill_on_drop(true);
+    if reloading {
+        super::watch::fresh_sources(&mut command);
+    }
+    let output = command
         .output()
         .await
         .map_err(|e| format!("cannot run {} --check: {e}", exe.display()))?;

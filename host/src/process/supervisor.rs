@@ -252,6 +252,7 @@ impl Supervisor {
             &self.options.config_file,
             super::listener::fd_of(listener),
             self.events_tx.clone(),
+            self.watch.is_some(),
         )?;
         tracing::debug!("worker {pid} started (generation {generation})");
         self.workers.insert(
@@ -455,8 +456,10 @@ impl Supervisor {
             self.options.processes_override,
         );
         let checked = checked.clone();
+        let reloading = self.watch.is_some();
         tokio::spawn(async move {
-            let result = reload::check(&exe, &file, addr, listen_override, processes).await;
+            let result =
+                reload::check(&exe, &file, addr, listen_override, processes, reloading).await;
             let _ = checked.send(result);
         });
     }

@@ -91,12 +91,14 @@ pub enum Event {
 }
 
 /// Starts a worker serving `config` on the listener `listen_fd`; its events arrive on
-/// `events`. Returns its pid.
+/// `events`. `reloading`: under `--reload` (see [`super::watch::fresh_sources`]). Returns its
+/// pid.
 pub fn spawn(
     exe: &Path,
     config: &Path,
     listen_fd: RawFd,
     events: UnboundedSender<Event>,
+    reloading: bool,
 ) -> Result<u32, String> {
     let (read_end, write_end) = pipe().map_err(|e| format!("cannot create a pipe: {e}"))?;
     let ready_fd = write_end.as_raw_fd();
@@ -110,6 +112,9 @@ pub fn spawn(
         .env(READY_FD_ENV, ready_fd.to_string())
         .process_group(0)
         .kill_on_drop(false);
+    if reloading {
+        super::watch::fresh_sources(&mut command);
+    }
     // SAFETY: the closure runs between fork and exec and makes only async-signal-safe calls
     // (fcntl, prctl, getppid, _exit), touching no memory shared with other threads.
     unsafe {
