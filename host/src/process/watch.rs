@@ -381,6 +381,20 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
+/// Where a `--reload` child's Python looks for cached bytecode: nowhere that exists.
+const NO_BYTECODE_CACHE: &str = "/nonexistent/spikard-reload-no-pycache";
+
+/// Makes a `--reload` child (a worker, or the `--check` of a reload) compile interpreted
+/// sources afresh. CPython trusts a cached `.pyc` whose source has the same size and
+/// modification second, so an edit that keeps a file's length within the second it was last
+/// imported would otherwise serve the old code; the environment below makes an embedded
+/// CPython neither read nor write bytecode caches (other runtimes ignore it).
+pub fn fresh_sources(command: &mut tokio::process::Command) {
+    command
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("PYTHONPYCACHEPREFIX", NO_BYTECODE_CACHE);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -442,18 +456,4 @@ mod tests {
             .collect();
         assert_eq!(set.describe(&three), "a.py and 2 other files changed");
     }
-}
-
-/// Where a `--reload` child's Python looks for cached bytecode: nowhere that exists.
-const NO_BYTECODE_CACHE: &str = "/nonexistent/spikard-reload-no-pycache";
-
-/// Makes a `--reload` child (a worker, or the `--check` of a reload) compile interpreted
-/// sources afresh. CPython trusts a cached `.pyc` whose source has the same size and
-/// modification second, so an edit that keeps a file's length within the second it was last
-/// imported would otherwise serve the old code; the environment below makes an embedded
-/// CPython neither read nor write bytecode caches (other runtimes ignore it).
-pub fn fresh_sources(command: &mut tokio::process::Command) {
-    command
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env("PYTHONPYCACHEPREFIX", NO_BYTECODE_CACHE);
 }
