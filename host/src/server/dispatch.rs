@@ -319,7 +319,12 @@ async fn run(
             detail,
             headers,
         } => {
-            if status.is_server_error() {
+            if status == StatusCode::SERVICE_UNAVAILABLE {
+                // Overload is answered per request but reported per episode by whoever
+                // refused (the plugin's queues, the host's max_in_flight): one ERROR line per
+                // refused request would flood the log exactly when the server is busiest.
+                tracing::debug!(plugin = %route.plugin.name, request_id, "plugin answered 503: {detail}");
+            } else if status.is_server_error() {
                 tracing::error!(plugin = %route.plugin.name, request_id, status = status.as_u16(), "plugin error: {detail}");
             }
             let mut response = shared.render(&Problem::from_plugin(status, detail), request_id);

@@ -162,17 +162,32 @@ struct Pending {
 /// Answers due later, kept by one timer thread in deadline order.
 struct Timer {
     queue: Mutex<mpsc::Sender<Job>>,
+    /// Joined by [`Timer::stop`], so that `shutdown` returns only once every pending
+    /// request (and every cancel sent before it) has been answered.
+    thread: Mutex<Option<thread::JoinHandle<()>>>,
 }
 
 impl Timer {
     fn start() -> Self {
         let (tx, rx) = mpsc::channel::<Job>();
-        thread::Builder::new()
+        let thread = thread::Builder::new()
             .name("spikard-echo-timer".into())
             .spawn(move || Timer::run(&rx))
             .expect("spawn the echo timer thread");
         Timer {
             queue: Mutex::new(tx),
+            thread: Mutex::new(Some(thread)),
+        }
+    }
+
+    /// Answers what is pending and ends the thread; the jobs sent before (cancels) are
+    /// handled first, as the queue is in order. The thread only waits on its queue, so the
+    /// join is short.
+    fn stop(&self) {
+        let _ = self.send(Job::Stop);
+        let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(thread) = thread {
+            let _ = thread.join();
         }
     }
 
@@ -326,7 +341,7 @@ impl Plugin for Echo {
 
     fn shutdown(&self, _deadline: Duration) {
         // Answering is immediate, so no deadline is needed.
-        let _ = self.timer.send(Job::Stop);
+        self.timer.stop();
         tracing::info!("spikard_echo stopped");
     }
 }
