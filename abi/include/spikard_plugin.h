@@ -85,7 +85,7 @@ typedef struct spk_error spk_error;         /* an out-parameter for error messag
 typedef struct spk_request {
     size_t struct_size;
     uint64_t handler_id;    /* the id the plugin chose in bind_route/register_route */
-    spk_str request_id;     /* unique per request; also in the x-request-id response header */
+    spk_str request_id;     /* unique among requests in flight (a client's usable x-request-id, else a host UUID); also in the response header */
     spk_str method;         /* "GET", "POST", ... */
     spk_str path;           /* percent-encoded path as received, without the query */
     spk_str query;          /* raw query string without '?', possibly empty */

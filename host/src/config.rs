@@ -39,8 +39,15 @@ pub struct ServerConfig {
     pub problem_type_base: Option<String>,
     /// One log line per request at INFO, target `spikard::access`.
     pub access_log: bool,
-    /// How long a plugin may take to answer before the client gets a 504.
+    /// How long a plugin may take to answer before the client gets a 504 (a route's
+    /// `request_timeout_ms` overrides it).
     pub request_timeout: Duration,
+    /// The header a client's request id is read from and the response's id is written to
+    /// (`request_id_header`, default `x-request-id`).
+    pub request_id_header: http::HeaderName,
+    /// Whether responses carry the request id header (`request_ids`, default true; a
+    /// route's `request_id` overrides it).
+    pub request_ids: bool,
     /// How long in-flight requests may run after a shutdown signal.
     pub shutdown_timeout: Duration,
     /// Async worker threads; `None` means one per core.
@@ -55,6 +62,9 @@ pub struct ServerConfig {
     pub connections: ConnectionConfig,
     /// How the host runs: one process, or a supervisor and its worker processes.
     pub process: ProcessConfig,
+    /// `[server.security_headers]`: headers added to every response; `None` when off.
+    pub security_headers:
+        Option<std::sync::Arc<crate::middleware::security_headers::SecurityHeaders>>,
 }
 
 /// `[server]` keys of the process model (see `crate::process`): worker processes, the pid
@@ -70,6 +80,8 @@ pub struct ProcessConfig {
     pub health_path: Option<String>,
     /// Readiness path answered by the host (200 while serving, 503 while draining).
     pub ready_path: Option<String>,
+    /// Prometheus metrics path answered by the host (`crate::middleware::metrics`).
+    pub metrics_path: Option<String>,
     /// After a stop signal, how long the process keeps accepting and serving while its
     /// readiness path answers 503, so a load balancer takes it out first. Default zero.
     pub drain_delay: Duration,
@@ -182,6 +194,10 @@ pub struct RouteConfig {
     pub body_limit: Option<usize>,
     /// Overrides `server.max_json_depth` for this route.
     pub max_json_depth: Option<usize>,
+    /// Overrides `server.request_timeout_ms` for this route.
+    pub request_timeout: Option<Duration>,
+    /// Overrides `server.request_ids` (the response's request id header) for this route.
+    pub request_id: Option<bool>,
     /// Where it is declared, for messages.
     pub at: Location,
 }
@@ -249,7 +265,9 @@ struct RawServer {
     body_limit: Option<Spanned<ByteSize>>,
     problem_type_base: Option<String>,
     access_log: Option<bool>,
-    request_timeout_ms: Option<u64>,
+    request_timeout_ms: Option<Spanned<u64>>,
+    request_id_header: Option<Spanned<String>>,
+    request_ids: Option<bool>,
     shutdown_timeout_ms: Option<u64>,
     workers: Option<Spanned<usize>>,
     max_header_bytes: Option<Spanned<ByteSize>>,
@@ -263,7 +281,9 @@ struct RawServer {
     pid_file: Option<String>,
     health_path: Option<Spanned<String>>,
     ready_path: Option<Spanned<String>>,
+    metrics_path: Option<Spanned<String>>,
     drain_delay_ms: Option<Spanned<u64>>,
+    security_headers: Option<crate::middleware::security_headers::RawSecurityHeaders>,
 }
 
 /// `processes = 2` or `processes = "auto"`.
@@ -306,6 +326,10 @@ struct RawRoute {
     body_limit: Option<Spanned<ByteSize>>,
     #[serde(default)]
     max_json_depth: Option<Spanned<usize>>,
+    #[serde(default)]
+    request_timeout_ms: Option<Spanned<u64>>,
+    #[serde(default)]
+    request_id: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -380,6 +404,12 @@ pub const DEFAULT_MAX_JSON_DEPTH: usize = 32;
 pub const MAX_JSON_DEPTH: usize = 127;
 /// The most validation errors a 422 may list: more is a response no client reads.
 pub const MAX_VALIDATION_ERRORS: usize = 10_000;
+/// Default time a plugin has to answer: 30 s.
+pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 30_000;
+/// Longest request timeout accepted: one hour; longer is a mistake, not a policy.
+pub const MAX_REQUEST_TIMEOUT_MS: u64 = 3_600_000;
+/// The default request id header.
+pub const DEFAULT_REQUEST_ID_HEADER: &str = "x-request-id";
 /// Default time for a request head to arrive: 10 s, generous for real clients on slow
 /// links, short enough that slowloris sockets do not pile up.
 pub const DEFAULT_HEADER_READ_TIMEOUT_MS: u64 = 10_000;
@@ -603,6 +633,14 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
                 &format!("{field}.max_json_depth"),
             )?),
         };
+        let request_timeout = match route.request_timeout_ms {
+            None => None,
+            Some(ms) => Some(request_timeout(
+                &source,
+                &ms,
+                &format!("{field}.request_timeout_ms"),
+            )?),
+        };
         routes.push(RouteConfig {
             method,
             path,
@@ -613,6 +651,8 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
             response,
             body_limit,
             max_json_depth,
+            request_timeout,
+            request_id: route.request_id,
             at: source.at(span.start),
         });
     }
@@ -658,6 +698,7 @@ fn resolve_process(
     for (field, value) in [
         ("server.health_path", &raw.health_path),
         ("server.ready_path", &raw.ready_path),
+        ("server.metrics_path", &raw.metrics_path),
     ] {
         let Some(value) = value else { continue };
         let path = value.get_ref().clone();
@@ -670,11 +711,11 @@ fn resolve_process(
                 ),
             );
         }
-        if paths.iter().any(|(_, _, p)| *p == path) {
+        if let Some((other, _, _)) = paths.iter().find(|(_, _, p)| *p == path) {
             return source.error(
                 value.span().start,
                 field,
-                "is the same path as server.health_path; give liveness and readiness their own paths",
+                format!("is the same path as {other}; give each host-answered path its own"),
             );
         }
         paths.push((field, value.span().start, path));
@@ -704,6 +745,7 @@ fn resolve_process(
             pid_file: raw.pid_file.as_ref().map(|f| base.join(f)),
             health_path: path_of("server.health_path"),
             ready_path: path_of("server.ready_path"),
+            metrics_path: path_of("server.metrics_path"),
             drain_delay,
         },
         paths,
@@ -801,12 +843,26 @@ fn resolve_server(source: &Source<'_>, raw: RawServer) -> Result<ServerConfig, C
         Some(depth) => json_depth(source, depth, "server.max_json_depth")?,
     };
     let max_validation_errors = validation_errors(source, raw.max_validation_errors.as_ref())?;
+    let request_timeout = match &raw.request_timeout_ms {
+        None => Duration::from_millis(DEFAULT_REQUEST_TIMEOUT_MS),
+        Some(ms) => request_timeout(source, ms, "server.request_timeout_ms")?,
+    };
+    let request_id_header = request_id_header(source, raw.request_id_header.as_ref())?;
+    let security_headers = match &raw.security_headers {
+        None => None,
+        Some(table) => match crate::middleware::security_headers::SecurityHeaders::resolve(table) {
+            Ok(set) => Some(std::sync::Arc::new(set)),
+            Err((offset, field, message)) => return source.error(offset, field, message),
+        },
+    };
     Ok(ServerConfig {
         listen,
         body_limit,
         problem_type_base: raw.problem_type_base.filter(|b| !b.is_empty()),
         access_log: raw.access_log.unwrap_or(true),
-        request_timeout: Duration::from_millis(raw.request_timeout_ms.unwrap_or(30_000)),
+        request_timeout,
+        request_id_header,
+        request_ids: raw.request_ids.unwrap_or(true),
         shutdown_timeout: Duration::from_millis(raw.shutdown_timeout_ms.unwrap_or(10_000)),
         workers,
         max_header_bytes,
@@ -814,6 +870,43 @@ fn resolve_server(source: &Source<'_>, raw: RawServer) -> Result<ServerConfig, C
         max_validation_errors,
         connections,
         process: ProcessConfig::default(),
+        security_headers,
+    })
+}
+
+/// A request timeout, server-wide or per route: 1 ms to one hour.
+fn request_timeout(
+    source: &Source<'_>,
+    ms: &Spanned<u64>,
+    field: &str,
+) -> Result<Duration, ConfigError> {
+    match *ms.get_ref() {
+        n @ 1..=MAX_REQUEST_TIMEOUT_MS => Ok(Duration::from_millis(n)),
+        _ => source.error(
+            ms.span().start,
+            field,
+            format!("must be between 1 and {MAX_REQUEST_TIMEOUT_MS} milliseconds (one hour); the default is {DEFAULT_REQUEST_TIMEOUT_MS}"),
+        ),
+    }
+}
+
+/// `server.request_id_header`: a header name, kept lower-case; default `x-request-id`.
+fn request_id_header(
+    source: &Source<'_>,
+    raw: Option<&Spanned<String>>,
+) -> Result<http::HeaderName, ConfigError> {
+    let Some(name) = raw else {
+        return Ok(http::HeaderName::from_static(DEFAULT_REQUEST_ID_HEADER));
+    };
+    http::HeaderName::from_bytes(name.get_ref().trim().as_bytes()).or_else(|_| {
+        source.error(
+            name.span().start,
+            "server.request_id_header",
+            format!(
+                "`{}` is not a header name; write e.g. \"{DEFAULT_REQUEST_ID_HEADER}\" (letters, digits and -)",
+                name.get_ref()
+            ),
+        )
     })
 }
 
@@ -1145,6 +1238,48 @@ mod tests {
                 "{e}"
             );
         }
+    }
+
+    #[test]
+    fn request_ids_and_timeouts() {
+        let c = parse(Path::new("s.toml"), "").unwrap();
+        assert_eq!(c.server.request_id_header.as_str(), "x-request-id");
+        assert!(c.server.request_ids);
+        assert_eq!(c.server.request_timeout, Duration::from_secs(30));
+        let c = parse(
+            Path::new("s.toml"),
+            &format!("[server]\nrequest_id_header = \"X-Trace-Id\"\nrequest_ids = false\nrequest_timeout_ms = 900\n{PLUGIN}[[routes]]\nmethod=\"GET\"\npath=\"/\"\nplugin=\"echo\"\nhandler=\"echo\"\nrequest_timeout_ms = 50\nrequest_id = true\n"),
+        )
+        .unwrap();
+        assert_eq!(c.server.request_id_header.as_str(), "x-trace-id");
+        assert!(!c.server.request_ids);
+        assert_eq!(c.server.request_timeout, Duration::from_millis(900));
+        assert_eq!(c.routes[0].request_timeout, Some(Duration::from_millis(50)));
+        assert_eq!(c.routes[0].request_id, Some(true));
+        let e = err("[server]\nrequest_id_header = \"x request\"\n");
+        assert!(
+            e.starts_with(
+                "t.toml:2:21: server.request_id_header: `x request` is not a header name"
+            ),
+            "{e}"
+        );
+        for bad in ["0", "3600001"] {
+            let e = err(&format!("[server]\nrequest_timeout_ms = {bad}\n"));
+            assert!(
+                e.starts_with(
+                    "t.toml:2:22: server.request_timeout_ms: must be between 1 and 3600000"
+                ),
+                "{e}"
+            );
+            let e = err(&format!("{PLUGIN}[[routes]]\nmethod=\"GET\"\npath=\"/\"\nplugin=\"echo\"\nhandler=\"echo\"\nrequest_timeout_ms = {bad}\n"));
+            assert!(
+                e.starts_with(
+                    "t.toml:9:22: routes[0].request_timeout_ms: must be between 1 and 3600000"
+                ),
+                "{e}"
+            );
+        }
+        assert!(err(&format!("{PLUGIN}[[routes]]\nmethod=\"GET\"\npath=\"/\"\nplugin=\"echo\"\nhandler=\"echo\"\nrequest_id = \"no\"\n")).starts_with("t.toml:9:"));
     }
 
     #[test]

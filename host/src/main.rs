@@ -11,6 +11,7 @@ mod config;
 mod crash;
 mod logging;
 mod media_type;
+mod middleware;
 mod multipart;
 mod plugin;
 mod problem;
@@ -178,6 +179,10 @@ fn run(args: Args, inherited: Option<std::net::TcpListener>) -> Result<ExitCode,
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     let shared = Arc::new(server::Shared::new(&config.server));
     let router = server::router(routes, shared, &config.server.process)?;
+    let router = match &config.server.security_headers {
+        Some(set) => set.clone().layer(router),
+        None => router,
+    };
     let limits = server::Limits::new(&config.server, fd_limit);
     limits.log(&config.server);
     let listen = match inherited {

@@ -279,7 +279,17 @@ const SERVER_KEYS: Keys = &[
     ("body_read_timeout_ms", false, &["30000", "0", "-1"]),
     ("max_connections", false, &["100", "0", "10000000"]),
     ("max_validation_errors", false, &["100", "0", "10001"]),
-    ("request_timeout_ms", false, &["100", "1.5", "\"x\""]),
+    (
+        "request_timeout_ms",
+        false,
+        &["100", "1.5", "\"x\"", "0", "3600001"],
+    ),
+    (
+        "request_id_header",
+        false,
+        &["\"x-request-id\"", "\"bad name\"", "\"\"", "1"],
+    ),
+    ("request_ids", false, &["false", "\"no\""]),
     (
         "problem_type_base",
         false,
@@ -312,6 +322,8 @@ const ROUTE_KEYS: Keys = &[
     ("handler", true, &["\"echo\"", "\"\""]),
     ("body_limit", false, &["\"1KiB\"", "0", "\"x\""]),
     ("max_json_depth", false, &["8", "0", "200"]),
+    ("request_timeout_ms", false, &["50", "0", "\"x\""]),
+    ("request_id", false, &["false", "1"]),
     ("body", false, &[
         "{ type = \"object\", additionalProperties = false }",
         "\"schemas/missing.json\"",

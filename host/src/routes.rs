@@ -35,6 +35,10 @@ pub struct Route {
     pub body_limit: usize,
     /// Deepest nesting accepted in a JSON body.
     pub max_json_depth: usize,
+    /// How long the plugin may take to answer before the client gets a 504.
+    pub request_timeout: std::time::Duration,
+    /// Whether the response carries the request id header.
+    pub request_id_header: bool,
     /// Where it was declared, for messages.
     pub origin: String,
 }
@@ -197,6 +201,8 @@ pub fn build(
             response,
             body_limit: rc.body_limit.unwrap_or(server_limit),
             max_json_depth: rc.max_json_depth.unwrap_or(config.server.max_json_depth),
+            request_timeout: rc.request_timeout.unwrap_or(config.server.request_timeout),
+            request_id_header: rc.request_id.unwrap_or(config.server.request_ids),
             origin: origin.clone(),
         });
     }
@@ -232,6 +238,8 @@ pub fn build(
                 response,
                 body_limit: body_limit.unwrap_or(server_limit),
                 max_json_depth: config.server.max_json_depth,
+                request_timeout: config.server.request_timeout,
+                request_id_header: config.server.request_ids,
                 origin,
             });
         }

@@ -155,6 +155,31 @@ class Translation(unittest.TestCase):
         self.assertEqual(case.request.target, "/items/3?t=1&t=true")
         self.assertIn(("Cookie", "s=v"), case.request.headers)
 
+    def test_request_id_and_timeout_middleware(self):
+        case = case_from(
+            {
+                "handler": {
+                    "route": "/t",
+                    "method": "GET",
+                    "middleware": {"request_timeout": {"seconds": 1.5, "sleep_ms": 100}, "request_id": {"enabled": False}},
+                },
+                "request": {"method": "GET", "path": "/t"},
+                "expected_response": {"status_code": 200, "body": {"ok": 1}, "headers": {"X-Request-ID": "<<uuid>>"}},
+            },
+            category="request_timeout",
+        )
+        self.assertEqual((case.route.request_timeout_ms, case.route.delay_ms, case.route.request_id), (1500, 100, False))
+        self.assertEqual(case.notes, [])
+        lines = tomlgen.route_handler(case)
+        self.assertEqual(lines[0], 'handler = "delay"')
+        settings = tomllib.loads(lines[1])["settings"]
+        self.assertEqual(settings["delay_ms"], 100)
+        self.assertNotIn("x-request-id", settings.get("headers", {}), "the host produces the request id")
+        with tempfile.TemporaryDirectory() as d:
+            config, _ = tomlgen.write_config(Path(d), [("/c1", case)], Path("lib.so"), "https://x/")
+            route = tomllib.loads(config.read_text())["routes"][0]
+        self.assertEqual((route["request_timeout_ms"], route["request_id"]), (1500, False))
+
     def test_bodies(self):
         case = case_from(
             {

@@ -135,7 +135,7 @@ fn assert_problem(body: &serde_json::Value, status: u16, slug: &str) {
         "{body}"
     );
     assert!(
-        body["request_id"].as_str().is_some_and(|id| id.len() == 16),
+        body["request_id"].as_str().is_some_and(|id| id.len() == 36),
         "{body}"
     );
 }
@@ -148,7 +148,7 @@ fn canned_response_with_headers_and_request_id() {
     assert_eq!(r.json(), json!({"message": "Hello"}));
     assert_eq!(r.header("content-type"), Some("application/json"));
     assert_eq!(r.header("x-extra"), Some("yes"));
-    assert_eq!(r.header("x-request-id").map(str::len), Some(16));
+    assert_eq!(r.header("x-request-id").map(str::len), Some(36));
     // HEAD is served by the GET route, without a body.
     let r = s.request("HEAD", "/hello", &[], b"");
     assert_eq!(r.status, 200);

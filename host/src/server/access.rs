@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
 use axum::response::Response;
-use http::header::HeaderValue;
+use http::header::{HeaderName, HeaderValue};
 use http::{Method, Uri};
 
 /// This process's pid when it is a worker of a supervisor (0 otherwise): its access lines
@@ -55,11 +55,19 @@ impl<'a> Access<'a> {
         }
     }
 
-    /// Tags the response with the request id and writes the line.
-    pub fn finish(mut self, mut response: Response, outcome: Outcome) -> Response {
+    /// Tags the response with the request id (in `header`, unless the route or server
+    /// turned that off: `None`) and writes the line.
+    pub fn finish(
+        mut self,
+        mut response: Response,
+        outcome: Outcome,
+        header: Option<&HeaderName>,
+    ) -> Response {
         self.finished = true;
-        if let Ok(value) = HeaderValue::from_str(self.request_id) {
-            response.headers_mut().insert("x-request-id", value);
+        if let Some(name) = header {
+            if let Ok(value) = HeaderValue::from_str(self.request_id) {
+                response.headers_mut().insert(name.clone(), value);
+            }
         }
         let Some((method, uri)) = &self.line else {
             return response;

@@ -36,8 +36,10 @@ pub struct Shared {
     pub problem_base: Option<String>,
     /// Log one line per request.
     pub access_log: bool,
-    /// How long a plugin may take.
-    pub request_timeout: Duration,
+    /// The header a client's request id comes in and the response's id goes out.
+    pub request_id_header: http::HeaderName,
+    /// Whether responses not answered by a route (404, 405) carry the request id header.
+    pub request_ids: bool,
     /// How long the client may take to send a body.
     pub body_read_timeout: Duration,
     /// Request id generator.
@@ -58,7 +60,9 @@ pub async fn dispatch(
     params: Result<RawPathParams, RawPathParamsRejection>,
     request: Request,
 ) -> Response {
-    let request_id = shared.ids.next();
+    let request_id = shared
+        .ids
+        .for_request(request.headers().get(&shared.request_id_header));
     // Written when the response leaves, or when this future is dropped before.
     let access = Access::start(
         shared.access_log,
@@ -70,13 +74,15 @@ pub async fn dispatch(
     let response = match run(&route, &shared, &request_id, params, request).await {
         Ok(response) => response,
         Err(problem) => {
+            crate::middleware::metrics::rejected(&problem);
             if problem.status == StatusCode::GATEWAY_TIMEOUT {
                 outcome = Outcome::Timeout;
             }
             shared.render(&problem, &request_id)
         }
     };
-    access.finish(response, outcome)
+    let header = route.request_id_header.then_some(&shared.request_id_header);
+    access.finish(response, outcome, header)
 }
 
 /// The body as the validator sees it.
@@ -284,7 +290,7 @@ async fn run(
         request_id,
         armed: true,
     };
-    let answer = await_answer(answer, shared.request_timeout).await;
+    let answer = await_answer(answer, route.request_timeout).await;
     guard.armed = false;
     let answer = match answer {
         Ok(Ok(answer)) => answer,
@@ -293,9 +299,9 @@ async fn run(
             return Err(Problem::plugin_failure());
         }
         Err(_) => {
-            tracing::warn!(plugin = %route.plugin.name, request_id, "no answer within {:?}", shared.request_timeout);
+            tracing::warn!(plugin = %route.plugin.name, request_id, "no answer within {:?}", route.request_timeout);
             route.plugin.cancel(request_id);
-            return Err(Problem::timeout(shared.request_timeout.as_millis()));
+            return Err(Problem::timeout(route.request_timeout.as_millis()));
         }
     };
     match answer {
@@ -489,14 +495,21 @@ pub async fn method_not_allowed(
 /// A request refused before reaching a route: rendered, tagged and logged
 /// like any other.
 fn refuse(shared: &Shared, problem: &Problem, request: &Request<Body>) -> Response {
-    let request_id = shared.ids.next();
+    let request_id = shared
+        .ids
+        .for_request(request.headers().get(&shared.request_id_header));
     let access = Access::start(
         shared.access_log,
         request.method(),
         request.uri(),
         &request_id,
     );
-    access.finish(shared.render(problem, &request_id), Outcome::Answered)
+    let header = shared.request_ids.then_some(&shared.request_id_header);
+    access.finish(
+        shared.render(problem, &request_id),
+        Outcome::Answered,
+        header,
+    )
 }
 
 #[cfg(test)]

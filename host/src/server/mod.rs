@@ -27,6 +27,7 @@ use request_id::RequestIds;
 pub use stop::Stopped;
 
 use crate::config::{ProcessConfig, ServerConfig};
+use crate::middleware::metrics::{self, Metrics};
 use crate::routes::Route;
 
 impl Shared {
@@ -35,7 +36,8 @@ impl Shared {
         Shared {
             problem_base: server.problem_type_base.clone(),
             access_log: server.access_log,
-            request_timeout: server.request_timeout,
+            request_id_header: server.request_id_header.clone(),
+            request_ids: server.request_ids,
             body_read_timeout: server.connections.body_read_timeout,
             ids: RequestIds::new(),
         }
@@ -64,6 +66,8 @@ pub fn router(
             None => groups.push((route.path.clone(), vec![route])),
         }
     }
+    let mut metrics = process.metrics_path.as_ref().map(|_| Metrics::new());
+    let unmatched = metrics.as_ref().map(Metrics::unmatched);
     let mut router = Router::new();
     for (path, group) in groups {
         let mut allowed: Vec<&str> = group.iter().map(|r| r.method.as_str()).collect();
@@ -79,20 +83,40 @@ pub fn router(
                     route.origin, route.method
                 )
             })?;
+            let counters = metrics
+                .as_mut()
+                .map(|m| m.route(&route.method, &route.path));
             let (route, shared) = (route.clone(), shared.clone());
             methods = methods.on(filter, move |params, request| {
-                dispatch::dispatch(route.clone(), shared.clone(), params, request)
+                metrics::timed(
+                    counters,
+                    dispatch::dispatch(route.clone(), shared.clone(), params, request),
+                )
             });
         }
         let shared_405 = shared.clone();
-        methods = methods.fallback(move |request| {
-            dispatch::method_not_allowed(shared_405.clone(), allow.clone(), request)
+        methods = methods.fallback(move |request: axum::extract::Request| {
+            let counters = unmatched.map(|u| u.of(request.method()));
+            metrics::timed(
+                counters,
+                dispatch::method_not_allowed(shared_405.clone(), allow.clone(), request),
+            )
         });
         router = router.route(&path, methods);
     }
     router = health_routes(router, &shared, process);
+    if let (Some(path), Some(metrics)) = (&process.metrics_path, metrics) {
+        let metrics = Arc::new(metrics);
+        router = router.route(
+            path,
+            axum::routing::get(move || std::future::ready(metrics.response())),
+        );
+    }
     let shared_404 = shared.clone();
-    Ok(router.fallback(move |request| dispatch::not_found(shared_404.clone(), request)))
+    Ok(router.fallback(move |request: axum::extract::Request| {
+        let counters = unmatched.map(|u| u.of(request.method()));
+        metrics::timed(counters, dispatch::not_found(shared_404.clone(), request))
+    }))
 }
 
 /// The liveness and readiness paths, answered by the host (see [`crate::process::health`]);

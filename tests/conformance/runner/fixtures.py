@@ -39,6 +39,8 @@ IN_SCOPE = (
     "edge_cases",
     "body_limits",
     "multipart",
+    "request_id",
+    "request_timeout",
 )
 
 NOT_IMPLEMENTED_REASON = "feature not implemented yet"
@@ -51,6 +53,41 @@ HOST_STATUSES = frozenset({400, 405, 411, 413, 414, 415, 422, 431})
 
 MISSING = object()
 
+
+
+@dataclass
+class Timing:
+    """The request id and timeout middleware of a case, in the host's terms."""
+
+    request_timeout_ms: int | None = None
+    delay_ms: int | None = None
+    request_id: bool | None = None
+
+
+def translate_timing(mw: dict, notes: list[str]) -> Timing:
+    """`middleware.request_id.enabled` becomes the route's `request_id`;
+    `middleware.request_timeout` its `request_timeout_ms` (from `seconds`) and
+    a handler that answers after `sleep_ms`. Values the host cannot take are
+    noted and dropped."""
+    out = Timing()
+    rid = mw.get("request_id")
+    if isinstance(rid, dict) and isinstance(rid.get("enabled"), bool):
+        out.request_id = rid["enabled"]
+    elif rid is not None:
+        notes.append("middleware.request_id: expected {enabled: bool}, ignored")
+    rt = mw.get("request_timeout")
+    if isinstance(rt, dict):
+        seconds = rt.get("seconds")
+        if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and 0 < seconds <= 3600:
+            out.request_timeout_ms = max(1, round(seconds * 1000))
+        elif seconds is not None:
+            notes.append(f"middleware.request_timeout.seconds {seconds!r}: not 0 < s <= 3600, ignored")
+        sleep = rt.get("sleep_ms")
+        if isinstance(sleep, int) and not isinstance(sleep, bool) and sleep >= 0:
+            out.delay_ms = sleep
+    elif rt is not None:
+        notes.append("middleware.request_timeout: not an object, ignored")
+    return out
 
 class Unloadable(Exception):
     """A case the runner cannot turn into a route and a request."""
@@ -88,6 +125,13 @@ class Route:
     # The handler's request head limit; the host's is server-wide (headers are
     # read before routing), so the config takes the smallest of all cases.
     max_header_bytes: int | None = None
+    # `middleware.request_timeout.seconds` as the route's `request_timeout_ms`.
+    request_timeout_ms: int | None = None
+    # `middleware.request_timeout.sleep_ms`: the route answers through the echo
+    # plugin's `delay` handler after this long.
+    delay_ms: int | None = None
+    # `middleware.request_id.enabled` as the route's `request_id`.
+    request_id: bool | None = None
 
 
 @dataclass
@@ -724,12 +768,14 @@ def load_case(root: Path, file: Path) -> Case:
 
     body_limit = None
     mw = handler.get("middleware")
+    timing = Timing()
     if isinstance(mw, dict):
         bl = mw.get("body_limit")
         if isinstance(bl, dict) and isinstance(bl.get("max_bytes"), int) and bl["max_bytes"] > 0:
             body_limit = bl["max_bytes"]
+        timing = translate_timing(mw, notes)
         for key in mw:
-            if key != "body_limit":
+            if key not in ("body_limit", "request_id", "request_timeout"):
                 notes.append(f"middleware.{key}: not expressible in the host config, ignored")
     if isinstance(handler.get("max_body_size"), int) and handler["max_body_size"] > 0:
         body_limit = handler["max_body_size"]
@@ -765,6 +811,9 @@ def load_case(root: Path, file: Path) -> Case:
             body_limit=body_limit,
             max_json_depth=max_json_depth,
             max_header_bytes=max_header_bytes,
+            request_timeout_ms=timing.request_timeout_ms,
+            delay_ms=timing.delay_ms,
+            request_id=timing.request_id,
         ),
         request=request,
         expected=expected,

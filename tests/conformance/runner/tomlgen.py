@@ -78,6 +78,9 @@ def toml_value(value: Any) -> str:
 # expected response: a success no error expectation can mistake for its own.
 REACHED_BODY = {"conformance": "the request reached the handler"}
 
+# The host's request id header (server.request_id_header's default).
+REQUEST_ID_HEADER = "x-request-id"
+
 _TOKEN = re.compile(r"^<<([a-z_]+)>>$")
 
 
@@ -151,7 +154,8 @@ def canned_settings(case: Case) -> dict:
     content_length = None
     for name, value in exp.headers.items():
         low = name.lower()
-        if low in seen or value == "<<absent>>":
+        if low in seen or value == "<<absent>>" or low == REQUEST_ID_HEADER:
+            # The request id header is the host's to produce (or leave out).
             continue
         seen.add(low)
         if low == "content-length":
@@ -190,6 +194,16 @@ def canned_settings(case: Case) -> dict:
 # the config file
 
 
+def route_handler(case: Case) -> list[str]:
+    """The `handler` and `settings` lines: the canned answer, after the
+    case's `sleep_ms` (the echo plugin's `delay` handler) when it has one."""
+    settings = canned_settings(case)
+    if case.route.delay_ms is None:
+        return ['handler = "respond"', f"settings = {toml_value(settings)}"]
+    settings["delay_ms"] = int(case.route.delay_ms)
+    return ['handler = "delay"', f"settings = {toml_value(settings)}"]
+
+
 def write_config(
     directory: Path,
     cases: list[tuple[str, Case]],
@@ -225,13 +239,16 @@ def write_config(
             f"method = {toml_string(r.method)}",
             f"path = {toml_string(path)}",
             'plugin = "echo"',
-            'handler = "respond"',
-            f"settings = {toml_value(canned_settings(case))}",
+            *route_handler(case),
         ]
         if r.body_limit is not None:
             lines.append(f"body_limit = {int(r.body_limit)}")
         if r.max_json_depth is not None:
             lines.append(f"max_json_depth = {int(r.max_json_depth)}")
+        if r.request_timeout_ms is not None:
+            lines.append(f"request_timeout_ms = {int(r.request_timeout_ms)}")
+        if r.request_id is not None:
+            lines.append(f"request_id = {toml_value(r.request_id)}")
         stem = prefix.strip("/")
         params = {}
         for source in ("path", "query", "headers", "cookies", "body"):
