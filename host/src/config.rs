@@ -15,6 +15,10 @@ use toml::Spanned;
 
 use crate::validation::SchemaSpec;
 
+mod policies;
+
+pub use policies::{Applied, Level, Policies};
+
 /// The resolved configuration the server runs on.
 #[derive(Debug)]
 pub struct Config {
@@ -26,6 +30,10 @@ pub struct Config {
     pub plugins: Vec<PluginConfig>,
     /// `[[routes]]`, in file order.
     pub routes: Vec<RouteConfig>,
+    /// `[server.<policy>]` and `[[policies]]`: the middleware every route may get.
+    pub policies: Policies,
+    /// `[[static]]`: directories served under URL prefixes.
+    pub statics: Vec<crate::middleware::static_files::StaticMount>,
 }
 
 /// `[server]`: how the host listens and behaves for every route.
@@ -198,6 +206,8 @@ pub struct RouteConfig {
     pub request_timeout: Option<Duration>,
     /// Overrides `server.request_ids` (the response's request id header) for this route.
     pub request_id: Option<bool>,
+    /// The route's own policy keys (`cors`, `auth`, `rate_limit`, `compression`).
+    pub policies: Level,
     /// Where it is declared, for messages.
     pub at: Location,
 }
@@ -256,6 +266,10 @@ struct RawConfig {
     plugins: Vec<Spanned<RawPlugin>>,
     #[serde(default)]
     routes: Vec<Spanned<RawRoute>>,
+    #[serde(default)]
+    policies: Vec<Spanned<policies::RawPolicy>>,
+    #[serde(default, rename = "static")]
+    statics: Vec<Spanned<crate::middleware::static_files::RawStatic>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -284,6 +298,12 @@ struct RawServer {
     metrics_path: Option<Spanned<String>>,
     drain_delay_ms: Option<Spanned<u64>>,
     security_headers: Option<crate::middleware::security_headers::RawSecurityHeaders>,
+    cors: Option<crate::middleware::policy::Toggle<crate::middleware::cors::RawCors>>,
+    auth: Option<crate::middleware::policy::Toggle<crate::middleware::auth::RawAuth>>,
+    rate_limit:
+        Option<crate::middleware::policy::Toggle<crate::middleware::rate_limit::RawRateLimit>>,
+    compression:
+        Option<crate::middleware::policy::Toggle<crate::middleware::compression::RawCompression>>,
 }
 
 /// `processes = 2` or `processes = "auto"`.
@@ -330,6 +350,12 @@ struct RawRoute {
     request_timeout_ms: Option<Spanned<u64>>,
     #[serde(default)]
     request_id: Option<bool>,
+    cors: Option<crate::middleware::policy::Toggle<crate::middleware::cors::RawCors>>,
+    auth: Option<crate::middleware::policy::Toggle<crate::middleware::auth::RawAuth>>,
+    rate_limit:
+        Option<crate::middleware::policy::Toggle<crate::middleware::rate_limit::RawRateLimit>>,
+    compression:
+        Option<crate::middleware::policy::Toggle<crate::middleware::compression::RawCompression>>,
 }
 
 #[derive(Deserialize)]
@@ -482,6 +508,17 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
     })?;
     let base = file.parent().unwrap_or(Path::new("."));
     let process = resolve_process(&source, base, &raw.server)?;
+    let server_policies = policies::resolve(
+        &source,
+        policies::RawKeys {
+            cors: raw.server.cors.as_ref(),
+            auth: raw.server.auth.as_ref(),
+            rate_limit: raw.server.rate_limit.as_ref(),
+            compression: raw.server.compression.as_ref(),
+        },
+        &raw.policies,
+        base,
+    )?;
     let mut server = resolve_server(&source, raw.server)?;
 
     let mut plugins: Vec<PluginConfig> = Vec::new();
@@ -641,6 +678,17 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
                 &format!("{field}.request_timeout_ms"),
             )?),
         };
+        let policies = policies::resolve_level(
+            &source,
+            policies::RawKeys {
+                cors: route.cors.as_ref(),
+                auth: route.auth.as_ref(),
+                rate_limit: route.rate_limit.as_ref(),
+                compression: route.compression.as_ref(),
+            },
+            &field,
+            base,
+        )?;
         routes.push(RouteConfig {
             method,
             path,
@@ -653,19 +701,50 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
             max_json_depth,
             request_timeout,
             request_id: route.request_id,
+            policies,
             at: source.at(span.start),
         });
     }
 
     check_health_paths(&source, &process, &routes)?;
     server.process = process.config;
+    let statics = resolve_statics(&source, &raw.statics, base)?;
 
     Ok(Config {
         file: file.to_path_buf(),
         server,
         plugins,
         routes,
+        policies: server_policies,
+        statics,
     })
+}
+
+/// `[[static]]` mounts, each checked on its own (the router checks them against routes).
+fn resolve_statics(
+    source: &Source<'_>,
+    raw: &[Spanned<crate::middleware::static_files::RawStatic>],
+    base: &Path,
+) -> Result<Vec<crate::middleware::static_files::StaticMount>, ConfigError> {
+    let mut mounts: Vec<crate::middleware::static_files::StaticMount> = Vec::new();
+    for (i, entry) in raw.iter().enumerate() {
+        let field = format!("static[{i}]");
+        let mount =
+            crate::middleware::static_files::StaticMount::resolve(entry.get_ref(), &field, base)
+                .or_else(|(offset, field, message)| source.error(offset, field, message))?;
+        if let Some(other) = mounts.iter().position(|m| m.prefix == mount.prefix) {
+            return source.error(
+                entry.span().start,
+                format!("{field}.prefix"),
+                format!(
+                    "`{}` is already mounted by static[{other}]; give each mount its own prefix",
+                    mount.prefix
+                ),
+            );
+        }
+        mounts.push(mount);
+    }
+    Ok(mounts)
 }
 
 /// [`ProcessConfig`] with where its health paths are written, for collision messages.

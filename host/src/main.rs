@@ -178,12 +178,14 @@ fn run(args: Args, inherited: Option<std::net::TcpListener>) -> Result<ExitCode,
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     let shared = Arc::new(server::Shared::new(&config.server));
-    let router = server::router(routes, shared, &config.server.process)?;
+    let client_addresses = routes.iter().any(|r| r.policies.rate_limit.is_some());
+    let router = server::router(routes, &config.statics, shared, &config.server.process)?;
     let router = match &config.server.security_headers {
         Some(set) => set.clone().layer(router),
         None => router,
     };
-    let limits = server::Limits::new(&config.server, fd_limit);
+    let mut limits = server::Limits::new(&config.server, fd_limit);
+    limits.client_addresses = client_addresses;
     limits.log(&config.server);
     let listen = match inherited {
         Some(listener) => server::Listen::Inherited(listener),

@@ -27,10 +27,8 @@ pub struct Problem {
     pub errors: Vec<FieldError>,
     /// How many more field errors the request had than `errors` lists.
     pub errors_omitted: usize,
-    /// The `Allow` header of a 405.
-    pub allow: Option<std::sync::Arc<str>>,
-    /// The `Retry-After` header (seconds) of a 503.
-    pub retry_after: Option<u32>,
+    /// Other headers the answer needs (`WWW-Authenticate` of a 401, `Vary` of a CORS 403).
+    pub headers: Vec<(http::HeaderName, HeaderValue)>,
 }
 
 #[derive(Serialize)]
@@ -67,8 +65,7 @@ impl Problem {
             detail: detail.into(),
             errors: Vec::new(),
             errors_omitted: 0,
-            allow: None,
-            retry_after: None,
+            headers: Vec::new(),
         }
     }
 
@@ -111,14 +108,15 @@ impl Problem {
 
     /// 405: the path exists for other methods, listed in `Allow`.
     pub fn method_not_allowed(method: &http::Method, allow: &str) -> Self {
-        Problem {
-            allow: Some(allow.into()),
-            ..Problem::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method-not-allowed",
-                "Method Not Allowed",
-                format!("{method} is not allowed here; allowed: {allow}"),
-            )
+        let problem = Problem::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+            "Method Not Allowed",
+            format!("{method} is not allowed here; allowed: {allow}"),
+        );
+        match HeaderValue::from_str(allow) {
+            Ok(value) => problem.with_header(ALLOW, value),
+            Err(_) => problem,
         }
     }
 
@@ -170,15 +168,36 @@ impl Problem {
     /// 503: the route's plugin already holds its `max_in_flight` requests; the client may
     /// retry in a second. The log names the plugin, the client is not told.
     pub fn overloaded() -> Self {
-        Problem {
-            retry_after: Some(1),
-            ..Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "overloaded",
-                "Service Overloaded",
-                "the server is handling as many requests for this route as it allows; retry shortly",
-            )
-        }
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            "Service Overloaded",
+            "the server is handling as many requests for this route as it allows; retry shortly",
+        )
+        .with_retry_after(1)
+    }
+
+    /// The same problem telling the client when to retry (`Retry-After`, in seconds) — a 503
+    /// or a 429.
+    #[must_use]
+    pub fn with_retry_after(self, seconds: u32) -> Self {
+        self.with_header(RETRY_AFTER, HeaderValue::from(seconds))
+    }
+
+    /// The `Retry-After` seconds the answer will carry, if any.
+    #[cfg(test)]
+    pub fn retry_after(&self) -> Option<u32> {
+        self.headers
+            .iter()
+            .find(|(name, _)| name == RETRY_AFTER)
+            .and_then(|(_, value)| value.to_str().ok()?.parse().ok())
+    }
+
+    /// The same problem with one more response header.
+    #[must_use]
+    pub fn with_header(mut self, name: http::HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
     }
 
     /// A status and detail chosen by a plugin through `respond_error`.
@@ -214,15 +233,8 @@ impl Problem {
         let mut response = (self.status, bytes).into_response();
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-        if let Some(allow) = self
-            .allow
-            .as_deref()
-            .and_then(|a| HeaderValue::from_str(a).ok())
-        {
-            headers.insert(ALLOW, allow);
-        }
-        if let Some(seconds) = self.retry_after {
-            headers.insert(RETRY_AFTER, HeaderValue::from(seconds));
+        for (name, value) in &self.headers {
+            headers.append(name, value.clone());
         }
         response
     }

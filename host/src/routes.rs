@@ -39,6 +39,8 @@ pub struct Route {
     pub request_timeout: std::time::Duration,
     /// Whether the response carries the request id header.
     pub request_id_header: bool,
+    /// The middleware it runs (CORS, auth, rate limit, compression).
+    pub policies: config::Applied,
     /// Where it was declared, for messages.
     pub origin: String,
 }
@@ -126,13 +128,12 @@ fn note_backtracking(origin: &str, validator: &RouteValidator, response: Option<
 }
 
 /// Schemas a plugin sent with `register_route`, in the config's shape.
-fn registered_schemas(
-    schemas: &Value,
-) -> Result<(SchemaSpec, Option<Value>, Option<usize>), String> {
+fn registered_schemas(schemas: &Value) -> Result<Registered, String> {
     let object = schemas.as_object().cloned().unwrap_or_default();
     let mut spec = SchemaSpec::default();
     let mut response = None;
     let mut body_limit = None;
+    let mut request_timeout = None;
     for (key, value) in object {
         match key.as_str() {
             "path" => spec.path = Some(value),
@@ -148,14 +149,39 @@ fn registered_schemas(
                         .ok_or("body_limit must be a number of bytes")? as usize,
                 )
             }
+            "request_timeout_ms" => {
+                let ms = value
+                    .as_u64()
+                    .filter(|ms| (1..=config::MAX_REQUEST_TIMEOUT_MS).contains(ms))
+                    .ok_or_else(|| {
+                        format!(
+                            "request_timeout_ms must be a whole number of milliseconds from 1 to {}",
+                            config::MAX_REQUEST_TIMEOUT_MS
+                        )
+                    })?;
+                request_timeout = Some(std::time::Duration::from_millis(ms));
+            }
             other => {
                 return Err(format!(
-                    "unknown schema key `{other}`; use path, query, headers, cookies, body, response or body_limit"
+                    "unknown schema key `{other}`; use path, query, headers, cookies, body, response, body_limit or request_timeout_ms"
                 ))
             }
         }
     }
-    Ok((spec, response, body_limit))
+    Ok(Registered {
+        spec,
+        response,
+        body_limit,
+        request_timeout,
+    })
+}
+
+/// What a plugin declared with a route besides its path and method.
+struct Registered {
+    spec: SchemaSpec,
+    response: Option<Value>,
+    body_limit: Option<usize>,
+    request_timeout: Option<std::time::Duration>,
 }
 
 /// Binds the config's routes and adds the plugins' own, in that order.
@@ -190,6 +216,13 @@ pub fn build(
             .map_err(|e| fail(format!("routes[{i}].response: {e}")))?;
         note_backtracking(&origin, &validator, response.as_ref().map(|(_, e)| *e));
         let response = response.map(|(validator, _)| validator);
+        let policies = config
+            .policies
+            .for_route(&rc.policies, &rc.method, &rc.path);
+        let request_timeout = rc
+            .request_timeout
+            .or(policies.request_timeout)
+            .unwrap_or(config.server.request_timeout);
         routes.push(Route {
             method: rc.method.clone(),
             path: rc.path.clone(),
@@ -201,8 +234,9 @@ pub fn build(
             response,
             body_limit: rc.body_limit.unwrap_or(server_limit),
             max_json_depth: rc.max_json_depth.unwrap_or(config.server.max_json_depth),
-            request_timeout: rc.request_timeout.unwrap_or(config.server.request_timeout),
+            request_timeout,
             request_id_header: rc.request_id.unwrap_or(config.server.request_ids),
+            policies,
             origin: origin.clone(),
         });
     }
@@ -220,13 +254,24 @@ pub fn build(
             let method = http::Method::from_bytes(reg.method.to_ascii_uppercase().as_bytes())
                 .map_err(|_| fail(format!("`{}` is not an HTTP method", reg.method)))?;
             config::check_path(&reg.path).map_err(fail)?;
-            let (spec, response, body_limit) = registered_schemas(&reg.schemas).map_err(fail)?;
+            let Registered {
+                spec,
+                response,
+                body_limit,
+                request_timeout,
+            } = registered_schemas(&reg.schemas).map_err(fail)?;
             let validator = RouteValidator::compile(&spec)
                 .map_err(fail)?
                 .with_max_errors(config.server.max_validation_errors);
             let response = compile_response(response.as_ref()).map_err(fail)?;
             note_backtracking(&origin, &validator, response.as_ref().map(|(_, e)| *e));
             let response = response.map(|(validator, _)| validator);
+            let policies = config
+                .policies
+                .for_route(&config::Level::default(), &method, &reg.path);
+            let request_timeout = request_timeout
+                .or(policies.request_timeout)
+                .unwrap_or(config.server.request_timeout);
             routes.push(Route {
                 method,
                 path: reg.path.clone(),
@@ -238,8 +283,9 @@ pub fn build(
                 response,
                 body_limit: body_limit.unwrap_or(server_limit),
                 max_json_depth: config.server.max_json_depth,
-                request_timeout: config.server.request_timeout,
+                request_timeout,
                 request_id_header: config.server.request_ids,
+                policies,
                 origin,
             });
         }
@@ -316,13 +362,18 @@ mod tests {
 
     #[test]
     fn registered_schema_keys() {
-        let (spec, response, limit) = registered_schemas(
-            &serde_json::json!({"query": {"type": "object"}, "response": {}, "body_limit": 10}),
-        )
+        let r = registered_schemas(&serde_json::json!({
+            "query": {"type": "object"}, "response": {}, "body_limit": 10, "request_timeout_ms": 250
+        }))
         .unwrap();
-        assert!(spec.query.is_some() && spec.body.is_none());
-        assert!(response.is_some());
-        assert_eq!(limit, Some(10));
+        assert!(r.spec.query.is_some() && r.spec.body.is_none());
+        assert!(r.response.is_some());
+        assert_eq!(r.body_limit, Some(10));
+        assert_eq!(
+            r.request_timeout,
+            Some(std::time::Duration::from_millis(250))
+        );
         assert!(registered_schemas(&serde_json::json!({"bogus": 1})).is_err());
+        assert!(registered_schemas(&serde_json::json!({"request_timeout_ms": 0})).is_err());
     }
 }

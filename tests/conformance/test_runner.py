@@ -210,7 +210,220 @@ class Translation(unittest.TestCase):
             case_from({"expected_response": {"status_code": 200}})
 
 
+class Middleware(unittest.TestCase):
+    """The middleware translation (pure functions; no host)."""
+
+    def test_auth(self):
+        notes = []
+        auth = fx.translate_auth(
+            {
+                "jwt_auth": {"enabled": True, "algorithm": "HS256", "secret": "s", "audience": "a", "leeway": 0, "x": 1},
+                "api_key_auth": {"keys": ["k1", "k2"], "header_name": "X-API-Key"},
+            },
+            notes,
+        )
+        self.assertEqual(
+            auth,
+            {
+                "jwt": {"algorithm": "HS256", "secret": "s", "audience": ["a"], "leeway": 0},
+                "api_key": {"keys": ["k1", "k2"], "header": "X-API-Key", "query": "api_key"},
+            },
+        )
+        self.assertEqual(notes, ["middleware.jwt_auth.x: not expressible in the host config, ignored"])
+        self.assertIsNone(fx.translate_auth({"jwt_auth": {"enabled": False, "secret": "s"}}, []))
+        with self.assertRaises(fx.Unloadable):
+            fx.translate_auth({"jwt_auth": {"algorithm": "HS256"}}, [])
+        with self.assertRaises(fx.Unloadable):
+            fx.translate_auth({"api_key_auth": {"keys": []}}, [])
+
+    def test_auth_case_is_a_host_answer(self):
+        mw = {"jwt_auth": {"secret": "s"}}
+        case = case_from(
+            {
+                "handler": {"route": "/p", "method": "GET", "middleware": mw},
+                "request": {"method": "GET", "path": "/p"},
+                "expected_response": {"status_code": 401, "body": {"type": "https://x/unauthorized", "status": 401}},
+            },
+            "auth",
+        )
+        self.assertTrue(case.host_answers)
+        self.assertEqual(case.middleware_statuses, frozenset({401, 403}))
+        self.assertEqual(tomlgen.canned_settings(case)["status"], 200)
+        self.assertIsNone(tomlgen.self_check(case))
+        with tempfile.TemporaryDirectory() as d:
+            config, _ = tomlgen.write_config(Path(d), [("/c1", case)], Path("lib.so"), "https://x/")
+            route = tomllib.loads(config.read_text())["routes"][0]
+        self.assertEqual(route["auth"], {"jwt": {"secret": "s"}})
+
+    def test_rate_limit_and_warmup(self):
+        rl, warmup = fx.translate_rate_limit(
+            {"per_second": 1, "burst": 1, "warmup_requests": 2, "warmup_expect_status": 200, "sleep_ms_between": 5}, []
+        )
+        self.assertEqual(rl, {"per_second": 1, "burst": 1})
+        self.assertEqual(warmup, fx.Warmup(2, 200, 5))
+        self.assertEqual(fx.translate_rate_limit({"per_second": 5}, []), ({"per_second": 5}, None))
+        for bad in ({"per_second": 0}, {"per_second": 1, "burst": -1}, {"per_second": 1, "warmup_requests": 1, "warmup_expect_status": 9}):
+            with self.assertRaises(fx.Unloadable):
+                fx.translate_rate_limit(bad, [])
+
+    def test_compression(self):
+        self.assertEqual(
+            fx.translate_compression({"gzip": True, "brotli": True, "zstd": False, "min_size": 10, "quality": "best"}, []),
+            {"encodings": ["gzip", "br"], "min_size": 10, "quality": "best"},
+        )
+        notes = []
+        self.assertIsNone(fx.translate_compression({"gzip": False}, notes))
+        self.assertTrue(notes)
+        with self.assertRaises(fx.Unloadable):
+            fx.translate_compression({"gzip": True, "quality": "max"}, [])
+
+    def test_static_files(self):
+        data = {
+            "handler": {
+                "route": "/app",
+                "method": "GET",
+                "middleware": {
+                    "static_files": [
+                        {
+                            "route_prefix": "/app/",
+                            "index_file": True,
+                            "cache_control": "public, max-age=60",
+                            "files": [{"path": "index.html", "content": "<h1>"}, {"path": "css/a.css", "content": "b"}],
+                        }
+                    ]
+                },
+            },
+            "request": {"method": "GET", "path": "/app/"},
+            "expected_response": {"status_code": 200, "body": "<h1>"},
+        }
+        case = case_from(data, "static_files")
+        self.assertEqual(case.statics, [fx.StaticMount("/app", [("index.html", b"<h1>"), ("css/a.css", b"b")], True, "public, max-age=60")])
+        with tempfile.TemporaryDirectory() as d:
+            config, layout = tomlgen.write_config(Path(d), [("/c4", case)], Path("lib.so"), "https://x/")
+            toml = tomllib.loads(config.read_text())
+            self.assertEqual((Path(d) / "static/c4_0/css/a.css").read_bytes(), b"b")
+        self.assertNotIn("routes", toml)
+        self.assertEqual(
+            toml["static"], [{"prefix": "/c4/app", "dir": "static/c4_0", "index": True, "cache_control": "public, max-age=60"}]
+        )
+        self.assertEqual(layout.statics, [case.id])
+        for bad in ("../x", "/etc/passwd", "a/../../b", "", "a//b"):
+            data["handler"]["middleware"]["static_files"][0]["files"] = [{"path": bad, "content": ""}]
+            with self.assertRaises(fx.Unloadable, msg=bad):
+                case_from(data, "static_files")
+
+    def test_cors_from_handler(self):
+        notes = []
+        cors = fx.translate_cors(
+            {"allowed_origins": ["https://a"], "allowed_methods": ["GET"], "allowed_headers": ["Content-Type"], "max_age": 5, "x": 1},
+            notes,
+        )
+        self.assertEqual(cors, {"allow_origins": ["https://a"], "allow_methods": ["GET"], "allow_headers": ["Content-Type"], "max_age": 5})
+        self.assertEqual(len(notes), 1)
+        with self.assertRaises(fx.Unloadable):
+            fx.translate_cors({"allowed_methods": ["GET"]}, [])
+
+    def test_cors_inferred_for_a_preflight(self):
+        case = case_from(
+            {
+                "request": {
+                    "method": "OPTIONS",
+                    "path": "/r/1",
+                    "headers": {"Origin": "https://a", "Access-Control-Request-Method": "PUT", "Access-Control-Request-Headers": "X-A"},
+                },
+                "expected_response": {
+                    "status_code": 204,
+                    "headers": {
+                        "Access-Control-Allow-Origin": "https://a",
+                        "Access-Control-Allow-Methods": "GET, PUT",
+                        "Access-Control-Allow-Headers": "X-A",
+                        "Access-Control-Max-Age": "3600",
+                        "Access-Control-Allow-Private-Network": "true",
+                        "Vary": "Origin",
+                    },
+                },
+            },
+            "cors",
+        )
+        self.assertEqual((case.route.method, case.route.path), ("PUT", "/r/1"))
+        self.assertTrue(case.host_answers)
+        self.assertEqual(
+            case.route.cors,
+            {"allow_origins": ["https://a"], "allow_methods": ["GET", "PUT"], "allow_headers": ["X-A"], "max_age": 3600, "allow_private_network": True},
+        )
+
+    def test_cors_canned_answer_has_no_cors_headers(self):
+        data = {
+            "request": {"method": "GET", "path": "/d", "headers": {"Origin": "https://b"}},
+            "expected_response": {
+                "status_code": 200,
+                "headers": {"Access-Control-Allow-Origin": "*", "Vary": "Origin", "Cache-Control": "no-store"},
+                "body": {"ok": 1},
+            },
+        }
+        case = case_from(data, "cors")
+        self.assertEqual(case.route.cors, {"allow_origins": ["*"]})
+        self.assertFalse(case.host_answers)
+        self.assertEqual(tomlgen.canned_settings(case)["headers"], {"cache-control": "no-store", "content-type": "application/json"})
+        self.assertIsNone(tomlgen.self_check(case))
+        case.route.cors = None  # outside a CORS policy the headers are the handler's
+        self.assertIn("vary", tomlgen.canned_settings(case)["headers"])
+        # Elsewhere (http_methods/11) expected CORS headers are the handler's: no policy.
+        self.assertIsNone(case_from(data, "http_methods").route.cors)
+
+    def test_cors_refusal_is_a_host_answer(self):
+        case = case_from(
+            {
+                "handler": {"route": "/d", "method": "GET", "cors": {"allowed_origins": ["https://a"]}},
+                "request": {"method": "GET", "path": "/d", "headers": {"Origin": "https://evil"}},
+                "expected_response": {"status_code": 403},
+            },
+            "cors",
+        )
+        self.assertTrue(case.host_answers)
+        self.assertEqual(case.middleware_statuses, frozenset({403}))
+
+    def test_literal_request_id_of_the_handler(self):
+        data = {
+            "handler": {"route": "/d", "method": "GET", "cors": {"allowed_origins": ["https://a"]}},
+            "request": {"method": "GET", "path": "/d", "headers": {"Origin": "https://a"}},
+            "expected_response": {"status_code": 200, "headers": {"X-Request-Id": "abc123"}},
+        }
+        case = case_from(data, "cors")
+        self.assertIs(case.route.request_id, False)
+        self.assertEqual(tomlgen.canned_settings(case)["headers"], {"x-request-id": "abc123"})
+        # The id the request carries is the host's to propagate (request_id/02).
+        data["request"]["headers"]["X-Request-ID"] = "abc123"
+        case = case_from(data, "cors")
+        self.assertIsNone(case.route.request_id)
+        self.assertNotIn("x-request-id", tomlgen.canned_settings(case).get("headers", {}))
+        data["expected_response"]["headers"]["X-Request-Id"] = "<<uuid>>"
+        self.assertIsNone(case_from(data, "cors").route.request_id)
+
+    def test_refused_case_by_line(self):
+        layout = tomlgen.Layout(routes=["a", "b"], statics=["c"], blocks=[(10, "a"), (20, "b"), (30, "c")])
+        self.assertEqual(layout.owner_of_line(25), "b")
+        self.assertIsNone(layout.owner_of_line(3))
+        from runner import main as runner_main
+        from runner.hostproc import StartupError
+
+        err = StartupError("exited", "spikard-host: error: /w/spikard.toml:31:1: unknown field `static`")
+        self.assertEqual(runner_main.refused_case(err, layout, Path("/w")), ("c", "spikard.toml:31:1: unknown field `static`"))
+        err = StartupError("exited", "spikard-host: error: routes[1].path: bad")
+        self.assertEqual(runner_main.refused_case(err, layout, Path("/w"))[0], "b")
+        err = StartupError("exited", "spikard-host: error: server.listen: bad")
+        self.assertIsNone(runner_main.refused_case(err, layout, Path("/w"))[0])
+
+
 class Compare(unittest.TestCase):
+    def test_list_headers(self):
+        self.assertTrue(cmp.list_header_matches("Vary", "Origin", ["accept-encoding, origin"]))
+        self.assertFalse(cmp.list_header_matches("Vary", "Origin", ["accept-encoding"]))
+        self.assertTrue(cmp.list_header_matches("Access-Control-Expose-Headers", "X-A, X-B", ["x-b, x-a"]))
+        self.assertFalse(cmp.list_header_matches("Access-Control-Allow-Headers", "X-A, X-B", ["x-a"]))
+        self.assertFalse(cmp.list_header_matches("Access-Control-Allow-Methods", "GET, PUT", ["get, put"]))
+        self.assertIsNone(cmp.list_header_matches("Cache-Control", "a", ["a"]))
+
     def test_tokens_and_numbers(self):
         self.assertTrue(cmp.matches({"id": "<<uuid>>", "n": 1}, {"id": "c892496f-b1fd-4b91-bdb8-b46f92df1716", "n": 1.0}))
         self.assertFalse(cmp.matches({"n": 1}, {"n": True}))
@@ -268,6 +481,45 @@ class RawHttp(unittest.TestCase):
         self.assertEqual(resp.status, 201)
         self.assertEqual(json.loads(resp.body), {"got": "hi", "x": "v"})
         self.assertEqual(resp.all("set-cookie"), ["a=1", "b=2"])
+
+    def test_warmup(self):
+        statuses = [200, 429]
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):
+                self.send_response(statuses.pop(0) if statuses else 500)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        from runner import main as runner_main
+
+        case = case_from(
+            {
+                "handler": {
+                    "route": "/r",
+                    "method": "GET",
+                    "middleware": {"rate_limit": {"per_second": 1, "warmup_requests": 2, "warmup_expect_status": 200}},
+                },
+                "request": {"method": "GET", "path": "/r"},
+                "expected_response": {"status_code": 429},
+            },
+            "rate_limit",
+        )
+        self.assertTrue(case.host_answers)
+        server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        t = threading.Thread(target=server.serve_forever, daemon=True)
+        t.start()
+        try:
+            diff = runner_main.run_warmup(case, "/c1", server.server_port, 5)
+        finally:
+            server.shutdown()
+            server.server_close()
+        self.assertEqual(diff, "warm-up request 2/2: status expected 200, got 429")
 
     def test_refused_connection_is_an_http_error(self):
         import socket

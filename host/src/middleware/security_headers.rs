@@ -45,9 +45,7 @@ const REFUSED: [&str; 7] = [
 /// The table as written: header name → string value, or `false` to leave a default out.
 pub type RawSecurityHeaders = BTreeMap<Spanned<String>, Spanned<toml::Value>>;
 
-/// A config mistake: byte offset in the file, field, message (the config turns it into
-/// its file:line error).
-pub type Mistake = (usize, String, String);
+pub use super::Mistake;
 
 /// The resolved set, built once at start-up.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

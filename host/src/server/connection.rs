@@ -41,6 +41,7 @@ use super::timed_io::{Progress, TimedIo, Timeouts};
 /// had a request reach the service (an idle new socket, a half-sent head) is closed then.
 pub async fn serve(
     stream: TcpStream,
+    peer: Option<std::net::SocketAddr>,
     http: &http1::Builder,
     router: Router,
     timeouts: Timeouts,
@@ -52,6 +53,7 @@ pub async fn serve(
     let service = Tracked {
         router,
         progress: progress.clone(),
+        peer,
     };
     let mut connection = http.serve_connection(io, service);
     let mut stopping = false;
@@ -111,6 +113,8 @@ const DRAIN_WINDOW: Duration = Duration::from_millis(500);
 struct Tracked {
     router: Router,
     progress: Arc<Progress>,
+    /// The client's address, given to each request when some route needs it.
+    peer: Option<std::net::SocketAddr>,
 }
 
 impl hyper::service::Service<http::Request<Incoming>> for Tracked {
@@ -118,8 +122,11 @@ impl hyper::service::Service<http::Request<Incoming>> for Tracked {
     type Error = Infallible;
     type Future = Answer;
 
-    fn call(&self, request: http::Request<Incoming>) -> Answer {
+    fn call(&self, mut request: http::Request<Incoming>) -> Answer {
         self.progress.request_started();
+        if let Some(peer) = self.peer {
+            request.extensions_mut().insert(super::ClientAddr(peer));
+        }
         Answer {
             inner: tower::Service::call(&mut self.router.clone(), request),
             progress: self.progress.clone(),

@@ -16,6 +16,7 @@ use http::StatusCode;
 use spikard_abi::ffi;
 
 use super::access::{Access, Outcome};
+use super::preflight::Preflight;
 use super::request_id::RequestIds;
 use crate::media_type::{is_json_essence, Malformed, MediaType};
 use crate::multipart::{self, Part};
@@ -71,7 +72,19 @@ pub async fn dispatch(
         &request_id,
     );
     let mut outcome = Outcome::Answered;
-    let response = match run(&route, &shared, &request_id, params, request).await {
+    // A cross-origin request from an origin the route's CORS policy refuses never reaches
+    // the plugin; an allowed one gets its CORS headers on every answer, errors included.
+    let cors = route.policies.cors.as_deref();
+    let mut allowed = None;
+    let result = match cors.map(|cors| cors.check(request.headers())) {
+        Some(Err(refused)) => Err(refused),
+        Some(Ok(origin)) => {
+            allowed = origin;
+            run(&route, &shared, &request_id, params, request).await
+        }
+        None => run(&route, &shared, &request_id, params, request).await,
+    };
+    let mut response = match result {
         Ok(response) => response,
         Err(problem) => {
             crate::middleware::metrics::rejected(&problem);
@@ -81,6 +94,9 @@ pub async fn dispatch(
             shared.render(&problem, &request_id)
         }
     };
+    if let (Some(cors), Some(allowed)) = (cors, &allowed) {
+        cors.decorate(allowed, response.headers_mut());
+    }
     let header = route.request_id_header.then_some(&shared.request_id_header);
     access.finish(response, outcome, header)
 }
@@ -249,6 +265,7 @@ async fn run(
 ) -> Result<Response, Problem> {
     let (parts, body) = request.into_parts();
     let path_values = path_values(route, &params, parts.uri.path())?;
+    let principal = super::gate::pass(route, &parts)?;
     let body = super::body::read(
         body,
         &parts.headers,
@@ -272,14 +289,18 @@ async fn run(
     let params_json: Cow<'static, str> = if route.validator.is_empty()
         && path_values.is_empty()
         && input.query.is_none_or(str::is_empty)
+        && principal.is_none()
     {
         // Nothing to validate or report: the common case of a plain route.
         Cow::Borrowed(NO_PARAMS)
     } else {
-        let validated = route
+        let mut validated = route
             .validator
             .validate(&input)
             .map_err(Problem::validation)?;
+        if let (Some(principal), Some(params)) = (principal, validated.params.as_object_mut()) {
+            params.insert("auth".to_owned(), principal);
+        }
         Cow::Owned(serde_json::to_string(&validated.params).unwrap_or_else(|_| "{}".into()))
     };
 
@@ -495,21 +516,54 @@ pub async fn method_not_allowed(
 /// A request refused before reaching a route: rendered, tagged and logged
 /// like any other.
 fn refuse(shared: &Shared, problem: &Problem, request: &Request<Body>) -> Response {
-    let request_id = shared
-        .ids
-        .for_request(request.headers().get(&shared.request_id_header));
-    let access = Access::start(
-        shared.access_log,
+    answer_unrouted(
+        shared,
         request.method(),
         request.uri(),
-        &request_id,
-    );
-    let header = shared.request_ids.then_some(&shared.request_id_header);
-    access.finish(
-        shared.render(problem, &request_id),
-        Outcome::Answered,
-        header,
+        request.headers(),
+        |id| shared.render(problem, id),
     )
+}
+
+/// [`refuse`] for a request known by its parts (the static file service's errors).
+pub fn refuse_parts(shared: &Shared, problem: &Problem, parts: &http::request::Parts) -> Response {
+    answer_unrouted(shared, &parts.method, &parts.uri, &parts.headers, |id| {
+        shared.render(problem, id)
+    })
+}
+
+/// A CORS preflight, answered by the host (see [`super::preflight`]).
+pub fn preflight(shared: &Shared, preflight: &Preflight, request: &Request<Body>) -> Response {
+    let headers = request.headers();
+    answer_unrouted(
+        shared,
+        request.method(),
+        request.uri(),
+        headers,
+        |id| match preflight
+            .policy(headers)
+            .preflight(headers, preflight.methods())
+        {
+            Ok(response) => response,
+            Err(problem) => shared.render(&problem, id),
+        },
+    )
+}
+
+/// An answer the host makes without a route's pipeline, with its request id and access line.
+fn answer_unrouted(
+    shared: &Shared,
+    method: &http::Method,
+    uri: &http::Uri,
+    headers: &http::HeaderMap,
+    answer: impl FnOnce(&str) -> Response,
+) -> Response {
+    let request_id = shared
+        .ids
+        .for_request(headers.get(&shared.request_id_header));
+    let access = Access::start(shared.access_log, method, uri, &request_id);
+    let header = shared.request_ids.then_some(&shared.request_id_header);
+    access.finish(answer(&request_id), Outcome::Answered, header)
 }
 
 #[cfg(test)]

@@ -6,8 +6,10 @@ mod access;
 mod body;
 mod connection;
 mod dispatch;
+mod gate;
 mod limits;
 mod linger;
+mod preflight;
 mod request_id;
 mod stop;
 mod timed_io;
@@ -22,13 +24,18 @@ use tokio::sync::watch;
 pub use accept::bind;
 pub use access::set_worker_pid;
 pub use dispatch::Shared;
+pub use gate::ClientAddr;
 pub use limits::{FdLimit, Limits};
 use request_id::RequestIds;
 pub use stop::Stopped;
 
 use crate::config::{ProcessConfig, ServerConfig};
+use crate::middleware::compression::Compression;
+use crate::middleware::cors;
 use crate::middleware::metrics::{self, Metrics};
+use crate::middleware::static_files::{self, StaticMount};
 use crate::routes::Route;
+use preflight::Preflight;
 
 impl Shared {
     /// Per-server settings from the config.
@@ -45,13 +52,16 @@ impl Shared {
 }
 
 /// Builds the router: one axum route per path shape, one method handler per
-/// route, Problem Details for unknown paths (404) and methods (405 + Allow).
+/// route, Problem Details for unknown paths (404) and methods (405 + Allow), CORS preflights
+/// answered by the host at paths whose routes have a CORS policy, and the `[[static]]`
+/// mounts.
 ///
 /// Routes of the same shape but different parameter names (`GET /a/{id}`,
 /// `PUT /a/{key}`) share one axum path; each route maps the values to its
 /// own names by position.
 pub fn router(
     routes: Vec<Route>,
+    statics: &[StaticMount],
     shared: Arc<Shared>,
     process: &ProcessConfig,
 ) -> Result<Router, String> {
@@ -66,6 +76,7 @@ pub fn router(
             None => groups.push((route.path.clone(), vec![route])),
         }
     }
+    check_static_prefixes(statics, &groups)?;
     let mut metrics = process.metrics_path.as_ref().map(|_| Metrics::new());
     let unmatched = metrics.as_ref().map(Metrics::unmatched);
     let mut router = Router::new();
@@ -75,6 +86,7 @@ pub fn router(
             allowed.push("HEAD");
         }
         let allow: Arc<str> = allowed.join(", ").into();
+        let preflight = Preflight::for_group(&group);
         let mut methods: MethodRouter = MethodRouter::new();
         for route in &group {
             let filter = MethodFilter::try_from(route.method.clone()).map_err(|_| {
@@ -86,21 +98,64 @@ pub fn router(
             let counters = metrics
                 .as_mut()
                 .map(|m| m.route(&route.method, &route.path));
+            let compression = route.policies.compression.clone();
             let (route, shared) = (route.clone(), shared.clone());
-            methods = methods.on(filter, move |params, request| {
-                metrics::timed(
-                    counters,
-                    dispatch::dispatch(route.clone(), shared.clone(), params, request),
-                )
-            });
+            methods = match preflight
+                .clone()
+                .filter(|_| route.method == http::Method::OPTIONS)
+            {
+                // The route answers OPTIONS itself, except CORS preflights.
+                Some(preflight) => with_compression(
+                    methods,
+                    filter,
+                    move |params, request: axum::extract::Request| {
+                        let (route, shared) = (route.clone(), shared.clone());
+                        async move {
+                            if cors::is_preflight(request.method(), request.headers()) {
+                                return dispatch::preflight(&shared, &preflight, &request);
+                            }
+                            metrics::timed(
+                                counters,
+                                dispatch::dispatch(route, shared, params, request),
+                            )
+                            .await
+                        }
+                    },
+                    compression.as_deref(),
+                ),
+                None => with_compression(
+                    methods,
+                    filter,
+                    move |params, request| {
+                        metrics::timed(
+                            counters,
+                            dispatch::dispatch(route.clone(), shared.clone(), params, request),
+                        )
+                    },
+                    compression.as_deref(),
+                ),
+            };
         }
         let shared_405 = shared.clone();
         methods = methods.fallback(move |request: axum::extract::Request| {
             let counters = unmatched.map(|u| u.of(request.method()));
-            metrics::timed(
-                counters,
-                dispatch::method_not_allowed(shared_405.clone(), allow.clone(), request),
-            )
+            let preflight = preflight
+                .clone()
+                .filter(|_| cors::is_preflight(request.method(), request.headers()));
+            let shared = shared_405.clone();
+            let allow = allow.clone();
+            async move {
+                match preflight {
+                    Some(preflight) => dispatch::preflight(&shared, &preflight, &request),
+                    None => {
+                        metrics::timed(
+                            counters,
+                            dispatch::method_not_allowed(shared, allow, request),
+                        )
+                        .await
+                    }
+                }
+            }
         });
         router = router.route(&path, methods);
     }
@@ -112,11 +167,57 @@ pub fn router(
             axum::routing::get(move || std::future::ready(metrics.response())),
         );
     }
+    for mount in statics {
+        let shared = shared.clone();
+        let refuse: static_files::Refuse =
+            Arc::new(move |problem, parts| dispatch::refuse_parts(&shared, &problem, parts));
+        router = router.nest_service(&mount.prefix, mount.service(refuse));
+    }
     let shared_404 = shared.clone();
     Ok(router.fallback(move |request: axum::extract::Request| {
         let counters = unmatched.map(|u| u.of(request.method()));
         metrics::timed(counters, dispatch::not_found(shared_404.clone(), request))
     }))
+}
+
+/// Adds a route's handler, behind its compression layer when it has one.
+fn with_compression<H, T>(
+    methods: MethodRouter,
+    filter: MethodFilter,
+    handler: H,
+    compression: Option<&Compression>,
+) -> MethodRouter
+where
+    H: axum::handler::Handler<T, ()>,
+    T: 'static,
+{
+    match compression {
+        Some(compression) => methods.on(filter, handler.layer(compression.layer())),
+        None => methods.on(filter, handler),
+    }
+}
+
+/// A `[[static]]` prefix that a route's path would fall under is refused: which of the two
+/// answers would depend on the router's precedence, not on the config.
+fn check_static_prefixes(
+    statics: &[StaticMount],
+    groups: &[(String, Vec<Arc<Route>>)],
+) -> Result<(), String> {
+    for mount in statics {
+        let inside = |path: &str| {
+            path == mount.prefix
+                || path
+                    .strip_prefix(mount.prefix.as_str())
+                    .is_some_and(|rest| rest.starts_with('/'))
+        };
+        if let Some((path, group)) = groups.iter().find(|(path, _)| inside(path)) {
+            return Err(format!(
+                "static files are mounted at {} but {} is under it ({}); move the mount or the route",
+                mount.prefix, path, group[0].origin
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The liveness and readiness paths, answered by the host (see [`crate::process::health`]);
@@ -229,10 +330,14 @@ pub async fn serve(listen: Listen, router: Router, limits: Limits) -> Result<Sto
             () = sleep_until(stop_accepting) => break,
         };
         let _ = stream.set_nodelay(true);
+        let peer = limits
+            .client_addresses
+            .then(|| stream.peer_addr().ok())
+            .flatten();
         let (http, router) = (http.clone(), router.clone());
         let (stop, open) = (stop_rx.clone(), open_rx.clone());
         connections.spawn(async move {
-            connection::serve(stream, &http, router, timeouts, stop).await;
+            connection::serve(stream, peer, &http, router, timeouts, stop).await;
             drop((permit, open));
         });
     }

@@ -127,7 +127,7 @@ fn date_prefix_reason(b: &[u8]) -> Option<&'static str> {
         return Some("month value is outside expected range of 1-12");
     }
     let year: u32 = b[..4].iter().fold(0, |y, d| y * 10 + u32::from(d - b'0'));
-    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let leap = year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400));
     let days = match month {
         2 if leap => 29,
         2 => 28,

@@ -485,6 +485,49 @@ def test_coroutine_bridge_outcomes(rt: Runtime) -> None:
     run(main())
 
 
+# -- the principal (request.auth) and route timeouts, on every entry point ------------------
+
+
+def test_auth_reaches_handlers_through_every_entry_point(native: FakeNative) -> None:
+    app = App()
+
+    @app.get("/who", timeout=2.5)
+    async def who(request: Request) -> dict[str, Any]:
+        await asyncio.sleep(0)
+        return {"auth": request.auth}
+
+    @app.get("/who-sync")
+    def who_sync(n: int, request: Request) -> dict[str, Any]:
+        return {"auth": request.auth, "n": n}
+
+    runtime = Runtime(app, native)
+    try:
+        principal = {"scheme": "jwt", "claims": {"sub": "s", "exp": 2000000000, "nested": {"a": [1, 2]}}}
+        # A member a newer host may add ("tenant") is ignored.
+        params = json.dumps(
+            {"path": {}, "query": {"n": 4}, "headers": {}, "cookies": {}, "auth": principal, "tenant": "t"}
+        )
+        routes = {path: json.loads(schema) for _m, path, _id, schema, _a, _w in runtime.routes()}
+        assert routes == {"/who": {"request_timeout_ms": 2500}, "/who-sync": {"query": routes["/who-sync"]["query"]}}
+
+        async def main() -> None:
+            responder = FakeResponder()
+            runtime.dispatch(0, params, b"", None, responder)
+            await settle(responder)
+            assert responder.json() == {"auth": principal}
+            outcome = await runtime.coroutine(0, params, b"", None, "rid")
+            assert json.loads(outcome[3]) == {"auth": principal}
+            outcome = await runtime.coroutine(0, PARAMS, b"", None, "rid2")
+            assert json.loads(outcome[3]) == {"auth": None}
+
+        run(main())
+        responder = FakeResponder()
+        runtime.call_sync(1, params, b"", None, responder)
+        assert responder.json() == {"auth": principal, "n": 4}
+    finally:
+        logging.getLogger().removeHandler(runtime.log_handler)
+
+
 # -- outcomes of return values ------------------------------------------------------------------------
 
 

@@ -510,6 +510,121 @@ def test_invoke_request_object() -> None:
     assert request.request_id == "rid-1"
 
 
+JWT_PRINCIPAL: dict[str, Any] = {"scheme": "jwt", "claims": {"sub": "u1", "aud": "t", "exp": 2000000000, "roles": ["a"]}}
+
+
+def with_members(base: str, **members: Any) -> str:
+    """``base`` (a params object as JSON) with more top-level members."""
+    return json.dumps({**json.loads(base), **members})
+
+
+def test_invoke_request_auth_with_validated_parameters() -> None:
+    def h(verbose: bool, request: Request) -> Request:
+        return request
+
+    plan = plan_of(h)
+    request = plan.invoke(with_members(params(query={"verbose": True}), auth=JWT_PRINCIPAL), b"", None, "")
+    assert request.auth == JWT_PRINCIPAL
+    assert request.auth["claims"]["sub"] == "u1"
+    api_key = {"scheme": "api_key", "key_index": 2}
+    assert plan.invoke(with_members(params(query={"verbose": True}), auth=api_key), b"", None, "").auth == api_key
+
+
+def test_invoke_request_auth_without_other_parameters() -> None:
+    def h(request: Request) -> Request:
+        return request
+
+    plan = plan_of(h)
+    request = plan.invoke(with_members(params(), auth=JWT_PRINCIPAL), b"", None, "")
+    assert request.auth == JWT_PRINCIPAL
+    assert request.params["auth"] == JWT_PRINCIPAL
+    assert plan.invoke(params(), b"", None, "").auth is None  # no auth policy
+    assert plan.invoke("", b"", None, "").auth is None
+    # The name inside a value (a query parameter called auth) is not a principal.
+    assert plan.invoke(params(query={"auth": "x"}), b"", None, "").auth is None
+    assert Request(None, b'{"auth": {"scheme": "jwt", "claims": {}}}', b"").auth == {"scheme": "jwt", "claims": {}}
+    assert Request(None, {"auth": JWT_PRINCIPAL}, b"").auth == JWT_PRINCIPAL
+
+
+def test_request_auth_decodes_the_parameters_once() -> None:
+    request = Request(None, with_members(params(path={"k": "v"}), auth=JWT_PRINCIPAL), b"")
+    assert request.auth == JWT_PRINCIPAL
+    decoded = request.params
+    assert request.auth is decoded["auth"] and request.params is decoded
+    assert request.path_params == {"k": "v"}
+
+
+def test_unknown_top_level_members_are_ignored() -> None:
+    seen: dict[str, Any] = {}
+
+    def h(item_id: int, q: str = "d", x_token: str = Header(), request: Request = None) -> None:  # type: ignore[assignment]
+        seen.update(item_id=item_id, q=q, x_token=x_token, auth=request.auth)
+
+    future = with_members(
+        params({"item_id": 3}, {"q": "hi"}, {"x-token": "t"}),
+        auth=JWT_PRINCIPAL,
+        tenant={"id": "acme"},
+        trace=["a", 1, None],
+    )
+    plan_of(h, "/i/{item_id}").invoke(future, b"", None, "")
+    assert seen == {"item_id": 3, "q": "hi", "x_token": "t", "auth": JWT_PRINCIPAL}
+
+    def bare() -> str:
+        return "ok"
+
+    assert plan_of(bare).invoke(future, b"", None, "") == "ok"
+
+
+# -- per-route timeout ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("timeout", "ms"),
+    [(2.5, 2500), (0.3, 300), (5, 5000), (0.0001, 1), (0.0015, 2), (3600, 3_600_000), (3600.0, 3_600_000)],
+)
+def test_timeout_reaches_the_schemas_in_milliseconds(timeout: float, ms: int) -> None:
+    def h() -> None: ...
+
+    schema = schema_of(h, timeout=timeout)
+    assert schema == {"request_timeout_ms": ms}
+    assert type(schema["request_timeout_ms"]) is int
+
+
+def test_timeout_on_every_decorator_and_add_route() -> None:
+    app = App()
+
+    async def h() -> None: ...
+
+    for decorate in (app.get, app.post, app.put, app.patch, app.delete, app.head, app.options):
+        decorate("/t", timeout=1.25)(h)
+    app.add_route("GET", "/u", h, timeout=2)
+    assert [r.schema["request_timeout_ms"] for r in app.routes] == [1250] * 7 + [2000]
+    assert app.routes[0].timeout == 1.25
+    without = App()
+    without.get("/v")(h)
+    assert "request_timeout_ms" not in without.routes[0].schema
+    assert without.routes[0].request_timeout_ms is None
+
+
+@pytest.mark.parametrize("bad", [0, 0.0, -1, 3600.5, 7200, float("nan"), float("inf"), float("-inf")])
+def test_timeout_out_of_range_names_the_route(bad: float) -> None:
+    app = App()
+
+    def slow_handler() -> None: ...
+
+    with pytest.raises(ValueError, match=r"route GET /slow \(.*slow_handler \(.*test_schema.py:\d+\)\): timeout=") as info:
+        app.get("/slow", timeout=bad)(slow_handler)
+    assert "greater than 0 and at most 3600" in str(info.value)
+    assert app.routes == []
+
+
+@pytest.mark.parametrize("bad", ["2.5", True, decimal.Decimal("1"), [1], {"s": 1}])
+def test_timeout_of_the_wrong_type_names_the_route(bad: Any) -> None:
+    app = App()
+    with pytest.raises(TypeError, match=r"route POST /items .*timeout=.* is a .*; give the seconds as a number"):
+        app.post("/items", timeout=bad)(lambda: None)
+
+
 def test_invoke_bare_handler_ignores_params() -> None:
     def h() -> str:
         return "ok"
@@ -517,7 +632,9 @@ def test_invoke_bare_handler_ignores_params() -> None:
     assert plan_of(h).invoke("not even json", b"", None, "") == "ok"
 
 
-@pytest.mark.parametrize("module", ["app", "params_app", "returns_app", "concurrency_app", "lifecycle_app"])
+@pytest.mark.parametrize(
+    "module", ["app", "params_app", "returns_app", "concurrency_app", "lifecycle_app", "middleware_app"]
+)
 def test_example_apps_compile(module: str) -> None:
     import importlib
 

@@ -6,6 +6,10 @@ Problem Details expectation: every member the expectation names except
 `detail`, and for each validation error its `type` and `loc` (as a multiset:
 the same errors, in any order).
 
+List-valued headers (Vary, Access-Control-Allow-Headers/-Expose-Headers/
+-Allow-Methods) are compared as lists: field names case-insensitively, in
+any order; an expected Vary's names need only be among the response's.
+
 Soft statistics (reported, never failing): validation error `msg`, `input`
 and `ctx`, and the Problem Details `detail` (RFC 9457 makes it free text for
 humans; clients must not parse it). Members the host adds (`request_id`,
@@ -303,6 +307,29 @@ def norm_header(name: str, value: str) -> str:
     return v
 
 
+# Headers whose value is a list of field names (case-insensitive, RFC 9110
+# 5.1), compared as sets; Vary's expected names need only be among the
+# response's (RFC 9110 12.5.5: another varying field, e.g. Accept-Encoding
+# when the response is compressed, does not contradict it).
+FIELD_NAME_LISTS = ("vary", "access-control-allow-headers", "access-control-expose-headers")
+# A list of methods (case-sensitive tokens, RFC 9110 9.1), compared as a set.
+METHOD_LISTS = ("access-control-allow-methods",)
+
+
+def list_header_matches(name: str, want: str, got: list[str]) -> bool | None:
+    """For a list-valued header, whether the response's lines satisfy the
+    expected list; None for any other header."""
+    low = name.lower()
+    if low not in FIELD_NAME_LISTS and low not in METHOD_LISTS:
+        return None
+    fold = str.lower if low in FIELD_NAME_LISTS else str
+    expected = {fold(v.strip()) for v in want.split(",") if v.strip()}
+    actual = {fold(v.strip()) for g in got for v in g.split(",") if v.strip()}
+    if low == "vary":
+        return expected <= actual or "*" in actual
+    return expected == actual
+
+
 def compare_headers(case: Case, resp: Response, verdict: Verdict) -> None:
     for name, value in case.expected.headers.items():
         got = resp.all(name)
@@ -318,6 +345,11 @@ def compare_headers(case: Case, resp: Response, verdict: Verdict) -> None:
             ok = any(token_check(m.group(1), g) for g in got)
             if not ok:
                 verdict.diffs.append(f"header {name}: expected {value}, got {short(got[0])}")
+            continue
+        listed = list_header_matches(name, value, got)
+        if listed is not None:
+            if not listed:
+                verdict.diffs.append(f"header {name}: expected {short(value)}, got {short(', '.join(got))}")
             continue
         want = norm_header(name, value)
         if not any(norm_header(name, g) == want for g in got) and norm_header(name, ", ".join(got)) != want:

@@ -10,7 +10,8 @@ The host takes, per source, a standard JSON Schema object
 `{"type": "object", "properties": {...}, "required": [...]}`; the fixtures'
 own keys (`annotation`, boolean `required`, `optional`, `uuidVersion`,
 `source`, aliases, `{name:type}` route syntax, ...) are translated here and
-never reach the host.
+never reach the host. So are the middleware blocks (auth, CORS, rate limit,
+compression, static files), into the host's policy keys.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import copy
 import json
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import quote
 
@@ -41,6 +42,11 @@ IN_SCOPE = (
     "multipart",
     "request_id",
     "request_timeout",
+    "auth",
+    "cors",
+    "rate_limit",
+    "static_files",
+    "compression",
 )
 
 NOT_IMPLEMENTED_REASON = "feature not implemented yet"
@@ -52,6 +58,9 @@ NOT_IMPLEMENTED_REASON = "feature not implemented yet"
 HOST_STATUSES = frozenset({400, 405, 411, 413, 414, 415, 422, 431})
 
 MISSING = object()
+
+# `<<uuid>>`, `<<present>>`, ...: a placeholder, not a literal value.
+TOKEN = re.compile(r"^<<([a-z_]+)>>$")
 
 
 
@@ -132,6 +141,12 @@ class Route:
     delay_ms: int | None = None
     # `middleware.request_id.enabled` as the route's `request_id`.
     request_id: bool | None = None
+    # The route's policy tables, already in the host's key names (README,
+    # "Middleware"): `cors`, `auth` ({jwt, api_key}), `rate_limit`, `compression`.
+    cors: dict | None = None
+    auth: dict | None = None
+    rate_limit: dict | None = None
+    compression: dict | None = None
 
 
 @dataclass
@@ -146,6 +161,416 @@ class Case:
     # True when the host (not the handler) must produce the expected answer.
     host_answers: bool
     notes: list[str] = field(default_factory=list)
+    # Static file mounts: such a case has no route, the host serves the files.
+    statics: list["StaticMount"] = field(default_factory=list)
+    # Rate limit warm-up requests sent before the case's own request.
+    warmup: "Warmup | None" = None
+    # Statuses the case's middleware produces itself (401/403 auth, 403 CORS,
+    # 429 rate limit): the canned answer must never be one of them.
+    middleware_statuses: frozenset = frozenset()
+
+
+# --------------------------------------------------------------------------
+# middleware: auth, CORS, rate limit, compression, static files
+#
+# The fixtures' middleware blocks are translated into the host's policy
+# tables (README.md, "Middleware"), in the host's key names. `enabled: false`
+# means "not configured". A value the host could not take makes the case
+# unloadable when the case is meaningless without it (a JWT secret, API keys,
+# a limit); keys the runner does not know are noted and dropped.
+
+
+@dataclass
+class Warmup:
+    """`rate_limit.warmup_requests` identical requests, each expected to get
+    `expect_status`, `sleep_ms` apart, before the case's own request."""
+
+    count: int
+    expect_status: int = 200
+    sleep_ms: int = 0
+
+
+@dataclass
+class StaticMount:
+    """One `static_files` entry: served by the host under `/c{N}` + `prefix`
+    from `static/c{N}_{i}/`, where the runner writes `files` first."""
+
+    prefix: str  # the fixture's route_prefix ("/public"; "" for the root)
+    files: list[tuple[str, bytes]]  # (relative path, content)
+    index: bool | None = None
+    cache_control: str | None = None
+
+
+def is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def enabled(raw: Any, where: str, notes: list[str]) -> bool:
+    """Whether a middleware table is configured: an object without
+    `enabled: false`. Anything but an object is unloadable."""
+    if not isinstance(raw, dict):
+        raise Unloadable(f"{where} is not an object")
+    flag = raw.get("enabled", True)
+    if not isinstance(flag, bool):
+        notes.append(f"{where}.enabled {flag!r} is not a boolean; treated as enabled")
+        return True
+    return flag
+
+
+def note_unknown(raw: dict, known: set[str], where: str, notes: list[str]) -> None:
+    for key in raw:
+        if key not in known:
+            notes.append(f"{where}.{key}: not expressible in the host config, ignored")
+
+
+def string_list(value: Any, where: str) -> list[str]:
+    """A list of strings (a lone string counts as a list of one)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return list(value)
+    raise Unloadable(f"{where} must be a list of strings, got {json.dumps(value)}")
+
+
+def translate_jwt(raw: Any, notes: list[str]) -> dict | None:
+    """`middleware.jwt_auth{algorithm, secret, audience, issuer, leeway}` ->
+    the host's `auth.jwt` (an absent leeway stays absent: the host's default)."""
+    where = "middleware.jwt_auth"
+    if not enabled(raw, where, notes):
+        return None
+    note_unknown(raw, {"enabled", "algorithm", "secret", "audience", "issuer", "leeway", "required_claims"}, where, notes)
+    secret = raw.get("secret")
+    if not isinstance(secret, str) or not secret:
+        raise Unloadable(f"{where}.secret is missing: a JWT policy needs its key")
+    out: dict[str, Any] = {}
+    if "algorithm" in raw:
+        if not isinstance(raw["algorithm"], str):
+            raise Unloadable(f"{where}.algorithm must be a string")
+        out["algorithm"] = raw["algorithm"]
+    out["secret"] = secret
+    if raw.get("audience") is not None:
+        out["audience"] = string_list(raw["audience"], f"{where}.audience")
+    if raw.get("issuer") is not None:
+        if not isinstance(raw["issuer"], str):
+            raise Unloadable(f"{where}.issuer must be a string")
+        out["issuer"] = raw["issuer"]
+    if "leeway" in raw:
+        if not is_int(raw["leeway"]) or raw["leeway"] < 0:
+            raise Unloadable(f"{where}.leeway must be a whole number of seconds >= 0")
+        out["leeway"] = raw["leeway"]
+    if raw.get("required_claims") is not None:
+        out["required_claims"] = string_list(raw["required_claims"], f"{where}.required_claims")
+    return out
+
+
+def translate_api_key(raw: Any, notes: list[str]) -> dict | None:
+    """`middleware.api_key_auth{keys, header_name}` -> the host's `auth.api_key`."""
+    where = "middleware.api_key_auth"
+    if not enabled(raw, where, notes):
+        return None
+    note_unknown(raw, {"enabled", "keys", "header_name"}, where, notes)
+    keys = string_list(raw.get("keys"), f"{where}.keys") if raw.get("keys") is not None else []
+    if not keys or not all(keys):
+        raise Unloadable(f"{where}.keys must be a non-empty list of non-empty keys")
+    out: dict[str, Any] = {"keys": keys}
+    if raw.get("header_name") is not None:
+        if not isinstance(raw["header_name"], str) or not raw["header_name"]:
+            raise Unloadable(f"{where}.header_name must be a header name")
+        out["header"] = raw["header_name"]
+    # The fixtures' reference middleware also takes the key from the `api_key`
+    # query parameter although its config names only the header: auth/08's
+    # expected detail says "Expected 'X-API-Key' header or 'api_key' query
+    # parameter", and auth/14 authenticates with `?api_key=...` under the same
+    # config. The host takes the query parameter only when told, so say so.
+    out["query"] = "api_key"
+    return out
+
+
+def translate_auth(mw: dict, notes: list[str]) -> dict | None:
+    """The host's per-route `auth` table, or None when neither scheme is on."""
+    out = {}
+    if "jwt_auth" in mw:
+        jwt = translate_jwt(mw["jwt_auth"], notes)
+        if jwt is not None:
+            out["jwt"] = jwt
+    if "api_key_auth" in mw:
+        api_key = translate_api_key(mw["api_key_auth"], notes)
+        if api_key is not None:
+            out["api_key"] = api_key
+    return out or None
+
+
+def translate_rate_limit(raw: Any, notes: list[str]) -> tuple[dict | None, Warmup | None]:
+    """`middleware.rate_limit{per_second, burst}` -> the host's `rate_limit`;
+    `warmup_requests`, `warmup_expect_status`, `sleep_ms_between` -> the
+    requests the runner sends first (default: expect 200, no pause)."""
+    where = "middleware.rate_limit"
+    if not enabled(raw, where, notes):
+        return None, None
+    note_unknown(
+        raw, {"enabled", "per_second", "burst", "warmup_requests", "warmup_expect_status", "sleep_ms_between"}, where, notes
+    )
+    per_second = raw.get("per_second")
+    if isinstance(per_second, float) and per_second.is_integer():
+        per_second = int(per_second)
+    if not is_int(per_second) or per_second <= 0:
+        raise Unloadable(f"{where}.per_second must be a positive whole number, got {json.dumps(per_second)}")
+    out: dict[str, Any] = {"per_second": per_second}
+    if "burst" in raw:
+        if not is_int(raw["burst"]) or raw["burst"] <= 0:
+            raise Unloadable(f"{where}.burst must be a positive whole number, got {json.dumps(raw['burst'])}")
+        out["burst"] = raw["burst"]
+    warmup = None
+    count = raw.get("warmup_requests", 0)
+    if not is_int(count) or not 0 <= count <= 1000:
+        raise Unloadable(f"{where}.warmup_requests must be a whole number from 0 to 1000")
+    if count:
+        status = raw.get("warmup_expect_status", 200)
+        if not is_int(status) or not 100 <= status <= 599:
+            raise Unloadable(f"{where}.warmup_expect_status {status!r} is not an HTTP status")
+        sleep = raw.get("sleep_ms_between", 0)
+        if not is_int(sleep) or not 0 <= sleep <= 60_000:
+            raise Unloadable(f"{where}.sleep_ms_between must be 0 to 60000 ms")
+        warmup = Warmup(count, status, sleep)
+    return out, warmup
+
+
+# The fixtures' encoding flags -> the host's encoding names.
+ENCODINGS = (("gzip", "gzip"), ("brotli", "br"), ("zstd", "zstd"))
+QUALITY_NAMES = ("fastest", "default", "best")
+
+
+def translate_compression(raw: Any, notes: list[str]) -> dict | None:
+    """`middleware.compression{gzip, brotli, zstd, min_size, quality}` -> the
+    host's `compression`; an encoding is on only when its flag is true."""
+    where = "middleware.compression"
+    if not enabled(raw, where, notes):
+        return None
+    note_unknown(raw, {"enabled", "min_size", "quality", *(k for k, _ in ENCODINGS)}, where, notes)
+    for key, _ in ENCODINGS:
+        if key in raw and not isinstance(raw[key], bool):
+            raise Unloadable(f"{where}.{key} must be true or false")
+    encodings = [name for key, name in ENCODINGS if raw.get(key) is True]
+    if not encodings:
+        notes.append(f"{where}: no encoding is enabled; compression not configured")
+        return None
+    out: dict[str, Any] = {"encodings": encodings}
+    if "min_size" in raw:
+        if not is_int(raw["min_size"]) or raw["min_size"] < 0:
+            raise Unloadable(f"{where}.min_size must be a byte count >= 0")
+        out["min_size"] = raw["min_size"]
+    if "quality" in raw:
+        q = raw["quality"]
+        if not (is_int(q) or q in QUALITY_NAMES):
+            raise Unloadable(f"{where}.quality must be a level or one of {', '.join(QUALITY_NAMES)}")
+        out["quality"] = q
+    return out
+
+
+def static_path(path: Any, where: str) -> str:
+    """A file path relative to its mount; `..`, absolute paths and empty
+    segments are refused (the runner writes these files to disk)."""
+    if not isinstance(path, str) or not path.strip("/"):
+        raise Unloadable(f"{where}.path must be a relative file path")
+    if "\\" in path or "\x00" in path:
+        raise Unloadable(f"{where}.path {path!r} has a backslash or NUL")
+    pure = PurePosixPath(path)
+    if pure.is_absolute() or any(part in ("..", ".") for part in path.split("/")) or "//" in path:
+        raise Unloadable(f"{where}.path {path!r} must stay inside its directory (no '..', no leading '/')")
+    return pure.as_posix()
+
+
+def translate_static(raw: Any, notes: list[str]) -> list[StaticMount]:
+    """`middleware.static_files[{route_prefix, index_file, cache_control,
+    files[{path, content}]}]` -> mounts the runner writes and the host serves."""
+    where = "middleware.static_files"
+    entries = [raw] if isinstance(raw, dict) else raw
+    if not isinstance(entries, list):
+        raise Unloadable(f"{where} must be a list of mounts")
+    mounts = []
+    for i, entry in enumerate(entries):
+        w = f"{where}[{i}]"
+        if not enabled(entry, w, notes):
+            continue
+        note_unknown(entry, {"enabled", "route_prefix", "index_file", "cache_control", "files"}, w, notes)
+        prefix = entry.get("route_prefix")
+        if not isinstance(prefix, str) or not prefix.startswith("/") or "{" in prefix or "?" in prefix:
+            raise Unloadable(f"{w}.route_prefix must be a literal path starting with '/'")
+        prefix = prefix.rstrip("/")
+        index = entry.get("index_file")
+        if index is not None and not isinstance(index, bool):
+            raise Unloadable(f"{w}.index_file must be true or false")
+        cache = entry.get("cache_control")
+        if cache is not None and not isinstance(cache, str):
+            raise Unloadable(f"{w}.cache_control must be a string")
+        files = entry.get("files") or []
+        if not isinstance(files, list):
+            raise Unloadable(f"{w}.files must be a list")
+        out_files = []
+        seen = set()
+        for j, f in enumerate(files):
+            fw = f"{w}.files[{j}]"
+            if not isinstance(f, dict):
+                raise Unloadable(f"{fw} is not an object")
+            path = static_path(f.get("path"), fw)
+            content = f.get("content", "")
+            if not isinstance(content, str):
+                raise Unloadable(f"{fw}.content must be a string")
+            if path in seen:
+                raise Unloadable(f"{fw}.path {path!r} is given twice")
+            seen.add(path)
+            out_files.append((path, content.encode("utf-8")))
+        mounts.append(StaticMount(prefix, out_files, index, cache))
+    return mounts
+
+
+# The middleware keys translated above (anything else is noted and ignored).
+KNOWN_MIDDLEWARE = frozenset(
+    {"body_limit", "request_id", "request_timeout", "jwt_auth", "api_key_auth", "rate_limit", "compression", "static_files"}
+)
+
+# The fixtures' CORS keys -> the host's.
+CORS_KEYS = {
+    "allowed_origins": "allow_origins",
+    "allowed_methods": "allow_methods",
+    "allowed_headers": "allow_headers",
+    "expose_headers": "expose_headers",
+    "allow_credentials": "allow_credentials",
+    "max_age": "max_age",
+}
+
+
+def translate_cors(raw: Any, notes: list[str]) -> dict | None:
+    """`handler.cors{allowed_origins, allowed_methods, allowed_headers,
+    expose_headers, allow_credentials, max_age}` -> the host's `cors`."""
+    where = "handler.cors"
+    if not enabled(raw, where, notes):
+        return None
+    note_unknown(raw, {"enabled", *CORS_KEYS}, where, notes)
+    out: dict[str, Any] = {}
+    for key, host_key in CORS_KEYS.items():
+        if raw.get(key) is None:
+            continue
+        value = raw[key]
+        if key == "allow_credentials":
+            if not isinstance(value, bool):
+                raise Unloadable(f"{where}.{key} must be true or false")
+        elif key == "max_age":
+            if not is_int(value) or value < 0:
+                raise Unloadable(f"{where}.{key} must be a whole number of seconds >= 0")
+        else:
+            value = string_list(value, f"{where}.{key}")
+        out[host_key] = value
+    if not out.get("allow_origins"):
+        raise Unloadable(f"{where}.allowed_origins is missing: a CORS policy needs its origins")
+    return out
+
+
+def is_preflight(request: Request) -> bool:
+    """OPTIONS with Origin and Access-Control-Request-Method (Fetch, CORS-preflight)."""
+    return (
+        request.method == "OPTIONS"
+        and header_get(request.headers, "origin") is not None
+        and bool((header_get(request.headers, "access-control-request-method") or "").strip())
+    )
+
+
+def field_list(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def infer_cors(request: Request, expected: Expected, notes: list[str]) -> dict | None:
+    """The CORS policy a case's expectation implies, for the cors cases that
+    carry no `handler.cors` (their policy lived only in the test they were
+    taken from): the expected Access-Control-* headers say what was allowed.
+    None when nothing is implied (no Access-Control-Allow-Origin expected)."""
+    exp = {k.lower(): v for k, v in expected.headers.items() if isinstance(v, str) and not TOKEN.match(v)}
+    origin = header_get(request.headers, "origin")
+    acao = exp.get("access-control-allow-origin")
+    if acao is None:
+        notes.append("cors: no handler.cors and no Access-Control-Allow-Origin expected; no CORS policy configured")
+        return None
+    if acao != "*" and acao != origin:
+        notes.append(f"cors: expected Access-Control-Allow-Origin {acao!r} is not the request's Origin {origin!r}")
+    out: dict[str, Any] = {"allow_origins": [acao]}
+    lists = (
+        ("access-control-allow-methods", "allow_methods"),
+        ("access-control-allow-headers", "allow_headers"),
+        ("access-control-expose-headers", "expose_headers"),
+    )
+    for header, key in lists:
+        if header in exp and field_list(exp[header]):
+            out[key] = field_list(exp[header])
+    age = exp.get("access-control-max-age", "").strip()
+    if age.isdigit():
+        out["max_age"] = int(age)
+    elif age:
+        notes.append(f"cors: Access-Control-Max-Age {age!r} is not a number; not configured")
+    for header, key in (
+        ("access-control-allow-credentials", "allow_credentials"),
+        ("access-control-allow-private-network", "allow_private_network"),
+    ):
+        if exp.get(header, "").strip().lower() == "true":
+            out[key] = True
+    notes.append("cors: policy inferred from the expected Access-Control-* headers: " + json.dumps(out))
+    return out
+
+
+def translate_middleware(
+    handler: dict, category: str, request: Request, expected: Expected, notes: list[str]
+) -> "Middleware":
+    """All of a case's middleware, in the host's terms (see each translator)."""
+    out = Middleware()
+    mw = handler.get("middleware")
+    if mw is not None and not isinstance(mw, dict):
+        raise Unloadable("handler.middleware is not an object")
+    mw = mw or {}
+    bl = mw.get("body_limit")
+    if isinstance(bl, dict) and is_int(bl.get("max_bytes")) and bl["max_bytes"] > 0:
+        out.body_limit = bl["max_bytes"]
+    out.timing = translate_timing(mw, notes)
+    out.auth = translate_auth(mw, notes)
+    if "rate_limit" in mw:
+        out.rate_limit, out.warmup = translate_rate_limit(mw["rate_limit"], notes)
+    if "compression" in mw:
+        out.compression = translate_compression(mw["compression"], notes)
+    if "static_files" in mw:
+        out.statics = translate_static(mw["static_files"], notes)
+    for key in mw:
+        if key not in KNOWN_MIDDLEWARE:
+            notes.append(f"middleware.{key}: not expressible in the host config, ignored")
+    if "cors" in handler:
+        out.cors = translate_cors(handler["cors"], notes)
+    elif category == "cors":
+        # Only the cors fixtures get an inferred policy: elsewhere expected
+        # Access-Control-* headers are the handler's own (http_methods/11
+        # routes an OPTIONS request to a handler).
+        out.cors = infer_cors(request, expected, notes)
+    return out
+
+
+@dataclass
+class Middleware:
+    body_limit: int | None = None
+    timing: Timing = field(default_factory=Timing)
+    auth: dict | None = None
+    cors: dict | None = None
+    rate_limit: dict | None = None
+    compression: dict | None = None
+    warmup: Warmup | None = None
+    statics: list[StaticMount] = field(default_factory=list)
+
+    def statuses(self) -> frozenset:
+        """The statuses these middlewares answer with themselves."""
+        out: set[int] = set()
+        if self.auth:
+            out |= {401, 403}
+        if self.cors:
+            out.add(403)
+        if self.rate_limit:
+            out.add(429)
+        return frozenset(out)
+
 
 
 # --------------------------------------------------------------------------
@@ -725,6 +1150,16 @@ def build_expected(er: Any) -> Expected:
 # the case
 
 
+def handler_request_id(request: Request, expected: Expected) -> bool:
+    """Whether the expected X-Request-Id is a literal the handler must set:
+    not a token, and not the id the request carries (which the host would
+    propagate, request_id/02)."""
+    value = next((v for k, v in expected.headers.items() if k.lower() == "x-request-id"), None)
+    if not isinstance(value, str) or TOKEN.match(value):
+        return False
+    return header_get(request.headers, "x-request-id") != value
+
+
 def load_case(root: Path, file: Path) -> Case:
     """Loads and translates one fixture; raises Unloadable with a reason."""
     rel = file.relative_to(root).as_posix()
@@ -766,17 +1201,9 @@ def load_case(root: Path, file: Path) -> Case:
     template, auto = translate_route(route_text)
     schemas = build_schemas(handler, template, auto, notes)
 
-    body_limit = None
-    mw = handler.get("middleware")
-    timing = Timing()
-    if isinstance(mw, dict):
-        bl = mw.get("body_limit")
-        if isinstance(bl, dict) and isinstance(bl.get("max_bytes"), int) and bl["max_bytes"] > 0:
-            body_limit = bl["max_bytes"]
-        timing = translate_timing(mw, notes)
-        for key in mw:
-            if key not in ("body_limit", "request_id", "request_timeout"):
-                notes.append(f"middleware.{key}: not expressible in the host config, ignored")
+    mw = translate_middleware(handler, category, request, expected, notes)
+    body_limit = mw.body_limit
+    timing = mw.timing
     if isinstance(handler.get("max_body_size"), int) and handler["max_body_size"] > 0:
         body_limit = handler["max_body_size"]
     max_json_depth = None
@@ -786,16 +1213,44 @@ def load_case(root: Path, file: Path) -> Case:
     if isinstance(handler.get("max_header_size"), int) and handler["max_header_size"] > 0:
         max_header_bytes = handler["max_header_size"]
         notes.append("handler.max_header_size: the host's limit is server-wide (server.max_header_bytes)")
-    for key in ("max_uri_length", "health_check", "security", "cors", "dependencies"):
+    for key in ("max_uri_length", "health_check", "security", "dependencies"):
         if key in handler:
             notes.append(f"handler.{key}: not expressible in the host config, ignored")
+    if timing.request_id is None and handler_request_id(request, expected):
+        # A literal X-Request-Id the request does not carry can only be the
+        # handler's own header (cors/09): keep it in the canned answer and
+        # tell the host not to set its own.
+        timing.request_id = False
+        notes.append("expected X-Request-Id is the handler's literal: the route's request_id = false")
 
+    preflight = mw.cors is not None and is_preflight(request)
+    if preflight and not has_handler:
+        # The route the preflight asks about: the method it announces.
+        route_method = header_get(request.headers, "access-control-request-method").strip().upper()
+        if not route_method.isalpha():
+            raise Unloadable(f"Access-Control-Request-Method {route_method!r} is not an HTTP method")
     req_path = request.target.split("?", 1)[0]
     reaches = template_matches(template, req_path) and (
         route_method == request.method or (route_method == "GET" and request.method == "HEAD")
     )
-    host_answers = has_handler and (expected.status in HOST_STATUSES or not reaches)
-    if not has_handler and not reaches:
+    statuses = mw.statuses()
+    # The host answers: a status it produces for a declared route, a request
+    # that cannot reach the route, a status the case's own middleware produces
+    # (else a host without that middleware would pass by the canned echo), and
+    # every CORS preflight.
+    host_answers = (
+        (has_handler and (expected.status in HOST_STATUSES or not reaches))
+        or expected.status in statuses
+        or preflight
+    )
+    if mw.statics:
+        if not any(req_path == m.prefix or req_path.startswith(m.prefix + "/") for m in mw.statics):
+            notes.append(f"request path {req_path} is under none of the static mounts")
+        if mw.auth or mw.cors or mw.rate_limit or mw.compression:
+            notes.append("static files are served without the case's other middleware (the case has no route)")
+    elif preflight and not template_matches(template, req_path):
+        raise Unloadable(f"preflight for {req_path} cannot reach its route {route_method} {template}")
+    elif not has_handler and not reaches and not preflight:
         raise Unloadable(f"request {request.method} {req_path} cannot reach its own route {route_method} {template}")
 
     name = data.get("name") if isinstance(data.get("name"), str) else file.stem
@@ -814,9 +1269,16 @@ def load_case(root: Path, file: Path) -> Case:
             request_timeout_ms=timing.request_timeout_ms,
             delay_ms=timing.delay_ms,
             request_id=timing.request_id,
+            cors=mw.cors,
+            auth=mw.auth,
+            rate_limit=mw.rate_limit,
+            compression=mw.compression,
         ),
         request=request,
         expected=expected,
         host_answers=host_answers,
         notes=notes,
+        statics=mw.statics,
+        warmup=mw.warmup,
+        middleware_statuses=statuses,
     )

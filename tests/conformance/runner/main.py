@@ -22,7 +22,7 @@ from . import compare as cmp
 from .fixtures import IN_SCOPE, NOT_IMPLEMENTED_REASON, Case, Unloadable, discover, is_meta_schema, load_case
 from .hostproc import Host, StartupError
 from .rawhttp import HttpError, exchange
-from .tomlgen import write_config
+from .tomlgen import Layout, self_check, write_config
 
 HERE = Path(__file__).resolve().parent.parent  # tests/conformance
 REPO = HERE.parent.parent
@@ -235,28 +235,35 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_cases(cases: list[Case], skips, host_bin: Path, plugin: Path, workdir: Path, args) -> list[Result]:
     results: list[Result] = []
-    active = [(f"/c{i + 1}", c) for i, c in enumerate(cases)]
+    active = []
+    for i, c in enumerate(cases):
+        try:
+            problem = self_check(c)
+        except Exception as e:  # noqa: BLE001 - a runner bug fails one case, not the run
+            problem = f"runner error: {type(e).__name__}: {e}"
+        if problem:
+            results.append(Result(c.id, c.category, UNLOADABLE, problem))
+        else:
+            active.append((f"/c{i + 1}", c))
+    if not active:
+        return results
     host = None
     try:
         for _attempt in range(len(active) + 1):
-            config, order = write_config(workdir, active, plugin, PROBLEM_BASE)
+            config, layout = write_config(workdir, active, plugin, PROBLEM_BASE)
             host = Host(host_bin, config)
             try:
                 port = host.start()
                 break
             except StartupError as e:
-                # A route the host refuses (a schema it cannot compile, a
-                # path it rejects) makes that one case unloadable.
-                m = re.search(r"routes\[(\d+)\]", e.output)
-                if not m or int(m.group(1)) >= len(order):
+                # A route or static mount the host refuses (a schema it cannot
+                # compile, a path it rejects, a key it does not know) makes
+                # that one case unloadable; the host is started without it.
+                bad, line = refused_case(e, layout, workdir)
+                if bad is None:
                     raise SystemExit(f"conformance: {e}\n{e.output}\n")
-                bad = order[int(m.group(1))]
-                line = next((l for l in e.output.splitlines() if "routes[" in l), str(e))
-                line = line.replace(str(workdir) + "/", "")
-                line = re.sub(r"^.*?routes\[\d+\]\)?:\s*", "", line)
-                line = re.sub(r"^routes\[\d+\]\.", "", line)
                 case = next(c for _, c in active if c.id == bad)
-                results.append(Result(case.id, case.category, UNLOADABLE, f"the host refused its route: {line.strip()}"))
+                results.append(Result(case.id, case.category, UNLOADABLE, f"the host refused its config: {line}"))
                 active = [(p, c) for p, c in active if c.id != bad]
                 if not active:
                     return results
@@ -273,6 +280,10 @@ def run_cases(cases: list[Case], skips, host_bin: Path, plugin: Path, workdir: P
                 continue
             try:
                 req = case.request
+                warmup_diff = run_warmup(case, prefix, port, args.timeout)
+                if warmup_diff:
+                    results.append(Result(case.id, case.category, FAILED, warmup_diff, relaxed, notes=case.notes))
+                    continue
                 resp = exchange(
                     "127.0.0.1",
                     port,
@@ -309,6 +320,56 @@ def run_cases(cases: list[Case], skips, host_bin: Path, plugin: Path, workdir: P
                 if any(r.outcome == FAILED and "not running" in r.reason for r in results):
                     print("conformance: host output (tail):\n" + "\n".join(list(host.tail)[-30:]))
     return results
+
+
+def refused_case(error: StartupError, layout: Layout, workdir: Path) -> tuple[str | None, str]:
+    """(case id, the host's message) for a start-up error that points into
+    one case's part of the generated config: by its line in spikard.toml
+    (an unknown key, a bad value), else by `routes[i]` or `static[i]`."""
+    lines = error.output.splitlines()
+    owner = None
+    message = next((l for l in lines if "spikard.toml:" in l or "routes[" in l or "static[" in l), str(error))
+    m = re.search(r"spikard\.toml:(\d+):", error.output)
+    if m:
+        owner = layout.owner_of_line(int(m.group(1)))
+    for pattern, owners in ((r"\broutes\[(\d+)\]", layout.routes), (r"\bstatic\[(\d+)\]", layout.statics)):
+        if owner is None:
+            m = re.search(pattern, error.output)
+            if m and int(m.group(1)) < len(owners):
+                owner = owners[int(m.group(1))]
+    message = message.replace(str(workdir) + "/", "")
+    message = re.sub(r"^.*?error:\s*", "", message)
+    return owner, message.strip()
+
+
+def run_warmup(case: Case, prefix: str, port: int, timeout: float) -> str:
+    """Sends a rate-limited case's warm-up requests (the case's own request,
+    `count` times, `sleep_ms` apart, then that pause once more before the
+    case's request); returns the first difference, or "" when each got the
+    expected status."""
+    w = case.warmup
+    if w is None:
+        return ""
+    req = case.request
+    for i in range(w.count):
+        try:
+            resp = exchange(
+                "127.0.0.1",
+                port,
+                req.method,
+                prefix + req.target,
+                req.headers,
+                req.body,
+                timeout=timeout,
+                half_close=req.explicit_length,
+            )
+        except HttpError as e:
+            return f"warm-up request {i + 1}/{w.count} failed: {e}"
+        if resp.status != w.expect_status:
+            return f"warm-up request {i + 1}/{w.count}: status expected {w.expect_status}, got {resp.status}"
+        if w.sleep_ms:
+            time.sleep(w.sleep_ms / 1000)
+    return ""
 
 
 def report(results: list[Result], expected: set[str], args, all_selected: bool) -> int:

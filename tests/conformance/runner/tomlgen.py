@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 import math
 import re
+import shutil
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +142,41 @@ def case_variants(name: str):
         yield "".join(chars)
 
 
+def host_owned_header(case: Case, name: str, value: str) -> bool:
+    """Whether the host, not the handler, produces this expected header, so
+    the canned answer must not carry it: the request id (unless the route
+    turns the host's off and the value is a literal: then it is the
+    handler's), every CORS response header on a route with a CORS policy
+    (Access-Control-*, and Vary, which the host sets to Origin), and
+    Content-Encoding (and Vary) on a route with compression."""
+    if name == REQUEST_ID_HEADER:
+        return case.route.request_id is not False or bool(_TOKEN.match(value))
+    if case.route.cors is not None and (name.startswith("access-control-") or name == "vary"):
+        return True
+    if case.route.compression is not None and name in ("content-encoding", "vary"):
+        return True
+    return False
+
+
+def self_check(case: Case) -> str | None:
+    """Why the canned answer of a case would do the host's work, or None.
+    Run before the config is written: a failure is a runner bug, reported as
+    the case being unloadable rather than passing by its own echo."""
+    if case.statics:
+        return None
+    settings = canned_settings(case)
+    names = [h.lower() for h in settings.get("headers", {})]
+    if case.route.cors is not None:
+        leaked = [h for h in names if h.startswith("access-control-") or h == "vary"]
+        if leaked:
+            return f"runner self-check: the canned answer carries the host's CORS header(s) {', '.join(leaked)}"
+    if case.route.compression is not None and "content-encoding" in names:
+        return "runner self-check: the canned answer carries Content-Encoding on a compressed route"
+    if settings["status"] in case.middleware_statuses:
+        return f"runner self-check: the canned answer has status {settings['status']}, which the case's middleware must produce"
+    return None
+
+
 def canned_settings(case: Case) -> dict:
     """The `respond` settings of a case's route."""
     exp = case.expected
@@ -154,8 +191,7 @@ def canned_settings(case: Case) -> dict:
     content_length = None
     for name, value in exp.headers.items():
         low = name.lower()
-        if low in seen or value == "<<absent>>" or low == REQUEST_ID_HEADER:
-            # The request id header is the host's to produce (or leave out).
+        if low in seen or value == "<<absent>>" or host_owned_header(case, low, value):
             continue
         seen.add(low)
         if low == "content-length":
@@ -204,16 +240,115 @@ def route_handler(case: Case) -> list[str]:
     return ['handler = "delay"', f"settings = {toml_value(settings)}"]
 
 
+def route_policies(case: Case) -> list[str]:
+    """The route's `cors`, `auth`, `rate_limit` and `compression` lines."""
+    r = case.route
+    lines = []
+    for key, value in (("cors", r.cors), ("auth", r.auth), ("rate_limit", r.rate_limit), ("compression", r.compression)):
+        if value is not None:
+            lines.append(f"{key} = {toml_value(value)}")
+    return lines
+
+
+def route_block(prefix: str, case: Case, schemas_dir: Path) -> list[str]:
+    """One `[[routes]]` table: the case's route under its prefix."""
+    r = case.route
+    path = prefix + (r.path if r.path != "/" else "/")
+    lines = [
+        f"# {case.id}",
+        "[[routes]]",
+        f"method = {toml_string(r.method)}",
+        f"path = {toml_string(path)}",
+        'plugin = "echo"',
+        *route_handler(case),
+    ]
+    if r.body_limit is not None:
+        lines.append(f"body_limit = {int(r.body_limit)}")
+    if r.max_json_depth is not None:
+        lines.append(f"max_json_depth = {int(r.max_json_depth)}")
+    if r.request_timeout_ms is not None:
+        lines.append(f"request_timeout_ms = {int(r.request_timeout_ms)}")
+    if r.request_id is not None:
+        lines.append(f"request_id = {toml_value(r.request_id)}")
+    lines += route_policies(case)
+    stem = prefix.strip("/")
+    params = {}
+    for source in ("path", "query", "headers", "cookies", "body"):
+        schema = r.schemas.get(source)
+        if schema is None:
+            continue
+        file = schemas_dir / f"{stem}_{source}.json"
+        file.write_text(json.dumps(schema, indent=1, ensure_ascii=False), encoding="utf-8")
+        ref = f"schemas/{file.name}"
+        if source == "body":
+            lines.append(f"body = {toml_string(ref)}")
+        else:
+            params[source] = ref
+    if params:
+        lines.append(f"params = {toml_value(params)}")
+    return lines
+
+
+def static_blocks(directory: Path, prefix: str, case: Case) -> list[list[str]]:
+    """One `[[static]]` table per mount of a case, its files written under
+    `static/<stem>_<i>/` (paths were checked at load time: no `..`)."""
+    stem = prefix.strip("/")
+    blocks = []
+    for i, mount in enumerate(case.statics):
+        rel = f"static/{stem}_{i}"
+        root = (directory / rel).resolve()
+        root.mkdir(parents=True, exist_ok=True)
+        for path, content in mount.files:
+            target = (root / path).resolve()
+            if root not in target.parents:  # belt and braces over static_path()
+                raise ValueError(f"static file {path!r} escapes its directory")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+        lines = [
+            f"# {case.id}",
+            "[[static]]",
+            f"prefix = {toml_string(prefix + mount.prefix)}",
+            f"dir = {toml_string(rel)}",
+        ]
+        if mount.index is not None:
+            lines.append(f"index = {toml_value(mount.index)}")
+        if mount.cache_control is not None:
+            lines.append(f"cache_control = {toml_string(mount.cache_control)}")
+        blocks.append(lines)
+    return blocks
+
+
+@dataclass
+class Layout:
+    """Who owns what in a generated config, to blame a start-up error on
+    one case: `routes[i]`, `static[i]`, or a line number."""
+
+    routes: list[str] = field(default_factory=list)  # case id per [[routes]] index
+    statics: list[str] = field(default_factory=list)  # case id per [[static]] index
+    blocks: list[tuple[int, str]] = field(default_factory=list)  # (first line, case id), ascending
+
+    def owner_of_line(self, line: int) -> str | None:
+        owner = None
+        for first, case_id in self.blocks:
+            if first > line:
+                break
+            owner = case_id
+        return owner
+
+
 def write_config(
     directory: Path,
     cases: list[tuple[str, Case]],
     plugin_library: Path,
     problem_base: str,
-) -> tuple[Path, list[str]]:
-    """Writes `spikard.toml` and its schema files; returns the path and, per
-    route index, the case id (to attribute start-up errors to a case)."""
+) -> tuple[Path, Layout]:
+    """Writes `spikard.toml`, its schema files and static files; returns the
+    path and the layout (to attribute start-up errors to a case)."""
     schemas_dir = directory / "schemas"
     schemas_dir.mkdir(parents=True, exist_ok=True)
+    static_dir = directory / "static"
+    if static_dir.exists():  # a rewrite after a refused case: start clean
+        shutil.rmtree(static_dir)
     header_limits = [c.route.max_header_bytes for _, c in cases if c.route.max_header_bytes]
     lines = [
         "# Generated by tests/conformance/run: one route per fixture case.",
@@ -229,43 +364,17 @@ def write_config(
         f"library = {toml_string(str(plugin_library.resolve()))}",
         "",
     ]
-    order: list[str] = []
+    layout = Layout()
     for prefix, case in cases:
-        r = case.route
-        path = prefix + (r.path if r.path != "/" else "/")
-        lines += [
-            f"# {case.id}",
-            "[[routes]]",
-            f"method = {toml_string(r.method)}",
-            f"path = {toml_string(path)}",
-            'plugin = "echo"',
-            *route_handler(case),
-        ]
-        if r.body_limit is not None:
-            lines.append(f"body_limit = {int(r.body_limit)}")
-        if r.max_json_depth is not None:
-            lines.append(f"max_json_depth = {int(r.max_json_depth)}")
-        if r.request_timeout_ms is not None:
-            lines.append(f"request_timeout_ms = {int(r.request_timeout_ms)}")
-        if r.request_id is not None:
-            lines.append(f"request_id = {toml_value(r.request_id)}")
-        stem = prefix.strip("/")
-        params = {}
-        for source in ("path", "query", "headers", "cookies", "body"):
-            schema = r.schemas.get(source)
-            if schema is None:
-                continue
-            file = schemas_dir / f"{stem}_{source}.json"
-            file.write_text(json.dumps(schema, indent=1, ensure_ascii=False), encoding="utf-8")
-            ref = f"schemas/{file.name}"
-            if source == "body":
-                lines.append(f"body = {toml_string(ref)}")
-            else:
-                params[source] = ref
-        if params:
-            lines.append(f"params = {toml_value(params)}")
-        lines.append("")
-        order.append(case.id)
+        if case.statics:
+            blocks = static_blocks(directory, prefix, case)
+            layout.statics += [case.id] * len(blocks)
+        else:
+            blocks = [route_block(prefix, case, schemas_dir)]
+            layout.routes.append(case.id)
+        for block in blocks:
+            layout.blocks.append((len(lines) + 1, case.id))
+            lines += block + [""]
     config = directory / "spikard.toml"
     config.write_text("\n".join(lines), encoding="utf-8")
-    return config, order
+    return config, layout

@@ -12,6 +12,14 @@ hints, and only then calls the handler with converted values::
     async def get_item(item_id: int, q: str | None = Query(None)) -> dict:
         return {"id": item_id, "q": q}
 
+Policies live in the host's config, not in the app: CORS, rate limits,
+compression and authentication (``[server.auth.jwt]``, ``[[policies]]``).
+The host verifies a request's credentials before Python runs; a handler
+that declares ``request: Request`` reads the principal as ``request.auth``
+(``{"scheme": "jwt", "claims": {...}}``, ``{"scheme": "api_key",
+"key_index": N}``, or ``None`` on a route without authentication). A
+route's own request timeout is ``@app.get(path, timeout=2.5)`` (seconds).
+
 Importing this package needs only the standard library; msgspec is needed
 when routes are compiled and served.
 """

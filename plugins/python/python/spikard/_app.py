@@ -19,6 +19,36 @@ HookT = TypeVar("HookT", bound=Hook)
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE"})
 
 
+#: The longest per-route timeout, in seconds (the host's limit: one hour).
+MAX_TIMEOUT = 3600.0
+
+
+def _timeout_ms(method: str, path: str, handler: Callable[..., Any], timeout: Any) -> int | None:
+    """A route's ``timeout`` (seconds) as whole milliseconds for the host,
+    at least 1; a start-up error naming the route when it is not a number
+    of seconds in (0, 3600]."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(
+            f"route {method} {path} ({_name(handler)}): timeout={timeout!r} is a {type(timeout).__name__}; "
+            "give the seconds as a number, e.g. timeout=2.5"
+        )
+    if not 0 < timeout <= MAX_TIMEOUT:  # NaN fails too
+        raise ValueError(
+            f"route {method} {path} ({_name(handler)}): timeout={timeout!r} is out of range; "
+            f"give seconds greater than 0 and at most {MAX_TIMEOUT:g} (one hour), e.g. timeout=2.5"
+        )
+    return max(1, round(timeout * 1000))
+
+
+def _name(handler: Callable[..., Any]) -> str:
+    """``name (file:line)`` of a handler, for messages."""
+    name = getattr(handler, "__qualname__", None) or getattr(handler, "__name__", None) or repr(handler)
+    code = getattr(handler, "__code__", None)
+    return f"{name} ({code.co_filename}:{code.co_firstlineno})" if code is not None else str(name)
+
+
 class State:
     """A plain attribute bag for application state (``app.state.db = ...``)."""
 
@@ -30,7 +60,17 @@ class Route:
     """One route: method, path template, handler and its options. The plan
     (schemas, how to call the handler) is computed on first use."""
 
-    __slots__ = ("method", "path", "handler", "status_code", "response_model", "body_limit", "_plan")
+    __slots__ = (
+        "method",
+        "path",
+        "handler",
+        "status_code",
+        "response_model",
+        "body_limit",
+        "timeout",
+        "request_timeout_ms",
+        "_plan",
+    )
 
     def __init__(
         self,
@@ -41,6 +81,7 @@ class Route:
         status_code: int = 200,
         response_model: Any = None,
         body_limit: int | None = None,
+        timeout: float | None = None,
     ) -> None:
         method = method.upper()
         if method not in METHODS:
@@ -57,6 +98,12 @@ class Route:
         self.status_code = int(status_code)
         self.response_model = response_model
         self.body_limit = body_limit
+        #: Seconds the host waits for the handler's answer before it
+        #: answers 504 and cancels it (``None``: ``server.request_timeout_ms``).
+        self.timeout = timeout
+        #: ``timeout`` as the host takes it (the ``request_timeout_ms`` key
+        #: of the route's schemas), or ``None``.
+        self.request_timeout_ms = _timeout_ms(method, path, handler, timeout)
         self._plan: HandlerPlan | None = None
 
     @property
@@ -72,7 +119,8 @@ class Route:
     @property
     def schema(self) -> dict[str, Any]:
         """The route's schemas as handed to the host (``path``, ``query``,
-        ``headers``, ``cookies``, ``body``)."""
+        ``headers``, ``cookies``, ``body``) with its options (``body_limit``,
+        ``request_timeout_ms``)."""
         return self.plan.schema
 
     def __repr__(self) -> str:
@@ -110,8 +158,11 @@ class App:
         status_code: int = 200,
         response_model: Any = None,
         body_limit: int | None = None,
+        timeout: float | None = None,
     ) -> Route:
-        """Adds a route and returns it."""
+        """Adds a route and returns it. ``timeout``: seconds (0 < timeout <=
+        3600) the host waits for this handler before answering 504 and
+        cancelling it; default ``server.request_timeout_ms``."""
         route = Route(
             method,
             path,
@@ -119,6 +170,7 @@ class App:
             status_code=status_code,
             response_model=response_model,
             body_limit=body_limit,
+            timeout=timeout,
         )
         self.routes.append(route)
         return route
@@ -131,8 +183,10 @@ class App:
         status_code: int = 200,
         response_model: Any = None,
         body_limit: int | None = None,
+        timeout: float | None = None,
     ) -> Callable[[HandlerT], HandlerT]:
-        """Decorator: serve ``method path`` with the decorated function."""
+        """Decorator: serve ``method path`` with the decorated function
+        (options as for :meth:`add_route`)."""
 
         def decorate(handler: HandlerT) -> HandlerT:
             self.add_route(
@@ -142,55 +196,143 @@ class App:
                 status_code=status_code,
                 response_model=response_model,
                 body_limit=body_limit,
+                timeout=timeout,
             )
             return handler
 
         return decorate
 
     def get(
-        self, path: str, *, status_code: int = 200, response_model: Any = None, body_limit: int | None = None
+        self,
+        path: str,
+        *,
+        status_code: int = 200,
+        response_model: Any = None,
+        body_limit: int | None = None,
+        timeout: float | None = None,
     ) -> Callable[[HandlerT], HandlerT]:
         """Decorator: a ``GET`` route (the host also serves ``HEAD`` with it)."""
-        return self.route("GET", path, status_code=status_code, response_model=response_model, body_limit=body_limit)
+        return self.route(
+            "GET",
+            path,
+            status_code=status_code,
+            response_model=response_model,
+            body_limit=body_limit,
+            timeout=timeout,
+        )
 
     def post(
-        self, path: str, *, status_code: int = 200, response_model: Any = None, body_limit: int | None = None
+        self,
+        path: str,
+        *,
+        status_code: int = 200,
+        response_model: Any = None,
+        body_limit: int | None = None,
+        timeout: float | None = None,
     ) -> Callable[[HandlerT], HandlerT]:
         """Decorator: a ``POST`` route."""
-        return self.route("POST", path, status_code=status_code, response_model=response_model, body_limit=body_limit)
+        return self.route(
+            "POST",
+            path,
+            status_code=status_code,
+            response_model=response_model,
+            body_limit=body_limit,
+            timeout=timeout,
+        )
 
     def put(
-        self, path: str, *, status_code: int = 200, response_model: Any = None, body_limit: int | None = None
+        self,
+        path: str,
+        *,
+        status_code: int = 200,
+        response_model: Any = None,
+        body_limit: int | None = None,
+        timeout: float | None = None,
     ) -> Callable[[HandlerT], HandlerT]:
         """Decorator: a ``PUT`` route."""
-        return self.route("PUT", path, status_code=status_code, response_model=response_model, body_limit=body_limit)
+        return self.route(
+            "PUT",
+            path,
+            status_code=status_code,
+            response_model=response_model,
+            body_limit=body_limit,
+            timeout=timeout,
+        )
 
     def patch(
-        self, path: str, *, status_code: int = 200, response_model: Any = None, body_limit: int | None = None
+        self,
+        path: str,
+        *,
+        status_code: int = 200,
+        response_model: Any = None,
+        body_limit: int | None = None,
+        timeout: float | None = None,
     ) -> Callable[[HandlerT], HandlerT]:
         """Decorator: a ``PATCH`` route."""
-        return self.route("PATCH", path, status_code=status_code, response_model=response_model, body_limit=body_limit)
+        return self.route(
+            "PATCH",
+            path,
+            status_code=status_code,
+            response_model=response_model,
+            body_limit=body_limit,
+            timeout=timeout,
+        )
 
     def delete(
-        self, path: str, *, status_code: int = 200, response_model: Any = None, body_limit: int | None = None
+        self,
+        path: str,
+        *,
+        status_code: int = 200,
+        response_model: Any = None,
+        body_limit: int | None = None,
+        timeout: float | None = None,
     ) -> Callable[[HandlerT], HandlerT]:
         """Decorator: a ``DELETE`` route."""
         return self.route(
-            "DELETE", path, status_code=status_code, response_model=response_model, body_limit=body_limit
+            "DELETE",
+            path,
+            status_code=status_code,
+            response_model=response_model,
+            body_limit=body_limit,
+            timeout=timeout,
         )
 
     def head(
-        self, path: str, *, status_code: int = 200, response_model: Any = None, body_limit: int | None = None
+        self,
+        path: str,
+        *,
+        status_code: int = 200,
+        response_model: Any = None,
+        body_limit: int | None = None,
+        timeout: float | None = None,
     ) -> Callable[[HandlerT], HandlerT]:
         """Decorator: a ``HEAD`` route."""
-        return self.route("HEAD", path, status_code=status_code, response_model=response_model, body_limit=body_limit)
+        return self.route(
+            "HEAD",
+            path,
+            status_code=status_code,
+            response_model=response_model,
+            body_limit=body_limit,
+            timeout=timeout,
+        )
 
     def options(
-        self, path: str, *, status_code: int = 200, response_model: Any = None, body_limit: int | None = None
+        self,
+        path: str,
+        *,
+        status_code: int = 200,
+        response_model: Any = None,
+        body_limit: int | None = None,
+        timeout: float | None = None,
     ) -> Callable[[HandlerT], HandlerT]:
         """Decorator: an ``OPTIONS`` route."""
         return self.route(
-            "OPTIONS", path, status_code=status_code, response_model=response_model, body_limit=body_limit
+            "OPTIONS",
+            path,
+            status_code=status_code,
+            response_model=response_model,
+            body_limit=body_limit,
+            timeout=timeout,
         )
 
     # -- lifecycle ----------------------------------------------------------

@@ -1,5 +1,6 @@
 """``Request``: what a handler that asks for it (``request: Request``) sees of
-the raw request. Everything is computed on first access."""
+the raw request and of what the host established about it (``auth``).
+Everything is computed on first access."""
 
 from __future__ import annotations
 
@@ -14,7 +15,14 @@ class Request:
     - ``headers``: every request header, names lower-case (repeated headers
       joined with ``", "``, cookies with ``"; "``).
     - ``params``: the validated parameters,
-      ``{"path": {...}, "query": {...}, "headers": {...}, "cookies": {...}}``.
+      ``{"path": {...}, "query": {...}, "headers": {...}, "cookies": {...}}``
+      (and ``"auth"``, see below; members added by newer hosts are kept).
+    - ``auth``: the principal the host authenticated, for a route with an
+      authentication policy (``[server.auth]``, ``[[policies]]``): a dict,
+      ``{"scheme": "jwt", "claims": {...every claim of the token...}}`` or
+      ``{"scheme": "api_key", "key_index": 0}``. ``None`` when the route has
+      no authentication policy. The host has verified it already (signature,
+      expiry, audience, issuer): a request that fails never reaches Python.
     - ``body``: the raw body bytes; ``json()`` decodes them.
     - ``request_id``: the host's id of this request (the ``x-request-id``
       response header); put it in log lines.
@@ -65,6 +73,24 @@ class Request:
             params = msgspec.json.decode(self._params_json) if self._params_json else {}
             self._params = params
         return params
+
+    @property
+    def auth(self) -> dict[str, Any] | None:
+        """The authenticated principal (``{"scheme": "jwt", "claims": {...}}``
+        or ``{"scheme": "api_key", "key_index": N}``), or ``None`` when the
+        route has no authentication policy."""
+        params = self._params
+        if params is None:
+            # Not decoded yet: without the member name anywhere in the text
+            # there is nothing to decode; with it (maybe only inside a value)
+            # decode once, for `params` too.
+            raw = self._params_json
+            present = b'"auth"' in raw if isinstance(raw, bytes) else '"auth"' in raw
+            if not present:
+                return None
+            params = self.params
+        auth = params.get("auth")
+        return auth if isinstance(auth, dict) else None
 
     @property
     def path_params(self) -> dict[str, Any]:

@@ -617,6 +617,8 @@ def compile_route(route: Route) -> HandlerPlan:
             schema["body"] = body_schema
     if route.body_limit is not None:
         schema["body_limit"] = int(route.body_limit)
+    if route.request_timeout_ms is not None:
+        schema["request_timeout_ms"] = route.request_timeout_ms
 
     if route.response_model is not None:
         plan.response_convert = _response_converter(route.response_model)
