@@ -179,7 +179,13 @@ fn run(args: Args, inherited: Option<std::net::TcpListener>) -> Result<ExitCode,
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     let shared = Arc::new(server::Shared::new(&config.server));
     let client_addresses = routes.iter().any(|r| r.policies.rate_limit.is_some());
-    let router = server::router(routes, &config.statics, shared, &config.server.process)?;
+    let router = server::router(
+        routes,
+        &config.statics,
+        config.policies.server_compression().as_deref(),
+        shared,
+        &config.server.process,
+    )?;
     let router = match &config.server.security_headers {
         Some(set) => set.clone().layer(router),
         None => router,

@@ -78,9 +78,12 @@ impl TempDir {
         &self.0
     }
 
-    /// Writes a file inside it and returns the file's path.
+    /// Writes a file inside it (creating its directories) and returns the file's path.
     pub fn write(&self, name: &str, contents: &str) -> PathBuf {
         let path = self.0.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("create temp subdirectory");
+        }
         std::fs::write(&path, contents).expect("write temp file");
         path
     }

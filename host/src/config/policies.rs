@@ -76,6 +76,11 @@ pub struct Policies {
 }
 
 impl Policies {
+    /// `[server.compression]`, which static mounts also get.
+    pub fn server_compression(&self) -> Option<Arc<Compression>> {
+        self.server.compression.clone().flatten()
+    }
+
     /// What a route gets, given its own keys (`Level::default()` for a plugin's route).
     pub fn for_route(&self, own: &Level, method: &http::Method, template: &str) -> Applied {
         fn one<T>(

@@ -122,9 +122,13 @@ enum Reason {
     Malformed,
     UnsupportedMediaType,
     PluginError,
+    Unauthenticated,
+    Forbidden,
+    CorsRefused,
+    RateLimited,
 }
 
-const REASONS: [(Reason, &str); 8] = [
+const REASONS: [(Reason, &str); 12] = [
     (Reason::Validation, "validation"),
     (Reason::BodyTooLarge, "body_too_large"),
     (Reason::BodyTimeout, "body_timeout"),
@@ -133,6 +137,10 @@ const REASONS: [(Reason, &str); 8] = [
     (Reason::Malformed, "malformed"),
     (Reason::UnsupportedMediaType, "unsupported_media_type"),
     (Reason::PluginError, "plugin_error"),
+    (Reason::Unauthenticated, "unauthenticated"),
+    (Reason::Forbidden, "forbidden"),
+    (Reason::CorsRefused, "cors"),
+    (Reason::RateLimited, "rate_limited"),
 ];
 
 /// Process-wide rejection counters, in the order of [`REASONS`].
@@ -150,6 +158,10 @@ pub fn rejected(problem: &Problem) {
         StatusCode::BAD_REQUEST => Reason::Malformed,
         StatusCode::UNSUPPORTED_MEDIA_TYPE => Reason::UnsupportedMediaType,
         StatusCode::INTERNAL_SERVER_ERROR => Reason::PluginError,
+        StatusCode::UNAUTHORIZED => Reason::Unauthenticated,
+        StatusCode::FORBIDDEN if problem.slug == "cors-forbidden" => Reason::CorsRefused,
+        StatusCode::FORBIDDEN => Reason::Forbidden,
+        StatusCode::TOO_MANY_REQUESTS => Reason::RateLimited,
         _ => return,
     };
     if let Some(i) = REASONS.iter().position(|(r, _)| *r == reason) {

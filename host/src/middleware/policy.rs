@@ -230,7 +230,7 @@ mod tests {
         let doc: Doc = toml::from_str("a = false\n[b]\nn = 3\n").unwrap();
         assert!(matches!(doc.a, Toggle::Off));
         match doc.b {
-            Toggle::On(t) => assert_eq!((*t.n.get_ref(), t.n.span().start), (3, 16)),
+            Toggle::On(t) => assert_eq!((*t.n.get_ref(), t.n.span().start), (3, 18)),
             Toggle::Off => panic!("expected a table"),
         }
         let err = toml::from_str::<Doc>("a = true\nb = false\n")

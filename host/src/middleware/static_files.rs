@@ -15,8 +15,12 @@
 //!   and the [`Confined`] backend resolves every path it is asked for (symlinks included)
 //!   and answers "not found" when the real path is outside the directory.
 //!
-//! Never served: directory listings, precompressed variants (`.gz`, `.br`; the compression
-//! layer compresses on the fly instead).
+//! Never served: directory listings and precompressed variants (`.gz`, `.br` files beside
+//! the originals are ordinary files here, never chosen by `Accept-Encoding`).
+//!
+//! Mounted with `Router::nest_service`, which strips the prefix: `/public` and `/public/`
+//! both reach the service as `/`, so both serve the index (no redirect for the bare prefix;
+//! `/public/docs` still redirects to `/public/docs/`).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -44,8 +48,9 @@ use crate::problem::Problem;
 
 pub use super::Mistake;
 
-/// Renders a Problem for one request; the lead's closure adds the request id, the `type`
-/// base and the access log line, so this module never needs to know about them.
+/// Renders a Problem for one request; the server's closure adds the request id, the `type`
+/// base and the access log line, so this module never needs to know about them. The parts
+/// it gets carry the URI as the client sent it (prefix included).
 pub type Refuse = Arc<dyn Fn(Problem, &Parts) -> Response + Send + Sync>;
 
 /// One `[[static]]` entry as written.
@@ -459,7 +464,7 @@ fn read_failure() -> Problem {
 /// path. Limit: a path component replaced by a symlink between the check and the open (a
 /// race only someone who can write into the directory can run) is not caught.
 #[derive(Clone, Debug)]
-pub struct Confined {
+struct Confined {
     root: Arc<Path>,
 }
 
@@ -514,7 +519,7 @@ impl tower_http::services::fs::Backend for Confined {
 
 /// A file opened by [`Confined`].
 #[derive(Debug)]
-pub struct ConfinedFile(tokio::fs::File);
+struct ConfinedFile(tokio::fs::File);
 
 impl tokio::io::AsyncRead for ConfinedFile {
     fn poll_read(

@@ -62,6 +62,7 @@ impl Shared {
 pub fn router(
     routes: Vec<Route>,
     statics: &[StaticMount],
+    static_compression: Option<&Compression>,
     shared: Arc<Shared>,
     process: &ProcessConfig,
 ) -> Result<Router, String> {
@@ -171,7 +172,14 @@ pub fn router(
         let shared = shared.clone();
         let refuse: static_files::Refuse =
             Arc::new(move |problem, parts| dispatch::refuse_parts(&shared, &problem, parts));
-        router = router.nest_service(&mount.prefix, mount.service(refuse));
+        let files = mount.service(refuse);
+        router = match static_compression {
+            Some(compression) => router.nest_service(
+                &mount.prefix,
+                tower::Layer::layer(&compression.layer(), files),
+            ),
+            None => router.nest_service(&mount.prefix, files),
+        };
     }
     let shared_404 = shared.clone();
     Ok(router.fallback(move |request: axum::extract::Request| {

@@ -84,3 +84,15 @@ def test_handler_that_cannot_be_served(tmp_path: Path) -> None:
     )
     line = the_error_line(check(tmp_path, app="bad_route_app:app", python_path=[str(apps), str(PLUGIN_DIR)]))
     assert "get_item" in line and "bad_route_app.py" in line and "not in the path" in line
+
+
+def test_route_timeout_out_of_range(tmp_path: Path) -> None:
+    apps = tmp_path / "apps"
+    apps.mkdir()
+    (apps / "bad_timeout_app.py").write_text(
+        "from spikard import App\n\napp = App()\n\n"
+        "@app.get('/slow', timeout=0)\nasync def slow() -> dict:\n    return {}\n"
+    )
+    line = the_error_line(check(tmp_path, app="bad_timeout_app:app", python_path=[str(apps), str(PLUGIN_DIR)]))
+    assert "settings.app" in line and "route GET /slow: handler slow" in line and "bad_timeout_app.py" in line, line
+    assert "timeout=0 is out of range" in line and "at most 3600" in line, line

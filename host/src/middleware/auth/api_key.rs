@@ -40,6 +40,8 @@ pub struct ApiKeyAuth {
     query: Option<String>,
     /// "Expected 'X-API-Key' header ... with valid API key".
     missing: String,
+    /// The same with the bearer token named first, for when both schemes are on.
+    missing_with_bearer: String,
     /// `ApiKey realm="api", header="X-API-Key"`.
     challenge: HeaderValue,
 }
@@ -82,11 +84,16 @@ impl ApiKeyAuth {
             Some(name) => Some(name.get_ref().clone()),
             None => None,
         };
-        let missing = match &query {
-            Some(q) => format!(
-                "Expected '{header_text}' header or '{q}' query parameter with valid API key"
+        let bearer = "'Authorization: Bearer <token>' header";
+        let (missing, missing_with_bearer) = match &query {
+            Some(q) => (
+                format!("Expected '{header_text}' header or '{q}' query parameter with valid API key"),
+                format!("Expected {bearer}, '{header_text}' header or '{q}' query parameter with valid API key"),
             ),
-            None => format!("Expected '{header_text}' header with valid API key"),
+            None => (
+                format!("Expected '{header_text}' header with valid API key"),
+                format!("Expected {bearer} or '{header_text}' header with valid API key"),
+            ),
         };
         Ok(ApiKeyAuth {
             keys,
@@ -96,6 +103,7 @@ impl ApiKeyAuth {
             header,
             query,
             missing,
+            missing_with_bearer,
         })
     }
 
@@ -104,12 +112,10 @@ impl ApiKeyAuth {
         &self.header
     }
 
-    /// Where a key is expected, for a 401 detail: `'X-API-Key' header [or 'api_key' query
-    /// parameter] with valid API key`.
-    pub fn expected(&self) -> &str {
-        self.missing
-            .strip_prefix("Expected ")
-            .unwrap_or(&self.missing)
+    /// The detail of the 401 for a request with neither credential when the JWT scheme is
+    /// on too: "Expected 'Authorization: Bearer <token>' header or 'X-API-Key' header ...".
+    pub fn missing_with_bearer(&self) -> &str {
+        &self.missing_with_bearer
     }
 
     /// The challenge of an API-key 401: `ApiKey realm="api", header="X-API-Key"`.

@@ -73,6 +73,8 @@ pub struct JwtAuth {
     require_exp: bool,
     /// `Bearer realm="api"`: the challenge of a request without a token.
     challenge: HeaderValue,
+    /// `Bearer realm="api", error="insufficient_scope"`: the challenge of a 403.
+    insufficient_scope: HeaderValue,
 }
 
 impl std::fmt::Debug for JwtAuth {
@@ -145,6 +147,9 @@ impl JwtAuth {
             required_claims: required_claims(raw, field)?,
             require_exp: raw.require_exp.unwrap_or(true),
             challenge: static_challenge(format!("Bearer realm=\"{REALM}\"")),
+            insufficient_scope: static_challenge(format!(
+                "Bearer realm=\"{REALM}\", error=\"insufficient_scope\""
+            )),
         })
     }
 
@@ -247,12 +252,8 @@ impl JwtAuth {
             ),
         };
         Err(
-            Problem::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", detail).with_header(
-                WWW_AUTHENTICATE,
-                static_challenge(format!(
-                    "Bearer realm=\"{REALM}\", error=\"insufficient_scope\""
-                )),
-            ),
+            Problem::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", detail)
+                .with_header(WWW_AUTHENTICATE, self.insufficient_scope.clone()),
         )
     }
 }

@@ -46,8 +46,6 @@ pub struct RawAuth {
 pub struct Auth {
     jwt: Option<JwtAuth>,
     api_key: Option<ApiKeyAuth>,
-    /// Detail of the 401 for a request with neither credential when both schemes are on.
-    neither: String,
 }
 
 impl Auth {
@@ -90,18 +88,7 @@ impl Auth {
                 ));
             }
         }
-        let neither = match &api_key {
-            Some(keys) => format!(
-                "Expected 'Authorization: Bearer <token>' header or {}",
-                keys.expected()
-            ),
-            None => String::new(),
-        };
-        Ok(Auth {
-            jwt,
-            api_key,
-            neither,
-        })
+        Ok(Auth { jwt, api_key })
     }
 
     /// Decides a request from its head. `Ok` is the principal the request runs as:
@@ -123,9 +110,11 @@ impl Auth {
                 }
                 match keys.credential(headers, query) {
                     Some(candidate) => keys.check(&candidate),
-                    None => Err(unauthorized("Missing credentials", self.neither.clone())
-                        .with_header(WWW_AUTHENTICATE, jwt.challenge())
-                        .with_header(WWW_AUTHENTICATE, keys.challenge())),
+                    None => Err(
+                        unauthorized("Missing credentials", keys.missing_with_bearer())
+                            .with_header(WWW_AUTHENTICATE, jwt.challenge())
+                            .with_header(WWW_AUTHENTICATE, keys.challenge()),
+                    ),
                 }
             }
             (None, None) => unreachable!("resolve refuses a table without a scheme"),

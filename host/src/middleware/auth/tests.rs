@@ -833,6 +833,26 @@ fn keys_env_is_comma_separated() {
 }
 
 #[test]
+fn the_resolved_policy_can_be_shared_across_threads() {
+    fn shared<T: Send + Sync>(_: &T) {}
+    shared(&both());
+}
+
+#[test]
+fn with_both_and_a_query_key_the_missing_detail_lists_three_ways() {
+    let auth = auth(&format!("{}\n{KEYS}query = \"api_key\"\n", hs_config("")));
+    assert_eq!(
+        refusal(auth.authenticate(&HeaderMap::new(), None)).3,
+        "Expected 'Authorization: Bearer <token>' header, 'X-API-Key' header or 'api_key' query parameter with valid API key"
+    );
+    assert_eq!(
+        auth.authenticate(&HeaderMap::new(), Some("api_key=sk_test_123456"))
+            .unwrap()["key_index"],
+        0
+    );
+}
+
+#[test]
 fn table_mistakes() {
     let (field, message) = mistake("");
     assert_eq!(field, "server.auth");
@@ -843,6 +863,26 @@ fn table_mistakes() {
     ));
     assert_eq!(field, "server.auth.api_key.header");
     assert!(toml::from_str::<RawAuth>("[basic]\nuser = \"x\"\n").is_err());
+}
+
+#[test]
+fn spans_survive_the_policy_toggle() {
+    use crate::middleware::policy::Toggle;
+    #[derive(serde::Deserialize)]
+    struct Server {
+        auth: Toggle<RawAuth>,
+    }
+    let text = "# comment\n[auth.jwt]\nalgorithm = \"HS256\"\n\n[auth.api_key]\nkeys = []\n";
+    let Toggle::On(raw) = toml::from_str::<Server>(text).unwrap().auth else {
+        panic!("on");
+    };
+    let (offset, field, _) = Auth::resolve(&raw, "server.auth", &testdata()).unwrap_err();
+    assert_eq!(field, "server.auth.jwt.secret");
+    assert!(
+        text[offset..].starts_with("[auth.jwt]") || text[offset..].starts_with("algorithm"),
+        "{:?}",
+        &text[offset..]
+    );
 }
 
 #[test]

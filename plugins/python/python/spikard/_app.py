@@ -19,36 +19,6 @@ HookT = TypeVar("HookT", bound=Hook)
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE"})
 
 
-#: The longest per-route timeout, in seconds (the host's limit: one hour).
-MAX_TIMEOUT = 3600.0
-
-
-def _timeout_ms(method: str, path: str, handler: Callable[..., Any], timeout: Any) -> int | None:
-    """A route's ``timeout`` (seconds) as whole milliseconds for the host,
-    at least 1; a start-up error naming the route when it is not a number
-    of seconds in (0, 3600]."""
-    if timeout is None:
-        return None
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-        raise TypeError(
-            f"route {method} {path} ({_name(handler)}): timeout={timeout!r} is a {type(timeout).__name__}; "
-            "give the seconds as a number, e.g. timeout=2.5"
-        )
-    if not 0 < timeout <= MAX_TIMEOUT:  # NaN fails too
-        raise ValueError(
-            f"route {method} {path} ({_name(handler)}): timeout={timeout!r} is out of range; "
-            f"give seconds greater than 0 and at most {MAX_TIMEOUT:g} (one hour), e.g. timeout=2.5"
-        )
-    return max(1, round(timeout * 1000))
-
-
-def _name(handler: Callable[..., Any]) -> str:
-    """``name (file:line)`` of a handler, for messages."""
-    name = getattr(handler, "__qualname__", None) or getattr(handler, "__name__", None) or repr(handler)
-    code = getattr(handler, "__code__", None)
-    return f"{name} ({code.co_filename}:{code.co_firstlineno})" if code is not None else str(name)
-
-
 class State:
     """A plain attribute bag for application state (``app.state.db = ...``)."""
 
@@ -68,7 +38,6 @@ class Route:
         "response_model",
         "body_limit",
         "timeout",
-        "request_timeout_ms",
         "_plan",
     )
 
@@ -99,16 +68,15 @@ class Route:
         self.response_model = response_model
         self.body_limit = body_limit
         #: Seconds the host waits for the handler's answer before it
-        #: answers 504 and cancels it (``None``: ``server.request_timeout_ms``).
+        #: answers 504 and cancels it (``None``: ``server.request_timeout_ms``);
+        #: checked with the signature, sent as ``request_timeout_ms``.
         self.timeout = timeout
-        #: ``timeout`` as the host takes it (the ``request_timeout_ms`` key
-        #: of the route's schemas), or ``None``.
-        self.request_timeout_ms = _timeout_ms(method, path, handler, timeout)
         self._plan: HandlerPlan | None = None
 
     @property
     def plan(self) -> HandlerPlan:
-        """The compiled plan; raises ``RouteError`` for an unservable signature."""
+        """The compiled plan; raises ``RouteError`` for an unservable signature
+        or option (``timeout``)."""
         plan = self._plan
         if plan is None:
             from ._schema import compile_route

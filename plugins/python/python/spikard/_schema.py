@@ -617,8 +617,8 @@ def compile_route(route: Route) -> HandlerPlan:
             schema["body"] = body_schema
     if route.body_limit is not None:
         schema["body_limit"] = int(route.body_limit)
-    if route.request_timeout_ms is not None:
-        schema["request_timeout_ms"] = route.request_timeout_ms
+    if route.timeout is not None:
+        schema["request_timeout_ms"] = _timeout_ms(route, where)
 
     if route.response_model is not None:
         plan.response_convert = _response_converter(route.response_model)
@@ -629,6 +629,26 @@ def compile_route(route: Route) -> HandlerPlan:
     plan.schema_json = msgspec.json.encode(schema).decode()
     plan.invoke = _make_invoke(handler, params, body_reader, request_kw)
     return plan
+
+
+#: The longest per-route timeout, in seconds (the host's limit: one hour).
+MAX_TIMEOUT: Final = 3600.0
+
+
+def _timeout_ms(route: Route, where: str) -> int:
+    """The route's ``timeout`` (seconds) in whole milliseconds for the host,
+    at least 1; a :class:`RouteError` naming the route when it is not a
+    number of seconds in (0, 3600]."""
+    timeout = route.timeout
+    prefix = f"route {route.method} {route.path}: handler {where}: timeout={timeout!r}"
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise RouteError(f"{prefix} is a {type(timeout).__name__}; give the seconds as a number, e.g. timeout=2.5")
+    if not 0 < timeout <= MAX_TIMEOUT:  # NaN fails too
+        raise RouteError(
+            f"{prefix} is out of range; give seconds greater than 0 and at most {MAX_TIMEOUT:g} (one hour), "
+            "e.g. timeout=2.5"
+        )
+    return max(1, round(timeout * 1000))
 
 
 def _make_param(
