@@ -177,7 +177,10 @@ fn run(args: Args, inherited: Option<std::net::TcpListener>) -> Result<ExitCode,
     let runtime = runtime
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    let shared = Arc::new(server::Shared::new(&config.server));
+    let shared = Arc::new(server::Shared {
+        cors: config.policies.server_cors(),
+        ..server::Shared::new(&config.server)
+    });
     let client_addresses = routes.iter().any(|r| r.policies.rate_limit.is_some());
     let router = server::router(
         routes,

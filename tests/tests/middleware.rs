@@ -255,6 +255,19 @@ fn cors_actual_requests_preflights_and_refusals() {
         error.status
     );
 
+    // A path or method no route has: still readable by an allowed origin.
+    let missing = server.request(
+        "GET",
+        "/nowhere",
+        &[("origin", "https://app.example.com")],
+        b"",
+    );
+    assert_eq!(missing.status, 404);
+    assert_eq!(
+        missing.header("access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
+
     // The server's own origin is not cross-origin.
     let own = format!("http://{}", server.addr);
     let same = server.request("GET", "/items", &[("origin", &own)], b"");
@@ -339,7 +352,7 @@ fn rate_limits_answer_429_with_retry_after_and_budgets_are_per_table() {
     ]
     .concat();
     let server = Server::start(&config(
-        "[server.rate_limit]\nper_second = 0.1\nburst = 3\n",
+        "metrics_path = \"/metrics\"\n[server.rate_limit]\nper_second = 0.1\nburst = 3\n",
         &rest,
     ));
     // One server-wide budget of 3 shared by /a and /b.
@@ -357,6 +370,14 @@ fn rate_limits_answer_429_with_retry_after_and_budgets_are_per_table() {
     for _ in 0..20 {
         assert_eq!(server.get("/free").status, 200);
     }
+    // Operators see the refusals by reason.
+    let metrics = server.get("/metrics").text();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "spikard_rejected_total{reason=\"rate_limited\"} 2"),
+        "{metrics}"
+    );
 }
 
 #[test]

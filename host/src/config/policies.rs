@@ -76,6 +76,11 @@ pub struct Policies {
 }
 
 impl Policies {
+    /// `[server.cors]`, which answers the host makes without a route (404, 405) also follow.
+    pub fn server_cors(&self) -> Option<Arc<Cors>> {
+        self.server.cors.clone().flatten()
+    }
+
     /// `[server.compression]`, which static mounts also get.
     pub fn server_compression(&self) -> Option<Arc<Compression>> {
         self.server.compression.clone().flatten()

@@ -45,6 +45,9 @@ pub struct Shared {
     pub body_read_timeout: Duration,
     /// Request id generator.
     pub ids: RequestIds,
+    /// `[server.cors]`: 404 and 405 answers to an allowed origin carry its headers too, so a
+    /// browser app can read them.
+    pub cors: Option<Arc<crate::middleware::cors::Cors>>,
 }
 
 impl Shared {
@@ -516,13 +519,16 @@ pub async fn method_not_allowed(
 /// A request refused before reaching a route: rendered, tagged and logged
 /// like any other.
 fn refuse(shared: &Shared, problem: &Problem, request: &Request<Body>) -> Response {
-    answer_unrouted(
-        shared,
-        request.method(),
-        request.uri(),
-        request.headers(),
-        |id| shared.render(problem, id),
-    )
+    let headers = request.headers();
+    answer_unrouted(shared, request.method(), request.uri(), headers, |id| {
+        let mut response = shared.render(problem, id);
+        if let Some(cors) = &shared.cors {
+            if let Ok(Some(allowed)) = cors.check(headers) {
+                cors.decorate(&allowed, response.headers_mut());
+            }
+        }
+        response
+    })
 }
 
 /// [`refuse`] for a request known by its parts (the static file service's errors).

@@ -47,6 +47,7 @@ impl Shared {
             request_ids: server.request_ids,
             body_read_timeout: server.connections.body_read_timeout,
             ids: RequestIds::new(),
+            cors: None,
         }
     }
 }
