@@ -1,5 +1,5 @@
 /*
- * spikard_plugin.h — the Spikard Host plugin ABI, version 1.
+ * spikard_plugin.h — the Spikard Host plugin ABI, version 1.1.
  *
  * A plugin is a shared library that exports one symbol, `spikard_plugin_v1`,
  * returning a static declaration. The host checks the declaration's magic,
@@ -28,7 +28,15 @@
  *    do the work elsewhere if it is slow and answer later through the
  *    responder.
  *  - `respond`, `respond_error`, `log` and `log_enabled` may be called from
- *    any thread at any time after `init` has begun.
+ *    any thread at any time after `init` has begun; so may the 1.1 stream
+ *    functions and `set_cancel_token`, for a responder the plugin still holds.
+ *
+ * Responders (1.1 hosts): a responder is valid from `handle` until the plugin
+ * answers it (`respond`, `respond_error`, `stream_end`) or the request ends
+ * (timeout, client gone, shutdown). A second answer, or a call on a responder
+ * whose request is over, returns SPK_ERR (SPK_CLOSED for stream calls) and is
+ * logged; it is never undefined behaviour. The host reclaims a responder the
+ * plugin never answers when its request ends.
  */
 #ifndef SPIKARD_PLUGIN_H
 #define SPIKARD_PLUGIN_H
@@ -43,13 +51,21 @@ extern "C" {
 /* "SPKRDPLG" as a little-endian u64: the first field of every declaration. */
 #define SPIKARD_ABI_MAGIC 0x474C5044524B5053ULL
 #define SPIKARD_ABI_MAJOR 1u
-#define SPIKARD_ABI_MINOR 0u
+#define SPIKARD_ABI_MINOR 1u
 /* The one symbol a v1 plugin exports. */
 #define SPIKARD_PLUGIN_SYMBOL_V1 "spikard_plugin_v1"
 
 /* Return codes of fallible calls. */
 #define SPK_OK 0
 #define SPK_ERR 1
+/* 1.1, stream_write: not taken, the stream is full; wait for the ready callback. */
+#define SPK_FULL 2
+/* 1.1: the request is over (client gone, timed out, stopping); stop writing. */
+#define SPK_CLOSED 3
+
+/* A spk_str from a string literal, usable in static initializers:
+ * static const spk_header h = { SPK_STR("content-type"), SPK_STR("text/plain") }; */
+#define SPK_STR(literal) { ("" literal), sizeof("" literal) - 1 }  /* literals only */
 
 /* Log levels, most severe first. */
 #define SPK_LOG_ERROR 1u
@@ -96,6 +112,13 @@ typedef struct spk_request {
      * validated application/x-www-form-urlencoded body, "form":{..}. */
     spk_str params_json;
     spk_bytes body;         /* the request body; already validated when the route has a body schema */
+    /* --- 1.1: read only when struct_size >= offsetof(spk_request, field) + sizeof(field) --- */
+    spk_str client_addr;    /* "ip:port" or "[ip6]:port" of the peer; empty when unknown */
+    spk_str local_addr;     /* the address the connection was accepted on */
+    spk_str scheme;         /* "http" (a TLS-terminating proxy in front is not seen) */
+    spk_str http_version;   /* "HTTP/1.1", "HTTP/1.0" */
+    spk_str route;          /* the matched route template, e.g. "/items/{id}" */
+    uint64_t timeout_ms;    /* ms left, at the call, before the host answers 504 */
 } spk_request;
 
 /* A response, borrowed for the duration of `respond`; the host copies it. */
@@ -157,6 +180,31 @@ typedef struct spk_host_api {
     /* The absolute directory of the config file, against which a plugin
      * resolves relative paths in its settings. Valid for the process. */
     spk_str (*config_dir)(spk_host *host);
+
+    /* --- 1.1: present when struct_size covers them (NULL/absent on 1.0 hosts) --- */
+
+    /* Give the request a token of the plugin's choosing (e.g. an index into
+     * its own table): a cancellation of this request then calls the vtable's
+     * `cancel_token(ctx, token)` instead of `cancel(ctx, request_id)`. */
+    int32_t (*set_cancel_token)(spk_responder *responder, uint64_t token);
+    /* Start a streamed response: status and headers are sent now (no
+     * content-length; chunked), the body follows through stream_write. */
+    int32_t (*stream_start)(spk_responder *responder, uint16_t status,
+                            const spk_header *headers, size_t headers_len);
+    /* Write one body chunk (copied). SPK_OK: taken. SPK_FULL: not taken, the
+     * host holds as much as it buffers for this request; call
+     * stream_on_ready and write it again when called back. SPK_CLOSED: the
+     * request is over; stop. SPK_ERR: not started, or ended. Never blocks. */
+    int32_t (*stream_write)(spk_responder *responder, spk_bytes chunk);
+    /* Ask for one call of ready(user) when the stream can take a write again
+     * or is closed. Made from a host thread, never from inside this call. */
+    int32_t (*stream_on_ready)(spk_responder *responder, void (*ready)(void *user),
+                               void *user);
+    /* End the stream, with optional trailers (NULL/0 for none; HTTP/1.1
+     * clients that did not ask for trailers do not get them). The responder
+     * is invalid afterwards. */
+    int32_t (*stream_end)(spk_responder *responder, const spk_header *trailers,
+                          size_t trailers_len);
 } spk_host_api;
 
 /* The functions a plugin provides. */
@@ -187,6 +235,11 @@ typedef struct spk_plugin_vtable {
      * cancelled; no `handle` or `cancel` follows. The plugin's library is
      * never unloaded. */
     void (*shutdown)(void *ctx, uint64_t deadline_ms);
+
+    /* --- 1.1 --- */
+    /* Optional: like `cancel`, for a request the plugin gave a token with
+     * set_cancel_token; called instead of `cancel` for it. */
+    void (*cancel_token)(void *ctx, uint64_t token);
 } spk_plugin_vtable;
 
 /* The static declaration returned by `spikard_plugin_v1`. */

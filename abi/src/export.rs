@@ -2,8 +2,12 @@
 //! [`Plugin`] into: one generic function per vtable entry, each behind
 //! `catch_unwind` so no panic ever crosses the boundary.
 //!
+//! Everything the host wrote (its API table, routes offered, requests) is read
+//! with [`ffi::read_prefix`] after checking that its `struct_size` covers ABI
+//! 1.0, so any 1.x host works and a field it lacks reads as absent.
+//!
 //! The instance behind `ctx` is never freed while a call can still reach it:
-//! every call passes through a [`Gate`], `shutdown` closes the gate, waits
+//! every call passes through a `Gate`, `shutdown` closes the gate, waits
 //! for the calls inside to return, and only then drops the plugin. The
 //! instance's shell (a few words) stays allocated for the process, so a call
 //! that arrives after `shutdown` (a host breaking the contract) is refused
@@ -102,7 +106,7 @@ impl Drop for Pass<'_> {
 }
 
 /// The text of a panic payload, for the error message.
-fn panic_message(payload: &(dyn Any + Send)) -> &str {
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> &str {
     if let Some(s) = payload.downcast_ref::<&str>() {
         s
     } else if let Some(s) = payload.downcast_ref::<String>() {
@@ -110,6 +114,37 @@ fn panic_message(payload: &(dyn Any + Send)) -> &str {
     } else {
         "non-string panic payload"
     }
+}
+
+/// The writer's `struct_size`, the first field of every struct that can grow.
+///
+/// # Safety
+/// `ptr` must be non-null and point to at least one readable `usize`.
+unsafe fn struct_size<T>(ptr: *const T) -> usize {
+    // SAFETY: per the contract; no reference to the (possibly smaller) struct is formed.
+    unsafe { ptr.cast::<usize>().read_unaligned() }
+}
+
+/// Copies the host's API table, checked to be a 1.x table of at least ABI 1.0's size,
+/// into memory of this SDK's layout that lives for the process (one small allocation per
+/// `init`): functions a 1.0 host lacks are `None`. `None` when the table is not usable;
+/// no error message can be set then, since `set_error` is in that table.
+///
+/// # Safety
+/// `api` must be null or point to the host's table, `struct_size` bytes long.
+unsafe fn read_host_api(api: *const HostApi) -> Option<&'static HostApi> {
+    if api.is_null() {
+        return None;
+    }
+    // SAFETY: per the contract.
+    let size = unsafe { struct_size(api) };
+    if size < ffi::min_size::HOST_API {
+        return None;
+    }
+    // SAFETY: `size` readable bytes, at least the 1.0 prefix; the 1.1 fields are
+    // `Option`s of function pointers, for which zero is `None`.
+    let table: HostApi = unsafe { ffi::read_prefix(api, size) };
+    (table.abi_major == ffi::ABI_MAJOR).then(|| &*Box::leak(Box::new(table)))
 }
 
 fn set_error(api: &HostApi, err: *mut ErrorHandle, message: &str) {
@@ -135,29 +170,17 @@ pub unsafe extern "C" fn init<P: Plugin>(
     ctx: *mut *mut c_void,
     err: *mut ErrorHandle,
 ) -> i32 {
-    if api.is_null() || ctx.is_null() {
+    // SAFETY: the host's table, as documented.
+    let Some(api) = (unsafe { read_host_api(api) }) else {
+        return ffi::ERR;
+    };
+    if ctx.is_null() {
+        set_error(api, err, "init called with a null ctx out-pointer");
         return ffi::ERR;
     }
-    // SAFETY: the host API table lives for the process.
-    let api: &'static HostApi = unsafe { &*api };
-    if api.abi_major != ffi::ABI_MAJOR || api.struct_size < ffi::min_size::HOST_API {
-        set_error(
-            api,
-            err,
-            &format!(
-                "host ABI v{}.{} (table of {} bytes) is not compatible with this plugin's v{}.{}",
-                api.abi_major,
-                api.abi_minor,
-                api.struct_size,
-                ffi::ABI_MAJOR,
-                ffi::ABI_MINOR
-            ),
-        );
-        return ffi::ERR;
-    }
-    let host = Host { api, handle: host };
-    crate::log::install(host);
     let result = catch_unwind(AssertUnwindSafe(|| {
+        let host = Host { api, handle: host };
+        crate::log::install(host);
         let settings = utf8(settings_json, "settings")?;
         P::init(host, settings)
     }));
@@ -187,6 +210,27 @@ pub unsafe extern "C" fn init<P: Plugin>(
     }
 }
 
+/// A route binding the host offered, copied with [`ffi::read_prefix`]; `Err` names
+/// what is wrong with it.
+///
+/// # Safety
+/// `binding` must be null or point to `struct_size` readable bytes.
+unsafe fn read_binding(binding: *const ffi::RouteBinding) -> Result<ffi::RouteBinding, String> {
+    if binding.is_null() {
+        return Err("bind_route called with a null binding".into());
+    }
+    // SAFETY: per the contract.
+    let size = unsafe { struct_size(binding) };
+    if size < ffi::min_size::ROUTE_BINDING {
+        return Err(format!(
+            "the host's spk_route_binding is {size} bytes, smaller than ABI 1.0's {}",
+            ffi::min_size::ROUTE_BINDING
+        ));
+    }
+    // SAFETY: `size` readable bytes, at least the 1.0 prefix.
+    Ok(unsafe { ffi::read_prefix(binding, size) })
+}
+
 /// `bind_route` of the vtable for plugin `P`.
 ///
 /// # Safety
@@ -199,12 +243,22 @@ pub unsafe extern "C" fn bind_route<P: Plugin>(
 ) -> i32 {
     // SAFETY: per the contract, `ctx` is our instance.
     let instance = unsafe { Instance::<P>::from_ctx(ctx) };
-    if binding.is_null() || handler_id.is_null() {
-        set_error(instance.api, err, "bind_route called with a null pointer");
+    if handler_id.is_null() {
+        set_error(
+            instance.api,
+            err,
+            "bind_route called with a null handler_id",
+        );
         return ffi::ERR;
     }
-    // SAFETY: borrowed for the call.
-    let raw = unsafe { &*binding };
+    // SAFETY: borrowed for the call, `struct_size` bytes.
+    let raw = match unsafe { read_binding(binding) } {
+        Ok(raw) => raw,
+        Err(message) => {
+            set_error(instance.api, err, &message);
+            return ffi::ERR;
+        }
+    };
     let result = catch_unwind(AssertUnwindSafe(|| {
         let binding = RouteBinding {
             method: utf8(raw.method, "method")?,
@@ -248,12 +302,12 @@ pub unsafe extern "C" fn handle<P: Plugin>(
     let instance = unsafe { Instance::<P>::from_ctx(ctx) };
     // SAFETY: an unanswered responder of this host; we own it now.
     let responder = unsafe { Responder::from_raw(instance.api, responder) };
-    if request.is_null() {
-        drop(responder);
+    // SAFETY: valid for the call, `struct_size` bytes.
+    let Some(request) = (unsafe { Request::from_ptr(request) }) else {
+        tracing::error!("handle called with a null request or one smaller than ABI 1.0's");
+        drop(responder); // answers 500
         return;
-    }
-    // SAFETY: valid for the call.
-    let request = unsafe { Request::from_raw(&*request) };
+    };
     // A panic drops the responder while unwinding, which answers 500.
     let result = catch_unwind(AssertUnwindSafe(|| {
         let mut responder = Some(responder);
@@ -290,6 +344,21 @@ pub unsafe extern "C" fn cancel<P: Plugin>(ctx: *mut c_void, request_id: Str) {
     }));
 }
 
+/// `cancel_token` of the vtable for plugin `P` (ABI 1.1): the host calls it instead of
+/// `cancel` for a request given a token with
+/// [`Responder::set_cancel_token`](crate::Responder::set_cancel_token).
+///
+/// # Safety
+/// `ctx` must come from a successful [`init::<P>`].
+pub unsafe extern "C" fn cancel_token<P: Plugin>(ctx: *mut c_void, token: u64) {
+    // SAFETY: per the contract.
+    let instance = unsafe { Instance::<P>::from_ctx(ctx) };
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // After shutdown there is nothing left to cancel.
+        let _ = instance.with(|plugin| plugin.cancel_token(token));
+    }));
+}
+
 /// `shutdown` of the vtable for plugin `P`: closes the gate, waits for the
 /// calls inside to return, calls [`Plugin::shutdown`] and drops the plugin.
 /// Later calls through `ctx` are refused (see the module docs); a second
@@ -316,6 +385,10 @@ pub unsafe extern "C" fn shutdown<P: Plugin>(ctx: *mut c_void, deadline_ms: u64)
 /// Exports a [`Plugin`](crate::Plugin) as a spikard plugin library: defines
 /// the `spikard_plugin_v1` symbol and its static declaration and vtable.
 ///
+/// The declaration says ABI 1.1 ([`ffi::ABI_MINOR`](crate::ffi::ABI_MINOR)) with the
+/// 1.1 vtable (its `cancel_token` entry calls [`Plugin::cancel_token`](crate::Plugin));
+/// the plugin still loads into 1.0 hosts, which ignore what they do not know.
+///
 /// Use it once per `cdylib`; see [`Plugin`](crate::Plugin) for an example.
 #[macro_export]
 macro_rules! export_plugin {
@@ -328,6 +401,7 @@ macro_rules! export_plugin {
                 handle: Some($crate::export::handle::<$plugin>),
                 cancel: Some($crate::export::cancel::<$plugin>),
                 shutdown: Some($crate::export::shutdown::<$plugin>),
+                cancel_token: Some($crate::export::cancel_token::<$plugin>),
             };
             static DECL: $crate::ffi::PluginDecl = $crate::ffi::PluginDecl {
                 magic: $crate::ffi::MAGIC,
@@ -352,6 +426,78 @@ mod tests {
     use super::*;
     use std::sync::atomic::AtomicBool;
     use std::sync::Arc;
+
+    unsafe extern "C" fn log(_: *mut HostHandle, _: u32, _: Str, _: Str) {}
+    unsafe extern "C" fn log_enabled(_: *mut HostHandle, _: u32, _: Str) -> i32 {
+        0
+    }
+    unsafe extern "C" fn register_route(_: *mut HostHandle, _: *const ffi::RouteDecl) -> i32 {
+        ffi::ERR
+    }
+    unsafe extern "C" fn respond(_: *mut ResponderHandle, _: *const ffi::Response) -> i32 {
+        ffi::ERR
+    }
+    unsafe extern "C" fn respond_error(
+        _: *mut ResponderHandle,
+        _: u16,
+        _: Str,
+        _: *const ffi::Header,
+        _: usize,
+    ) -> i32 {
+        ffi::ERR
+    }
+    unsafe extern "C" fn set_error(_: *mut ErrorHandle, _: Str) {}
+    unsafe extern "C" fn config_dir(_: *mut HostHandle) -> Str {
+        Str::EMPTY
+    }
+    unsafe extern "C" fn set_cancel_token(_: *mut ResponderHandle, _: u64) -> i32 {
+        ffi::OK
+    }
+
+    fn table(struct_size: usize, abi_major: u32) -> HostApi {
+        HostApi {
+            struct_size,
+            abi_major,
+            abi_minor: 0,
+            log,
+            log_enabled,
+            register_route,
+            respond,
+            respond_error,
+            set_error,
+            config_dir,
+            set_cancel_token: Some(set_cancel_token),
+            stream_start: None,
+            stream_write: None,
+            stream_on_ready: None,
+            stream_end: None,
+        }
+    }
+
+    #[test]
+    fn any_1_x_host_table_is_accepted_and_read_only_up_to_its_size() {
+        let v1_0 = table(ffi::min_size::HOST_API, 1);
+        // SAFETY: a readable table; the SDK reads only its first `struct_size` bytes.
+        let api = unsafe { read_host_api(&v1_0) }.expect("a 1.0 host is accepted");
+        assert!(
+            api.set_cancel_token.is_none(),
+            "past a 1.0 table's size: absent"
+        );
+        let v1_1 = table(std::mem::size_of::<HostApi>(), 1);
+        // SAFETY: as above.
+        let api = unsafe { read_host_api(&v1_1) }.expect("a 1.1 host is accepted");
+        assert!(api.set_cancel_token.is_some());
+    }
+
+    #[test]
+    fn a_host_table_of_another_major_or_too_small_is_refused() {
+        // SAFETY: readable tables, refused by their header fields.
+        unsafe {
+            assert!(read_host_api(&table(std::mem::size_of::<HostApi>(), 2)).is_none());
+            assert!(read_host_api(&table(ffi::min_size::HOST_API - 8, 1)).is_none());
+            assert!(read_host_api(std::ptr::null()).is_none());
+        }
+    }
 
     #[test]
     fn a_closed_gate_refuses_calls() {

@@ -19,7 +19,9 @@ pub const MAGIC: u64 = 0x474C_5044_524B_5053;
 /// Breaking changes bump this and get a new entry symbol.
 pub const ABI_MAJOR: u32 = 1;
 /// Appending fields bumps this; older readers ignore what they do not know.
-pub const ABI_MINOR: u32 = 0;
+/// 1.1 appended request properties to [`Request`], the cancel token and
+/// streaming functions to [`HostApi`] and `cancel_token` to [`PluginVTable`].
+pub const ABI_MINOR: u32 = 1;
 /// The entry symbol of a v1 plugin, NUL-terminated for `dlsym`.
 pub const ENTRY_SYMBOL_V1: &[u8] = b"spikard_plugin_v1\0";
 
@@ -27,6 +29,12 @@ pub const ENTRY_SYMBOL_V1: &[u8] = b"spikard_plugin_v1\0";
 pub const OK: i32 = 0;
 /// Return code of a call that failed; details went to the error out-parameter.
 pub const ERR: i32 = 1;
+/// 1.1: `stream_write` did not take the chunk: the stream holds as much as it may; wait
+/// for the `stream_on_ready` callback and write it again.
+pub const FULL: i32 = 2;
+/// 1.1: the request is over (the client left, it timed out, the server is stopping):
+/// stop writing; the responder is no longer valid.
+pub const CLOSED: i32 = 3;
 
 /// Log levels, most severe first, as in `SPK_LOG_*`.
 pub mod level {
@@ -166,7 +174,7 @@ pub struct ErrorHandle {
 
 /// A request, borrowed for the duration of `handle` (`spk_request`).
 #[repr(C)]
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub struct Request {
     /// `size_of::<Request>()` of the writer.
     pub struct_size: usize,
@@ -188,11 +196,24 @@ pub struct Request {
     pub params_json: Str,
     /// The request body.
     pub body: Bytes,
+    // --- 1.1 (read only when `struct_size` covers them) ---
+    /// The client's address, `ip:port` (`[ip6]:port`); empty when unknown.
+    pub client_addr: Str,
+    /// The address the connection was accepted on, `ip:port`; empty when unknown.
+    pub local_addr: Str,
+    /// `"http"` or `"https"` (as the host serves it; a proxy's TLS is not seen here).
+    pub scheme: Str,
+    /// `"HTTP/1.1"`, `"HTTP/1.0"`, ...
+    pub http_version: Str,
+    /// The matched route's template, e.g. `/items/{id}`.
+    pub route: Str,
+    /// Milliseconds left, at the call, before the host gives up on the answer (504).
+    pub timeout_ms: u64,
 }
 
 /// A response, borrowed for the duration of `respond` (`spk_response`).
 #[repr(C)]
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub struct Response {
     /// `size_of::<Response>()` of the writer.
     pub struct_size: usize,
@@ -208,7 +229,7 @@ pub struct Response {
 
 /// A route a plugin declares during `init` (`spk_route_decl`).
 #[repr(C)]
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub struct RouteDecl {
     /// `size_of::<RouteDecl>()` of the writer.
     pub struct_size: usize,
@@ -225,7 +246,7 @@ pub struct RouteDecl {
 
 /// A config route offered to the plugin (`spk_route_binding`).
 #[repr(C)]
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub struct RouteBinding {
     /// `size_of::<RouteBinding>()` of the writer.
     pub struct_size: usize,
@@ -254,10 +275,24 @@ pub type RespondErrorFn =
 pub type SetErrorFn = unsafe extern "C" fn(*mut ErrorHandle, Str);
 /// `config_dir` in [`HostApi`].
 pub type ConfigDirFn = unsafe extern "C" fn(*mut HostHandle) -> Str;
+/// `set_cancel_token` (1.1).
+pub type SetCancelTokenFn = unsafe extern "C" fn(*mut ResponderHandle, u64) -> i32;
+/// `stream_start` (1.1).
+pub type StreamStartFn =
+    unsafe extern "C" fn(*mut ResponderHandle, u16, *const Header, usize) -> i32;
+/// `stream_write` (1.1).
+pub type StreamWriteFn = unsafe extern "C" fn(*mut ResponderHandle, Bytes) -> i32;
+/// A callback the host calls once with the pointer the plugin gave (1.1).
+pub type ReadyFn = unsafe extern "C" fn(*mut c_void);
+/// `stream_on_ready` (1.1).
+pub type StreamOnReadyFn = unsafe extern "C" fn(*mut ResponderHandle, ReadyFn, *mut c_void) -> i32;
+/// `stream_end` (1.1).
+pub type StreamEndFn = unsafe extern "C" fn(*mut ResponderHandle, *const Header, usize) -> i32;
 
 /// Functions the host offers a plugin (`spk_host_api`), valid for the
 /// process. Every pointer is non-null in a table the host hands out.
 #[repr(C)]
+#[derive(Clone, Copy)]
 pub struct HostApi {
     /// `size_of::<HostApi>()` of the host.
     pub struct_size: usize,
@@ -279,6 +314,20 @@ pub struct HostApi {
     pub set_error: SetErrorFn,
     /// The config file's directory, for relative paths in settings.
     pub config_dir: ConfigDirFn,
+    // --- 1.1 (present when `struct_size` covers them; `None` otherwise) ---
+    /// Gives the request a token of the plugin's choosing, passed back to the vtable's
+    /// `cancel_token` instead of the request id to `cancel`.
+    pub set_cancel_token: Option<SetCancelTokenFn>,
+    /// Starts a streamed response: status and headers now, body chunks with `stream_write`.
+    pub stream_start: Option<StreamStartFn>,
+    /// Writes one chunk (copied): `OK`, `FULL` (not taken; wait for the ready callback),
+    /// `CLOSED` (the request is over) or `ERR`.
+    pub stream_write: Option<StreamWriteFn>,
+    /// Asks for one call of `ready(user)` when the stream can take a write again or is
+    /// closed; made from a host thread, never from inside this call.
+    pub stream_on_ready: Option<StreamOnReadyFn>,
+    /// Ends the stream, with optional trailers; the responder is invalid afterwards.
+    pub stream_end: Option<StreamEndFn>,
 }
 
 /// `init` in [`PluginVTable`].
@@ -298,10 +347,13 @@ pub type HandleFn = unsafe extern "C" fn(*mut c_void, *const Request, *mut Respo
 pub type CancelFn = unsafe extern "C" fn(*mut c_void, Str);
 /// `shutdown` in [`PluginVTable`].
 pub type ShutdownFn = unsafe extern "C" fn(*mut c_void, u64);
+/// `cancel_token` (1.1).
+pub type CancelTokenFn = unsafe extern "C" fn(*mut c_void, u64);
 
 /// The functions a plugin provides (`spk_plugin_vtable`). The host
 /// treats a null required pointer as an invalid plugin.
 #[repr(C)]
+#[derive(Clone, Copy)]
 pub struct PluginVTable {
     /// `size_of::<PluginVTable>()` of the plugin.
     pub struct_size: usize,
@@ -315,10 +367,15 @@ pub struct PluginVTable {
     pub cancel: Option<CancelFn>,
     /// Stop.
     pub shutdown: Option<ShutdownFn>,
+    // --- 1.1 ---
+    /// Optional: cancellation of a request that was given a token with
+    /// `set_cancel_token`; called instead of `cancel` for such requests.
+    pub cancel_token: Option<CancelTokenFn>,
 }
 
 /// The static declaration returned by `spikard_plugin_v1` (`spk_plugin_decl`).
 #[repr(C)]
+#[derive(Clone, Copy)]
 pub struct PluginDecl {
     /// Always [`MAGIC`].
     pub magic: u64,
@@ -348,45 +405,164 @@ pub type EntryV1 = unsafe extern "C" fn() -> *const PluginDecl;
 /// The sizes every v1 reader may rely on: a struct smaller than this is
 /// invalid. They are the v1.0 sizes and never change; later minors only grow
 /// the structs beyond them.
+/// The struct sizes of ABI v1.0, frozen: the smallest a reader accepts from any 1.x writer.
+/// Computed from verbatim copies of the 1.0 structs in [`v1_0`], so they stay right on every
+/// target whatever later minors append.
 pub mod min_size {
-    use super::*;
-    /// [`PluginDecl`] in v1.0.
-    pub const PLUGIN_DECL: usize = std::mem::size_of::<PluginDecl>();
-    /// [`PluginVTable`] in v1.0.
-    pub const PLUGIN_VTABLE: usize = std::mem::size_of::<PluginVTable>();
-    /// [`HostApi`] in v1.0.
-    pub const HOST_API: usize = std::mem::size_of::<HostApi>();
-    /// [`Request`] in v1.0.
-    pub const REQUEST: usize = std::mem::size_of::<Request>();
-    /// [`Response`] in v1.0.
-    pub const RESPONSE: usize = std::mem::size_of::<Response>();
-    /// [`RouteDecl`] in v1.0.
-    pub const ROUTE_DECL: usize = std::mem::size_of::<RouteDecl>();
-    /// [`RouteBinding`] in v1.0.
-    pub const ROUTE_BINDING: usize = std::mem::size_of::<RouteBinding>();
+    use super::v1_0;
+    use std::mem::size_of;
+    /// `spk_plugin_decl` 1.0.
+    pub const PLUGIN_DECL: usize = size_of::<v1_0::PluginDecl>();
+    /// `spk_plugin_vtable` 1.0.
+    pub const PLUGIN_VTABLE: usize = size_of::<v1_0::PluginVTable>();
+    /// `spk_host_api` 1.0.
+    pub const HOST_API: usize = size_of::<v1_0::HostApi>();
+    /// `spk_request` 1.0.
+    pub const REQUEST: usize = size_of::<v1_0::Request>();
+    /// `spk_response` 1.0.
+    pub const RESPONSE: usize = size_of::<v1_0::Response>();
+    /// `spk_route_decl` 1.0.
+    pub const ROUTE_DECL: usize = size_of::<v1_0::RouteDecl>();
+    /// `spk_route_binding` 1.0.
+    pub const ROUTE_BINDING: usize = size_of::<v1_0::RouteBinding>();
 }
 
-// Freeze the v1.0 layout on 64-bit targets: changing any of these is a
-// breaking change and needs ABI v2. The C compiler check lives in
-// tests/tests/c_plugin.rs.
+/// The ABI 1.0 structs exactly as released, never to change: what [`min_size`] measures.
+#[allow(dead_code)]
+pub mod v1_0 {
+    use super::{
+        BindRouteFn, Bytes, CancelFn, ConfigDirFn, HandleFn, Header, InitFn, LogEnabledFn, LogFn,
+        RegisterRouteFn, RespondErrorFn, RespondFn, SetErrorFn, ShutdownFn, Str,
+    };
+    /// `spk_request` 1.0.
+    #[repr(C)]
+    pub struct Request {
+        struct_size: usize,
+        handler_id: u64,
+        request_id: Str,
+        method: Str,
+        path: Str,
+        query: Str,
+        headers: *const Header,
+        headers_len: usize,
+        params_json: Str,
+        body: Bytes,
+    }
+    /// `spk_response` 1.0.
+    #[repr(C)]
+    pub struct Response {
+        struct_size: usize,
+        status: u16,
+        headers: *const Header,
+        headers_len: usize,
+        body: Bytes,
+    }
+    /// `spk_route_decl` 1.0.
+    #[repr(C)]
+    pub struct RouteDecl {
+        struct_size: usize,
+        method: Str,
+        path: Str,
+        handler_id: u64,
+        schema_json: Str,
+    }
+    /// `spk_route_binding` 1.0.
+    #[repr(C)]
+    pub struct RouteBinding {
+        struct_size: usize,
+        method: Str,
+        path: Str,
+        handler: Str,
+        settings_json: Str,
+    }
+    /// `spk_host_api` 1.0.
+    #[repr(C)]
+    pub struct HostApi {
+        struct_size: usize,
+        abi_major: u32,
+        abi_minor: u32,
+        log: LogFn,
+        log_enabled: LogEnabledFn,
+        register_route: RegisterRouteFn,
+        respond: RespondFn,
+        respond_error: RespondErrorFn,
+        set_error: SetErrorFn,
+        config_dir: ConfigDirFn,
+    }
+    /// `spk_plugin_vtable` 1.0.
+    #[repr(C)]
+    pub struct PluginVTable {
+        struct_size: usize,
+        init: Option<InitFn>,
+        bind_route: Option<BindRouteFn>,
+        handle: Option<HandleFn>,
+        cancel: Option<CancelFn>,
+        shutdown: Option<ShutdownFn>,
+    }
+    /// `spk_plugin_decl` 1.0.
+    #[repr(C)]
+    pub struct PluginDecl {
+        magic: u64,
+        abi_major: u32,
+        abi_minor: u32,
+        struct_size: usize,
+        name: Str,
+        version: Str,
+        vtable: *const super::PluginVTable,
+    }
+}
+
+/// Reads a struct another build wrote, knowing only that it is at least ABI 1.0's size:
+/// the writer's first `struct_size` bytes (at most the reader's own size) are copied and
+/// every field past them keeps its zero default (`None`, 0, empty). No reference of the
+/// reader's type is ever formed over the writer's memory, which may be smaller.
+///
+/// # Safety
+/// `ptr` must point to `struct_size` readable bytes, `struct_size` must be at least the
+/// 1.0 size of `T`, and every field of `T` past its 1.0 prefix must accept all-zero bytes
+/// (`Option` of a function pointer, integers, [`Str`], [`Bytes`]).
+pub unsafe fn read_prefix<T: Copy>(ptr: *const T, struct_size: usize) -> T {
+    let mut out = std::mem::MaybeUninit::<T>::zeroed();
+    let n = struct_size.min(std::mem::size_of::<T>());
+    // SAFETY: `ptr` has `struct_size` ≥ n readable bytes; `out` has size_of::<T>() ≥ n.
+    unsafe {
+        std::ptr::copy_nonoverlapping(ptr.cast::<u8>(), out.as_mut_ptr().cast::<u8>(), n);
+        out.assume_init()
+    }
+}
+
+// Freeze the layouts on 64-bit targets: v1.0's sizes (the frozen copies) and the offsets of
+// every field, so a 1.1 field can only ever be appended. The C compiler check lives in
+// tests/tests/loading.rs (C plugins built from the current and the frozen 1.0 header).
 #[cfg(target_pointer_width = "64")]
 const _: () = {
     use std::mem::{offset_of, size_of};
     assert!(size_of::<Str>() == 16);
     assert!(size_of::<Header>() == 32);
-    assert!(size_of::<Request>() == 128);
+    assert!(min_size::REQUEST == 128);
     assert!(offset_of!(Request, handler_id) == 8);
     assert!(offset_of!(Request, request_id) == 16);
     assert!(offset_of!(Request, headers) == 80);
     assert!(offset_of!(Request, params_json) == 96);
     assert!(offset_of!(Request, body) == 112);
+    assert!(offset_of!(Request, client_addr) == 128);
+    assert!(offset_of!(Request, timeout_ms) == 208);
+    assert!(size_of::<Request>() == 216);
+    assert!(min_size::RESPONSE == 48);
     assert!(size_of::<Response>() == 48);
     assert!(offset_of!(Response, status) == 8);
     assert!(offset_of!(Response, body) == 32);
+    assert!(min_size::ROUTE_DECL == 64);
     assert!(size_of::<RouteDecl>() == 64);
+    assert!(min_size::ROUTE_BINDING == 72);
     assert!(size_of::<RouteBinding>() == 72);
-    assert!(size_of::<HostApi>() == 72);
-    assert!(size_of::<PluginVTable>() == 48);
+    assert!(min_size::HOST_API == 72);
+    assert!(offset_of!(HostApi, set_cancel_token) == 72);
+    assert!(size_of::<HostApi>() == 112);
+    assert!(min_size::PLUGIN_VTABLE == 48);
+    assert!(offset_of!(PluginVTable, cancel_token) == 48);
+    assert!(size_of::<PluginVTable>() == 56);
+    assert!(min_size::PLUGIN_DECL == 64);
     assert!(size_of::<PluginDecl>() == 64);
     assert!(offset_of!(PluginDecl, vtable) == 56);
 };

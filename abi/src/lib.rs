@@ -5,6 +5,12 @@
 //! implement [`Plugin`] and call [`export_plugin!`]; C authors include
 //! `include/spikard_plugin.h`; the host uses [`ffi`] to load and drive them.
 //! `abi/README.md` states the version, ownership and threading rules.
+//!
+//! The SDK speaks ABI 1.1 and loads into any 1.x host: request properties
+//! ([`Request::client_addr`], [`Request::route`], ...), cancel tokens
+//! ([`Responder::set_cancel_token`], [`Plugin::cancel_token`]) and streamed
+//! responses ([`Responder::start_stream`], [`Stream`]) report a 1.0 host as
+//! `None` or a `NotSupported` error instead of failing.
 
 #![warn(missing_docs)]
 
@@ -12,10 +18,13 @@ pub mod export;
 pub mod ffi;
 pub mod log;
 mod plugin;
+pub mod stream;
 
 pub use plugin::{
-    Host, Plugin, Refused, Request, Responder, RouteBinding, RouteDecl, RouteRefused,
+    CancelTokenError, Host, Plugin, Refused, Request, Responder, RouteBinding, RouteDecl,
+    RouteRefused,
 };
+pub use stream::{Stream, StreamError, Written};
 
 /// The C header, for tools and tests that compile C plugins.
 pub const C_HEADER: &str = include_str!("../include/spikard_plugin.h");

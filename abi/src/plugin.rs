@@ -2,9 +2,12 @@
 //! owned handles it works with.
 
 use std::fmt;
+use std::marker::PhantomData;
+use std::mem::{offset_of, size_of};
 use std::time::Duration;
 
 use crate::ffi;
+use crate::stream::{ffi_headers, Stream, StreamError, StreamFns};
 
 /// A request handler living in a dynamic library loaded by `spikard-host`.
 ///
@@ -15,9 +18,16 @@ use crate::ffi;
 ///
 /// # Threading
 /// `init`, `bind_route` and `shutdown` are called from one thread, never
-/// concurrently. `handle` and `cancel` are called concurrently from the
-/// host's worker threads and must not block: hand slow work to another
-/// thread and answer through the [`Responder`] when it is done.
+/// concurrently. `handle`, `cancel` and `cancel_token` are called
+/// concurrently from the host's worker threads and must not block: hand slow
+/// work to another thread and answer through the [`Responder`] (or write its
+/// [`Stream`](crate::Stream)) when it is done.
+///
+/// # Host versions
+/// The SDK declares ABI 1.1 and loads into every 1.x host. On a 1.0 host the
+/// 1.1 features report it instead of failing: [`Request`]'s 1.1 properties are
+/// `None`, [`Responder::set_cancel_token`] and [`Responder::start_stream`]
+/// return a `NotSupported` error, and [`Responder::can_stream`] is false.
 ///
 /// # Example
 /// ```
@@ -60,6 +70,14 @@ pub trait Plugin: Send + Sync + Sized + 'static {
     /// answered (or dropped); stop the work and answer now if you can. Never
     /// called after [`shutdown`](Plugin::shutdown).
     fn cancel(&self, _request_id: &str) {}
+
+    /// Like [`cancel`](Plugin::cancel), for a request given a token with
+    /// [`Responder::set_cancel_token`]: the host calls this instead of `cancel`
+    /// for it (ABI 1.1), so the plugin finds its work by its own key (an
+    /// index, a slot) rather than by the request id string. For a stream it
+    /// means the client left or the server is stopping: stop writing. Does
+    /// nothing by default; a plugin that sets tokens implements it.
+    fn cancel_token(&self, _token: u64) {}
 
     /// The host is stopping: every request it still waited for has been
     /// cancelled, and no `handle` or `cancel` follows. Answer or drop
@@ -192,23 +210,58 @@ pub struct RouteBinding<'a> {
 /// A request, borrowed for the duration of [`Plugin::handle`]. Copy what you
 /// need before answering later from another thread.
 pub struct Request<'a> {
-    raw: &'a ffi::Request,
+    /// The host's request, copied up to its `struct_size`: fields a 1.0 host did not
+    /// write are zero (empty strings).
+    raw: ffi::Request,
+    _borrowed: PhantomData<&'a ffi::Request>,
 }
 
 impl<'a> Request<'a> {
-    /// Wraps a raw request.
+    /// Wraps a raw request that has every field of this SDK's [`ffi::Request`].
     ///
     /// # Safety
-    /// Every pointer in `raw` must be valid for `'a`, as the host guarantees
-    /// for the duration of `handle`.
+    /// `raw` must be a whole `ffi::Request` of this SDK's size (not a smaller one
+    /// from an older writer: use [`Request::from_ptr`] for those), and every
+    /// pointer in it valid for `'a`, as the host guarantees for `handle`.
     pub unsafe fn from_raw(raw: &'a ffi::Request) -> Self {
-        Request { raw }
+        Request {
+            raw: *raw,
+            _borrowed: PhantomData,
+        }
+    }
+
+    /// Reads a request written by any 1.x host: `None` when `ptr` is null or its
+    /// `struct_size` is below ABI 1.0's. Fields past the writer's size read as absent.
+    ///
+    /// # Safety
+    /// `ptr` must point to `struct_size` readable bytes (as the host's `struct_size`
+    /// field says), with every pointer in it valid for `'a`.
+    pub unsafe fn from_ptr(ptr: *const ffi::Request) -> Option<Self> {
+        if ptr.is_null() {
+            return None;
+        }
+        // SAFETY: the first field of every 1.x request; no reference to the whole struct.
+        let size = unsafe { std::ptr::addr_of!((*ptr).struct_size).read_unaligned() };
+        if size < ffi::min_size::REQUEST {
+            return None;
+        }
+        Some(Request {
+            // SAFETY: `size` readable bytes, at least the 1.0 prefix; the 1.1 fields are
+            // strings and an integer, for which zero is valid.
+            raw: unsafe { ffi::read_prefix(ptr, size) },
+            _borrowed: PhantomData,
+        })
     }
 
     fn str(&self, s: ffi::Str) -> &'a str {
         // SAFETY: valid for 'a per `from_raw`; the host only passes UTF-8,
         // and a broken host gets an empty string rather than UB.
         std::str::from_utf8(unsafe { s.as_bytes() }).unwrap_or("")
+    }
+
+    /// A 1.1 string property: `None` when empty (a 1.0 host, or unknown).
+    fn property(&self, s: ffi::Str) -> Option<&'a str> {
+        Some(self.str(s)).filter(|s| !s.is_empty())
     }
 
     /// The id chosen in `bind_route` or `register_route`.
@@ -257,10 +310,45 @@ impl<'a> Request<'a> {
     pub fn header(&self, name: &str) -> Option<&'a str> {
         self.headers().find(|(n, _)| *n == name).map(|(_, v)| v)
     }
+
+    /// The client's address, `ip:port` (`[ip6]:port`), for logs and per-client
+    /// decisions (the peer of the TCP connection: a proxy's address when behind one).
+    /// `None` on a 1.0 host or when the host does not know it.
+    pub fn client_addr(&self) -> Option<&'a str> {
+        self.property(self.raw.client_addr)
+    }
+    /// The local address the connection was accepted on, `ip:port`, e.g. to tell
+    /// listeners apart. `None` on a 1.0 host or when unknown.
+    pub fn local_addr(&self) -> Option<&'a str> {
+        self.property(self.raw.local_addr)
+    }
+    /// The scheme the host served the request with (`"http"`; a TLS-terminating proxy in
+    /// front is not seen), for building absolute URLs. `None` on a 1.0 host.
+    pub fn scheme(&self) -> Option<&'a str> {
+        self.property(self.raw.scheme)
+    }
+    /// The protocol version, `"HTTP/1.1"` or `"HTTP/1.0"`, e.g. to avoid streaming
+    /// to a 1.0 client. `None` on a 1.0 host.
+    pub fn http_version(&self) -> Option<&'a str> {
+        self.property(self.raw.http_version)
+    }
+    /// The matched route's template, e.g. `/items/{id}`, a low-cardinality label for
+    /// metrics and logs. `None` on a 1.0 host.
+    pub fn route(&self) -> Option<&'a str> {
+        self.property(self.raw.route)
+    }
+    /// The time left, when `handle` was called, before the host gives up on the answer
+    /// (504), so slow work can stop in time. It runs until a response or a stream's head
+    /// is sent; a streamed body has no timeout. `None` on a 1.0 host.
+    pub fn timeout(&self) -> Option<Duration> {
+        let end = offset_of!(ffi::Request, timeout_ms) + size_of::<u64>();
+        (self.raw.struct_size >= end).then(|| Duration::from_millis(self.raw.timeout_ms))
+    }
 }
 
 /// The answer slot of one request: answer it once with
-/// [`respond`](Responder::respond) or [`respond_error`](Responder::respond_error).
+/// [`respond`](Responder::respond) or [`respond_error`](Responder::respond_error),
+/// or turn it into a [`Stream`] with [`start_stream`](Responder::start_stream).
 /// Dropping it unanswered (including by a panic) answers 500, so a request is
 /// never left hanging.
 ///
@@ -285,6 +373,29 @@ impl fmt::Display for Refused {
 }
 
 impl std::error::Error for Refused {}
+
+/// Why [`Responder::set_cancel_token`] did not set the token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelTokenError {
+    /// The host speaks ABI 1.0: cancellations come to [`Plugin::cancel`] by request id.
+    NotSupported,
+    /// The host refused it: the request is already over (client gone, server stopping),
+    /// so no cancellation will follow.
+    Closed,
+}
+
+impl fmt::Display for CancelTokenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CancelTokenError::NotSupported => {
+                "cancel tokens are not supported by this host (ABI 1.0); cancel comes by request id"
+            }
+            CancelTokenError::Closed => "the request is already over",
+        })
+    }
+}
+
+impl std::error::Error for CancelTokenError {}
 
 impl Responder {
     /// Takes ownership of a raw responder.
@@ -348,17 +459,63 @@ impl Responder {
             Err(Refused)
         }
     }
-}
 
-/// Borrows `(name, value)` pairs as ABI headers for one call.
-fn ffi_headers(headers: &[(&str, &str)]) -> Vec<ffi::Header> {
-    headers
-        .iter()
-        .map(|(n, v)| ffi::Header {
-            name: ffi::Str::new(n),
-            value: ffi::Str::new(v),
-        })
-        .collect()
+    /// Gives this request a token of the plugin's choosing (e.g. a key into its own
+    /// table): a cancellation then calls [`Plugin::cancel_token`] with it instead of
+    /// [`Plugin::cancel`] with the request id. Set it before handing the work off, so a
+    /// cancellation cannot miss it.
+    pub fn set_cancel_token(&self, token: u64) -> Result<(), CancelTokenError> {
+        let set = self
+            .api
+            .set_cancel_token
+            .ok_or(CancelTokenError::NotSupported)?;
+        // SAFETY: an unanswered responder of this host.
+        match unsafe { set(self.raw, token) } {
+            ffi::OK => Ok(()),
+            _ => Err(CancelTokenError::Closed),
+        }
+    }
+
+    /// Whether the host can stream a response (ABI 1.1): check it before
+    /// [`start_stream`](Responder::start_stream) to answer a 1.0 host with
+    /// [`respond`](Responder::respond) instead.
+    pub fn can_stream(&self) -> bool {
+        StreamFns::of(self.api).is_some()
+    }
+
+    /// Sends the head (`status`, `headers`; no `content-length`: the body is chunked) and
+    /// returns the [`Stream`] to write the body to, from any thread.
+    ///
+    /// Errors: [`StreamError::NotSupported`] on a 1.0 host, which then gets a 500 problem
+    /// saying so (check [`can_stream`](Responder::can_stream) first to fall back);
+    /// [`StreamError::Closed`] when the request is already over;
+    /// [`StreamError::Misuse`] when the host refused the head (a status outside
+    /// 100..=999, an invalid header): as with [`respond`](Responder::respond), the client
+    /// got a 500 and the reason is in the host's log.
+    pub fn start_stream(
+        self,
+        status: u16,
+        headers: &[(&str, &str)],
+    ) -> Result<Stream, StreamError> {
+        let Some((start, fns)) = StreamFns::of(self.api) else {
+            let _ = self.respond_error(
+                500,
+                "this handler streams its response, which needs a host with plugin ABI 1.1",
+                &[],
+            );
+            return Err(StreamError::NotSupported);
+        };
+        let headers = ffi_headers(headers);
+        let this = std::mem::ManuallyDrop::new(self);
+        // SAFETY: consumed exactly once (the stream or the host's answer owns it now);
+        // everything borrowed for the call.
+        let rc = unsafe { start(this.raw, status, headers.as_ptr(), headers.len()) };
+        if rc == ffi::OK {
+            Ok(Stream::started(fns, this.raw))
+        } else {
+            Err(StreamError::from_code(rc))
+        }
+    }
 }
 
 impl Drop for Responder {
@@ -373,5 +530,71 @@ impl Drop for Responder {
                 0,
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A request as a host of `struct_size` bytes wrote it, with every 1.1 property set
+    /// in memory (a 1.0 writer's bytes past its size must never be read).
+    fn raw(struct_size: usize) -> ffi::Request {
+        let s = ffi::Str::new;
+        ffi::Request {
+            struct_size,
+            handler_id: 3,
+            request_id: s("rid"),
+            method: s("GET"),
+            path: s("/items/1"),
+            query: s(""),
+            headers: std::ptr::null(),
+            headers_len: 0,
+            params_json: s("{}"),
+            body: ffi::Bytes::EMPTY,
+            client_addr: s("127.0.0.1:5000"),
+            local_addr: s("127.0.0.1:8000"),
+            scheme: s("http"),
+            http_version: s("HTTP/1.1"),
+            route: s("/items/{id}"),
+            timeout_ms: 1500,
+        }
+    }
+
+    #[test]
+    fn a_1_1_request_has_its_properties() {
+        let raw = raw(size_of::<ffi::Request>());
+        // SAFETY: a whole request whose strings are 'static.
+        let r = unsafe { Request::from_ptr(&raw) }.unwrap();
+        assert_eq!(r.client_addr(), Some("127.0.0.1:5000"));
+        assert_eq!(r.local_addr(), Some("127.0.0.1:8000"));
+        assert_eq!(r.scheme(), Some("http"));
+        assert_eq!(r.http_version(), Some("HTTP/1.1"));
+        assert_eq!(r.route(), Some("/items/{id}"));
+        assert_eq!(r.timeout(), Some(Duration::from_millis(1500)));
+        assert_eq!((r.handler_id(), r.path()), (3, "/items/1"));
+    }
+
+    #[test]
+    fn a_1_0_request_reads_as_absent_past_its_size() {
+        let raw = raw(ffi::min_size::REQUEST);
+        // SAFETY: as above; only the 1.0 prefix is read.
+        let r = unsafe { Request::from_ptr(&raw) }.unwrap();
+        assert_eq!(r.request_id(), "rid");
+        assert_eq!(r.client_addr(), None);
+        assert_eq!(r.local_addr(), None);
+        assert_eq!(r.scheme(), None);
+        assert_eq!(r.http_version(), None);
+        assert_eq!(r.route(), None);
+        assert_eq!(r.timeout(), None);
+    }
+
+    #[test]
+    fn a_request_smaller_than_1_0_or_null_is_refused() {
+        let raw = raw(ffi::min_size::REQUEST - 8);
+        // SAFETY: a readable struct; refused by its size before anything else is read.
+        assert!(unsafe { Request::from_ptr(&raw) }.is_none());
+        // SAFETY: null is checked first.
+        assert!(unsafe { Request::from_ptr(std::ptr::null()) }.is_none());
     }
 }

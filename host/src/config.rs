@@ -386,33 +386,39 @@ enum ByteSize {
 
 impl ByteSize {
     fn bytes(&self) -> Result<usize, String> {
-        let text = match self {
-            ByteSize::Bytes(n) => return Ok(*n as usize),
-            ByteSize::Text(t) => t.trim(),
-        };
-        let split = text
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len());
-        let (digits, unit) = text.split_at(split);
-        let n: u64 = digits.parse().map_err(|_| {
-            format!("`{text}` is not a size; write e.g. 1048576, \"64KiB\" or \"1MiB\"")
-        })?;
-        let factor: u64 = match unit.trim() {
-            "" | "B" => 1,
-            "KB" | "kB" => 1_000,
-            "KiB" => 1 << 10,
-            "MB" => 1_000_000,
-            "MiB" => 1 << 20,
-            "GB" => 1_000_000_000,
-            "GiB" => 1 << 30,
-            other => {
-                return Err(format!(
-                    "unknown size unit `{other}`; use B, KB, KiB, MB, MiB, GB or GiB"
-                ))
-            }
-        };
-        Ok(n.saturating_mul(factor) as usize)
+        match self {
+            ByteSize::Bytes(n) => Ok(*n as usize),
+            ByteSize::Text(t) => parse_size(t).map(|n| n as usize),
+        }
     }
+}
+
+/// A size as the config writes it: `1048576`, `"64KiB"`, `"1 MB"` (B, KB, KiB, MB, MiB, GB,
+/// GiB); the one parser of every size key, policies' included.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let n: u64 = digits.parse().map_err(|_| {
+        format!("`{text}` is not a size; write e.g. 1048576, \"64KiB\" or \"1MiB\"")
+    })?;
+    let factor: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KB" | "kB" => 1_000,
+        "KiB" => 1 << 10,
+        "MB" => 1_000_000,
+        "MiB" => 1 << 20,
+        "GB" => 1_000_000_000,
+        "GiB" => 1 << 30,
+        other => {
+            return Err(format!(
+                "unknown size unit `{other}`; use B, KB, KiB, MB, MiB, GB or GiB"
+            ))
+        }
+    };
+    Ok(n.saturating_mul(factor))
 }
 
 /// The default address, as documented in the README.
@@ -506,7 +512,11 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
             message: e.message().trim_end().to_owned() + "; see the config reference in README.md",
         }
     })?;
-    let base = file.parent().unwrap_or(Path::new("."));
+    // `spikard.toml` given as a bare name has the parent "", which is the current directory.
+    let base = match file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
     let process = resolve_process(&source, base, &raw.server)?;
     let server_policies = policies::resolve(
         &source,

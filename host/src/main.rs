@@ -181,7 +181,6 @@ fn run(args: Args, inherited: Option<std::net::TcpListener>) -> Result<ExitCode,
         cors: config.policies.server_cors(),
         ..server::Shared::new(&config.server)
     });
-    let client_addresses = routes.iter().any(|r| r.policies.rate_limit.is_some());
     let router = server::router(
         routes,
         &config.statics,
@@ -193,8 +192,7 @@ fn run(args: Args, inherited: Option<std::net::TcpListener>) -> Result<ExitCode,
         Some(set) => set.clone().layer(router),
         None => router,
     };
-    let mut limits = server::Limits::new(&config.server, fd_limit);
-    limits.client_addresses = client_addresses;
+    let limits = server::Limits::new(&config.server, fd_limit);
     limits.log(&config.server);
     let listen = match inherited {
         Some(listener) => server::Listen::Inherited(listener),

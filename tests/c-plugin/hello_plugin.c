@@ -8,6 +8,11 @@
  * `shutdown` answers whatever still hangs, then frees the instance.
  * Two more misbehave on purpose, for the host's crash report: `crash`
  * raises SIGSEGV and `exit` calls exit(3).
+ * `stream` (ABI 1.1) streams "one\n", "two\n", "three\n" as three chunks
+ * with the trailer x-chunks: 3. It writes from `handle`, which is allowed
+ * because stream_write never blocks, and handles SPK_FULL honestly: it asks
+ * for the ready callback and continues from there, on a host thread. On a
+ * 1.0 host it answers 501.
  *
  * The tests compile it with the system C compiler. Preprocessor flags build
  * the broken variants the host must refuse cleanly:
@@ -36,6 +41,7 @@
 #define HANG_ID 8
 #define CRASH_ID 9
 #define EXIT_ID 10
+#define STREAM_ID 11
 #define MAX_HANGING 64
 
 /* A request `hang` holds until it is cancelled. */
@@ -82,7 +88,9 @@ static int32_t hello_init(const spk_host_api *api, spk_host *host, spk_str setti
     api->set_error(err, str_of("the C plugin refuses to start (BROKEN_INIT)"));
     return SPK_ERR;
 #endif
-    if (api->struct_size < sizeof(spk_host_api) || api->abi_major != SPIKARD_ABI_MAJOR) {
+    /* Any 1.x host: its table has at least the 1.0 functions (up to config_dir). */
+    if (api->struct_size < offsetof(spk_host_api, config_dir) + sizeof api->config_dir ||
+        api->abi_major != SPIKARD_ABI_MAJOR) {
         return SPK_ERR;
     }
     hello_ctx *c = calloc(1, sizeof *c);
@@ -118,7 +126,11 @@ static int32_t hello_bind(void *ctx, const spk_route_binding *b, uint64_t *handl
         *handler_id = EXIT_ID;
         return SPK_OK;
     }
-    c->api->set_error(err, str_of("the C plugin has the handlers `hello`, `hang`, `crash` and `exit`"));
+    if (b->handler.len == 6 && memcmp(b->handler.ptr, "stream", 6) == 0) {
+        *handler_id = STREAM_ID;
+        return SPK_OK;
+    }
+    c->api->set_error(err, str_of("the C plugin has the handlers `hello`, `hang`, `crash`, `exit` and `stream`"));
     return SPK_ERR;
 }
 
@@ -160,10 +172,83 @@ static void hello_cancel(void *ctx, spk_str request_id) {
     }
 }
 
+/* A streamed answer in progress, on the heap so the ready callback can go on with it. */
+typedef struct {
+    const spk_host_api *api;
+    spk_responder *responder;
+    size_t next; /* the next chunk to write */
+} stream_job;
+
+static const char *const CHUNKS[] = {"one\n", "two\n", "three\n"};
+#define N_CHUNKS (sizeof CHUNKS / sizeof CHUNKS[0])
+
+/* Whether the host's table has the 1.1 stream functions. */
+static int host_streams(const spk_host_api *api) {
+    return api->struct_size >= offsetof(spk_host_api, stream_end) + sizeof api->stream_end &&
+           api->stream_start && api->stream_write && api->stream_on_ready && api->stream_end;
+}
+
+/* Writes the chunks left, then ends the stream. On SPK_FULL it registers itself as the
+ * ready callback and returns, never waiting: the host calls it back from one of its
+ * threads (never from inside stream_on_ready) once the stream drains or closes. */
+static void stream_pump(void *user) {
+    stream_job *job = user;
+    while (job->next < N_CHUNKS) {
+        const char *text = CHUNKS[job->next];
+        spk_bytes chunk = {(const uint8_t *)text, strlen(text)};
+        int32_t rc = job->api->stream_write(job->responder, chunk);
+        if (rc == SPK_OK) {
+            job->next++;
+        } else if (rc == SPK_FULL &&
+                   job->api->stream_on_ready(job->responder, stream_pump, job) == SPK_OK) {
+            return; /* the job lives on until the callback */
+        } else {
+            /* SPK_CLOSED: the request is over (client gone, stopping): nothing to end. */
+            if (rc == SPK_ERR) {
+                job->api->stream_end(job->responder, NULL, 0);
+            }
+            free(job);
+            return;
+        }
+    }
+    static const spk_header trailers[] = {{SPK_STR("x-chunks"), SPK_STR("3")}};
+    job->api->stream_end(job->responder, trailers, 1);
+    free(job);
+}
+
+static void stream_handle(hello_ctx *c, spk_responder *responder) {
+    if (!host_streams(c->api)) {
+        c->api->respond_error(responder, 501, str_of("streaming needs a host with ABI 1.1"), NULL, 0);
+        return;
+    }
+    stream_job *job = malloc(sizeof *job);
+    if (!job) {
+        c->api->respond_error(responder, 500, str_of("out of memory"), NULL, 0);
+        return;
+    }
+    job->api = c->api;
+    job->responder = responder;
+    job->next = 0;
+    /* HTTP/1.1 sends only the trailers the head declares. */
+    static const spk_header head[] = {{SPK_STR("content-type"), SPK_STR("text/plain")},
+                                      {SPK_STR("trailer"), SPK_STR("x-chunks")}};
+    /* Not OK: SPK_CLOSED (the request is over) or SPK_ERR (the host refused the head
+     * and answered 500); either way the responder is the host's again. */
+    if (c->api->stream_start(responder, 200, head, sizeof head / sizeof head[0]) != SPK_OK) {
+        free(job);
+        return;
+    }
+    stream_pump(job);
+}
+
 static void hello_handle(void *ctx, const spk_request *req, spk_responder *responder) {
     hello_ctx *c = ctx;
     if (req->handler_id == HANG_ID) {
         hang_handle(c, req, responder);
+        return;
+    }
+    if (req->handler_id == STREAM_ID) {
+        stream_handle(c, responder);
         return;
     }
     if (req->handler_id == CRASH_ID) {
@@ -215,6 +300,7 @@ static const spk_plugin_vtable VTABLE = {
     sizeof(spk_plugin_vtable),
 #endif
     hello_init, hello_bind, hello_handle, hello_cancel, hello_shutdown,
+    NULL, /* cancel_token: no tokens are set; cancellations come to hello_cancel by id */
 };
 
 static const spk_plugin_decl DECL = {

@@ -8,6 +8,7 @@ import json
 import sys
 import tempfile
 import threading
+import time
 import tomllib
 import unittest
 from pathlib import Path
@@ -18,6 +19,7 @@ sys.dont_write_bytecode = True
 from runner import compare as cmp  # noqa: E402
 from runner import fixtures as fx  # noqa: E402
 from runner import rawhttp  # noqa: E402
+from runner import sse  # noqa: E402
 from runner import tomlgen  # noqa: E402
 
 
@@ -449,6 +451,218 @@ class Compare(unittest.TestCase):
         self.assertFalse(v.ok)
 
 
+def stream_fixture(chunks, content_type="text/plain", body=None) -> dict:
+    data = {
+        "name": "s",
+        "description": "d",
+        "handler": {"route": "/stream/x", "method": "GET"},
+        "request": {"method": "GET", "path": "/stream/x"},
+        "expected_response": {"status_code": 200, "headers": {"content-type": content_type, "x-extra": "1"}},
+        "streaming": {"content_type": content_type, "chunks": chunks},
+    }
+    if body is not None:
+        data["expected_response"]["body"] = body
+    return data
+
+
+SSE_FIXTURE = {
+    "channel": "/notifications",
+    "description": "d",
+    "examples": [
+        {"type": "alert", "level": "critical", "timestamp": "2024-01-15T10:30:00Z"},
+        {"type": "alert", "level": "info", "timestamp": "2024-01-15T10:31:00Z"},
+    ],
+    "name": "alert",
+    "operations": [{"action": "send", "name": "stream", "replies": []}],
+    "protocol": "sse",
+    "schema": {
+        "type": "object",
+        "properties": {
+            "type": {"type": "string", "const": "alert"},
+            "level": {"type": "string", "enum": ["info", "critical"]},
+            "timestamp": {"type": "string", "format": "date-time"},
+            "tags": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+        },
+        "required": ["type", "level", "timestamp"],
+    },
+}
+
+
+def fake_response(body: bytes, headers=None, framing="chunked", span=1.0) -> rawhttp.Response:
+    headers = headers if headers is not None else [("content-type", "text/plain"), ("x-extra", "1")]
+    if framing == "chunked":
+        headers = headers + [("transfer-encoding", "chunked")]
+    return rawhttp.Response(200, "OK", headers, body, framing=framing, head_at=10.0, end_at=10.0 + span)
+
+
+class Streaming(unittest.TestCase):
+    def test_chunks_and_settings(self):
+        case = case_from(
+            stream_fixture(
+                [{"type": "text", "value": "LOG:"}, {"type": "bytes", "base64": "AAECAw=="}, {"type": "text", "value": "é\n"}],
+                "application/octet-stream",
+                body="documentation",
+            ),
+            "streaming",
+        )
+        self.assertEqual(case.stream.body, b"LOG:\x00\x01\x02\x03\xc3\xa9\n")
+        self.assertIs(case.expected.body, fx.MISSING)
+        self.assertTrue(any("documentation" in n for n in case.notes))
+        self.assertFalse(case.host_answers)
+        lines = tomlgen.route_handler(case)
+        self.assertEqual(lines[0], 'handler = "stream"')
+        settings = tomllib.loads(lines[1])["settings"]
+        self.assertEqual(settings["status"], 200)
+        self.assertEqual(settings["content_type"], "application/octet-stream")
+        self.assertEqual(settings["headers"], {"x-extra": "1"})  # no content-type, no framing
+        self.assertEqual(settings["interval_ms"], fx.STREAM_INTERVAL_MS)
+        # The TOML round trip gives back the very bytes, control bytes included.
+        self.assertEqual(b"".join(c.encode("utf-8") for c in settings["chunks"]), case.stream.body)
+        self.assertIsNone(tomlgen.self_check(case))
+
+    def test_one_chunk_has_no_interval(self):
+        case = case_from(stream_fixture([{"type": "text", "value": "a"}]), "streaming")
+        self.assertEqual(case.stream.interval_ms, 0)
+        self.assertEqual(case.stream.min_span_s(), 0)
+
+    def test_unloadable_chunks(self):
+        bad = [
+            [],
+            [{"type": "text"}],
+            [{"type": "bytes", "base64": "%%%"}],
+            [{"type": "blob", "value": "x"}],
+            [{"type": "bytes", "base64": "/w=="}],  # 0xFF: not UTF-8, the stream handler takes text
+        ]
+        for chunks in bad:
+            with self.assertRaises(fx.Unloadable, msg=chunks):
+                case_from(stream_fixture(chunks), "streaming")
+
+    def test_real_fixture_shapes(self):
+        root = Path("/work/shared/spikard-fixtures/testing_data/streaming")
+        if not root.is_dir():
+            self.skipTest("fixtures not present")
+        case = fx.load_case(root.parent, root / "03_binary_log_download.json")
+        self.assertEqual(case.stream.body, b"LOG:\x00\x01\x02\x03|TAIL|\x07\\n")
+
+    def test_compare_bytes_framing_and_timing(self):
+        case = case_from(stream_fixture([{"type": "text", "value": "a"}]), "streaming")
+        case.stream.chunks = [b"\xff\x00", b"z"]  # a non-UTF-8 body compares as bytes
+        case.stream.interval_ms = 100
+        self.assertTrue(cmp.compare(case, fake_response(b"\xff\x00z")).ok)
+        v = cmp.compare(case, fake_response(b"\xfe\x00z"))
+        self.assertIn("first difference at byte 0", v.line())
+        v = cmp.compare(case, fake_response(b"\xff\x00z", framing="length", headers=[("content-type", "text/plain"), ("x-extra", "1"), ("content-length", "3")]))
+        self.assertIn("not streamed: the body came with Content-Length 3", v.line())
+        v = cmp.compare(case, fake_response(b"\xff\x00z", headers=[("content-type", "text/plain"), ("x-extra", "1"), ("content-length", "3")]))
+        self.assertIn("Content-Length 3 on a chunked answer", v.line())
+        v = cmp.compare(case, fake_response(b"\xff\x00z", span=0.001))
+        self.assertIn("not streamed: the body ended 1 ms after the head", v.line())
+        v = cmp.compare(case, fake_response(b"\xff\x00z", headers=[("content-type", "text/csv"), ("x-extra", "1")]))
+        self.assertIn("header content-type", v.line())
+
+
+class Sse(unittest.TestCase):
+    def test_parser(self):
+        body = (
+            b"\xef\xbb\xbf: a comment\r\n"
+            b"data: one\r\ndata:two\r\n\r\n"  # data lines joined by LF; one space dropped
+            b"event: custom\nid: 7\ndata:  spaced\n\n"
+            b"retry: 10\n\n"  # no data: not dispatched
+            b"data: cr\r\r"
+            b"data: unterminated"  # the stream ended inside the event: dropped
+        )
+        events = sse.parse_events(body)
+        self.assertEqual(
+            [(e.type, e.data, e.id) for e in events],
+            [("message", "one\ntwo", ""), ("custom", " spaced", "7"), ("message", "cr", "7")],
+        )
+        self.assertEqual(sse.parse_events(b""), [])
+        self.assertEqual(sse.parse_events("data\n\n")[0].data, "")
+
+    def test_encode_round_trip(self):
+        value = {"a": "line\nbreak", "b": [1, 2.5, None, True], "c": "é"}
+        text = sse.encode_event(value)
+        self.assertTrue(text.startswith("data: {") and text.endswith("}\n\n"))
+        self.assertEqual(text.count("\n"), 2)
+        self.assertEqual(json.loads(sse.parse_events(text.encode())[0].data), value)
+
+    def test_schema_both_validators(self):
+        schema = SSE_FIXTURE["schema"]
+        good = dict(SSE_FIXTURE["examples"][0], tags=["x"])
+        bad = [
+            {"type": "alert", "level": "critical"},  # required
+            dict(good, type="other"),  # const
+            dict(good, level="fatal"),  # enum
+            dict(good, timestamp="yesterday"),  # format date-time
+            dict(good, tags=[]),  # minItems
+            dict(good, tags=[1]),  # items type
+            ["not", "an", "object"],
+        ]
+        for use_package in (True, False):
+            if use_package and sse._jsonschema is None:
+                continue
+            self.assertEqual(sse.schema_errors(schema, good, use_package), [])
+            for value in bad:
+                self.assertTrue(sse.schema_errors(schema, value, use_package), (use_package, value))
+        self.assertEqual(sse.schema_errors({"type": "integer"}, True, use_package=False), ["data: true is not of type integer"])
+
+    def test_small_validator_names_what_it_cannot_check(self):
+        saved = sse._jsonschema
+        sse._jsonschema = None
+        try:
+            self.assertEqual(sse.schema_problems(SSE_FIXTURE["schema"]), [])
+            problems = sse.schema_problems({"type": "object", "properties": {"a": {"pattern": "x"}}, "oneOf": []})
+            self.assertEqual(problems, ["keyword(s) the runner's small validator cannot check: oneOf, pattern"])
+        finally:
+            sse._jsonschema = saved
+
+    def test_case_translation(self):
+        case = case_from(SSE_FIXTURE, "sse")
+        self.assertEqual((case.route.method, case.route.path), ("GET", "/notifications"))
+        self.assertEqual(case.request.target, "/notifications")
+        self.assertIn(("Accept", "text/event-stream"), case.request.headers)
+        self.assertEqual(case.expected.headers, {"content-type": "text/event-stream"})
+        self.assertEqual(case.stream.content_type, "text/event-stream")
+        self.assertEqual([json.loads(e.data) for e in sse.parse_events(case.stream.body)], SSE_FIXTURE["examples"])
+        settings = tomllib.loads(tomlgen.route_handler(case)[1])["settings"]
+        self.assertEqual(len(settings["chunks"]), 3)  # the opening comment, then one chunk per event
+        self.assertTrue(settings["chunks"][0].startswith(":"))
+        self.assertTrue(all(c.startswith("data: ") and c.endswith("\n\n") for c in settings["chunks"][1:]))
+        self.assertEqual(settings["interval_ms"], fx.STREAM_INTERVAL_MS)
+
+    def test_unloadable_sse(self):
+        changes = [
+            {"protocol": "websocket"},
+            {"channel": "/items/{id}"},
+            {"channel": "notifications"},
+            {"operations": [{"action": "receive", "name": "x"}]},
+            {"operations": [{"action": "send", "replies": [{"x": 1}]}]},
+            {"examples": []},
+            {"examples": [{"type": "alert"}]},  # the fixture's example fails its own schema
+            {"schema": "nope"},
+        ]
+        for change in changes:
+            with self.assertRaises(fx.Unloadable, msg=change):
+                case_from(dict(SSE_FIXTURE, **change), "sse")
+
+    def test_compare_events(self):
+        case = case_from(SSE_FIXTURE, "sse")
+        ok = fake_response(case.stream.body, [("content-type", "text/event-stream")])
+        self.assertTrue(cmp.compare(case, ok).ok, cmp.compare(case, ok).diffs)
+        # Comments and CRLF are the server's choice.
+        body = b": hi\r\n" + case.stream.body.replace(b"\n", b"\r\n")
+        self.assertTrue(cmp.compare(case, fake_response(body, [("content-type", "text/event-stream")])).ok)
+        one = sse.encode_event(SSE_FIXTURE["examples"][0]).encode()
+        v = cmp.compare(case, fake_response(one, [("content-type", "text/event-stream")]))
+        self.assertIn("sse: expected 2 event(s), got 1", v.line())
+        wrong = one + sse.encode_event(dict(SSE_FIXTURE["examples"][1], level="fatal")).encode()
+        v = cmp.compare(case, fake_response(wrong, [("content-type", "text/event-stream")]))
+        self.assertFalse(v.ok)
+        self.assertTrue(any("level" in d for d in v.diffs) and any("validate" in d for d in v.diffs), v.diffs)
+        v = cmp.compare(case, fake_response(one + b"data: {oops\n\n", [("content-type", "text/event-stream")]))
+        self.assertIn("sse event 1: data is not JSON", " ".join(v.diffs))
+
+
 class RawHttp(unittest.TestCase):
     def test_exchange(self):
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -520,6 +734,61 @@ class RawHttp(unittest.TestCase):
             server.shutdown()
             server.server_close()
         self.assertEqual(diff, "warm-up request 2/2: status expected 200, got 429")
+
+    def test_chunked_stream(self):
+        import socket
+
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        port = listener.getsockname()[1]
+
+        def serve():
+            conn, _ = listener.accept()
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+                for part in (b"\xff\x00", b"|x|"):
+                    time.sleep(0.15)
+                    conn.sendall(b"%x;ext=1\r\n%s\r\n" % (len(part), part))
+                time.sleep(0.05)
+                conn.sendall(b"0\r\nX-Trailer: t\r\n\r\n")
+
+        t = threading.Thread(target=serve, daemon=True)
+        t.start()
+        try:
+            resp = rawhttp.exchange("127.0.0.1", port, "GET", "/s", [], None, timeout=5)
+        finally:
+            t.join(5)
+            listener.close()
+        self.assertEqual(resp.body, b"\xff\x00|x|")
+        self.assertEqual(resp.framing, "chunked")
+        self.assertEqual([n for _, n in resp.chunk_times], [2, 3])
+        self.assertGreater(resp.chunk_times[1][0] - resp.chunk_times[0][0], 0.1)
+        self.assertGreater(resp.end_at - resp.head_at, 0.25)
+
+    def test_framing_of_a_length_body(self):
+        import socket
+
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        port = listener.getsockname()[1]
+
+        def serve():
+            conn, _ = listener.accept()
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc")
+
+        t = threading.Thread(target=serve, daemon=True)
+        t.start()
+        try:
+            resp = rawhttp.exchange("127.0.0.1", port, "GET", "/s", [], None, timeout=5)
+        finally:
+            t.join(5)
+            listener.close()
+        self.assertEqual((resp.framing, resp.body), ("length", b"abc"))
 
     def test_refused_connection_is_an_http_error(self):
         import socket

@@ -95,6 +95,31 @@ impl Drop for TempDir {
     }
 }
 
+/// The flags every C plugin of the compatibility matrix is built with: a warning is a
+/// failure, so the header stays clean for the strictest C11 user.
+pub const STRICT_C_FLAGS: &[&str] = &["-std=c11", "-Wall", "-Wextra", "-Wpedantic", "-Werror"];
+
+/// Compiles `tests/c-plugin/<source>` with the system C compiler (`$CC`, else `cc`) into
+/// `out`, with `include` as the directory of `spikard_plugin.h` (the current
+/// `abi/include` or a frozen copy) and `flags` (warnings, `-D` defines, `-shared -fPIC`
+/// for a plugin). Panics with the compiler's output when it fails. Returns `out`.
+pub fn compile_c(source: &str, include: &Path, out: &Path, flags: &[&str]) -> PathBuf {
+    let mut cc = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()));
+    cc.args(flags)
+        .arg("-I")
+        .arg(include)
+        .arg(repo_root().join("tests/c-plugin").join(source))
+        .arg("-o")
+        .arg(out);
+    let output = cc.output().expect("run the C compiler (cc)");
+    assert!(
+        output.status.success(),
+        "cc {source} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    out.to_path_buf()
+}
+
 /// The `[[plugins]]` block for the echo plugin under the name `echo`.
 pub fn echo_plugin_block() -> String {
     format!(
@@ -127,6 +152,30 @@ pub fn run_host(config: &str, args: &[&str]) -> Finished {
     let dir = TempDir::new("run");
     let path = dir.write("spikard.toml", config);
     run_host_file(&path, args)
+}
+
+/// Runs `--check` on a config and expects what every start-up error must be: exit status 2
+/// and one `spikard-host: error:` line containing all `needles`, no panic. Returns the line.
+pub fn expect_startup_error(config: &str, needles: &[&str]) -> String {
+    let run = run_host(config, &["--check"]);
+    assert_eq!(
+        run.status.code(),
+        Some(2),
+        "stdout:\n{}\nstderr:\n{}",
+        run.stdout,
+        run.stderr
+    );
+    let line = run
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("spikard-host: error:"))
+        .unwrap_or_else(|| panic!("no error line in:\n{}", run.stderr))
+        .to_owned();
+    for needle in needles {
+        assert!(line.contains(needle), "{needle:?} not in {line:?}");
+    }
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    line
 }
 
 /// Runs the host to completion on an existing config file.

@@ -8,34 +8,26 @@ use std::process::Command;
 
 use serde_json::json;
 use spikard_abi::ffi;
-use spikard_tests::{echo_plugin_block, repo_root, run_host, Server, TempDir};
+use spikard_tests::{echo_plugin_block, expect_startup_error, repo_root, Server, TempDir};
 
-/// Compiles `tests/c-plugin/hello_plugin.c` with the system C compiler.
+/// Compiles `tests/c-plugin/hello_plugin.c` with the system C compiler and the strict
+/// flags every C plugin of the suite is held to.
 fn compile_c(dir: &TempDir, name: &str, defines: &[&str], shared: bool) -> PathBuf {
-    let out = dir.path().join(name);
-    let root = repo_root();
-    let mut cc = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()));
-    cc.arg("-std=c11")
-        .arg("-Wall")
-        .arg("-Werror")
-        .arg("-I")
-        .arg(root.join("abi/include"))
-        .arg(root.join("tests/c-plugin/hello_plugin.c"))
-        .arg("-o")
-        .arg(&out);
+    let mut flags: Vec<String> = spikard_tests::STRICT_C_FLAGS
+        .iter()
+        .map(|f| f.to_string())
+        .collect();
     if shared {
-        cc.arg("-shared").arg("-fPIC");
+        flags.extend(["-shared".into(), "-fPIC".into()]);
     }
-    for define in defines {
-        cc.arg(format!("-D{define}"));
-    }
-    let output = cc.output().expect("run the C compiler (cc)");
-    assert!(
-        output.status.success(),
-        "cc failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    out
+    flags.extend(defines.iter().map(|d| format!("-D{d}")));
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    spikard_tests::compile_c(
+        "hello_plugin.c",
+        &repo_root().join("abi/include"),
+        &dir.path().join(name),
+        &flags,
+    )
 }
 
 fn c_config(library: &Path) -> String {
@@ -220,29 +212,6 @@ fn c_and_rust_agree_on_every_struct_layout() {
     assert!(header.contains(&format!("#define SPIKARD_ABI_MINOR {}u", ffi::ABI_MINOR)));
 }
 
-/// Runs `--check` on a config and expects exit 2 with one line matching all `needles`.
-fn expect_startup_error(config: &str, needles: &[&str]) -> String {
-    let run = run_host(config, &["--check"]);
-    assert_eq!(
-        run.status.code(),
-        Some(2),
-        "stdout:\n{}\nstderr:\n{}",
-        run.stdout,
-        run.stderr
-    );
-    let line = run
-        .stderr
-        .lines()
-        .find(|l| l.starts_with("spikard-host: error:"))
-        .unwrap_or_else(|| panic!("no error line in:\n{}", run.stderr))
-        .to_owned();
-    for needle in needles {
-        assert!(line.contains(needle), "{needle:?} not in {line:?}");
-    }
-    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
-    line
-}
-
 #[test]
 fn each_load_failure_names_the_library_field_and_fix() {
     let dir = TempDir::new("broken");
@@ -275,9 +244,9 @@ fn each_load_failure_names_the_library_field_and_fix() {
         (
             "BROKEN_MAJOR",
             &[
-                "built for plugin ABI v2.0",
-                "this host speaks v1.0",
-                "rebuild",
+                "built for plugin ABI v2.",
+                "this host loads ABI v1.x plugins",
+                "rebuild the plugin against ABI v1",
             ],
         ),
         (

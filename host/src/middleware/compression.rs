@@ -215,38 +215,11 @@ fn min_size(value: &Spanned<toml::Value>, field: &str) -> Result<u64, Mistake> {
     match value.get_ref() {
         toml::Value::Integer(n) => u64::try_from(*n)
             .map_err(|_| mistake("min_size must be 0 or more bytes, e.g. 1024 or \"4KiB\"".into())),
-        toml::Value::String(text) => parse_size(text).map_err(mistake),
+        toml::Value::String(text) => crate::config::parse_size(text).map_err(mistake),
         _ => Err(mistake(
             "min_size must be a number of bytes or a size such as \"4KiB\"".into(),
         )),
     }
-}
-
-/// "1024", "4KiB", "1 MB": B, KB, KiB, MB, MiB, GB, GiB (as the rest of the config).
-fn parse_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (digits, unit) = text.split_at(split);
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("`{text}` is not a size; write e.g. 1024, \"4KiB\" or \"1MiB\""))?;
-    let factor: u64 = match unit.trim() {
-        "" | "B" => 1,
-        "KB" | "kB" => 1_000,
-        "KiB" => 1 << 10,
-        "MB" => 1_000_000,
-        "MiB" => 1 << 20,
-        "GB" => 1_000_000_000,
-        "GiB" => 1 << 30,
-        other => {
-            return Err(format!(
-                "unknown size unit `{other}`; use B, KB, KiB, MB, MiB, GB or GiB"
-            ))
-        }
-    };
-    Ok(n.saturating_mul(factor))
 }
 
 /// `quality`: a named level, or an integer valid for every encoding that is on.

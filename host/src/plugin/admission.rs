@@ -1,13 +1,14 @@
 //! Backpressure: at most `max_in_flight` requests of one plugin are in its hands at once.
 //!
 //! A request holds a [`Permit`] from the moment the host hands it over until the plugin
-//! answers it (the permit lives in the request's responder slot), so work the plugin keeps
-//! doing after a timeout or a client disconnect still counts. Beyond the limit the host
-//! answers `503` with `Retry-After` without calling the plugin: overload costs a refused
-//! request, never unbounded queues inside the plugin.
+//! answers it (`respond`, `respond_error`, `stream_end`) or the request ends (timeout, client
+//! gone, shutdown), whichever comes first: the permit lives in the request's responder slot
+//! (see [`super::responders`]), which the host reclaims when the request ends. Beyond the
+//! limit the host answers `503` with `Retry-After` without calling the plugin: overload
+//! costs a refused request, never unbounded queues inside the plugin.
 //!
-//! A plugin that never answers a responder (the ABI forbids it; a Rust plugin cannot) keeps
-//! its permit for ever, so a leaking plugin ends up refusing work instead of leaking memory.
+//! A streamed response holds its permit until the plugin ends the stream or the client
+//! leaves: a long stream is a request in the plugin's hands.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -72,6 +73,14 @@ impl Admission {
             self.saturated.store(false, Ordering::Relaxed);
         }
         Some(Permit(self))
+    }
+}
+
+impl Permit {
+    /// The name of the plugin this permit counts against, for the log lines about its
+    /// responders.
+    pub fn plugin(&self) -> &'static str {
+        &self.0.plugin
     }
 }
 

@@ -1,18 +1,21 @@
 //! The host side of the ABI: the `spk_host_api` table handed to plugins, the
-//! per-plugin [`HostHandle`], the per-request [`ResponderSlot`] and the
-//! error out-parameter. Every function here is `extern "C"`, catches panics
-//! and copies what it keeps, as `spikard_plugin.h` promises.
+//! per-plugin [`HostHandle`] and the error out-parameter. Responders are handles into the
+//! host's responder table ([`super::responders`]). Every function here is `extern "C"`,
+//! catches panics and copies what it keeps, as `spikard_plugin.h` promises; structs the
+//! plugin wrote are read with [`ffi::read_prefix`] after checking their 1.0 size.
 
+use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Mutex;
 
 use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use spikard_abi::ffi::{self, ErrorHandle, HostApi, Str};
-use tokio::sync::oneshot;
 
-use super::admission::Permit;
 use super::log;
+use super::pending::ResponseStream;
+use super::responders::{self, ReadyCall};
 
 /// A route a plugin declared during `init`, not yet checked against the
 /// config's routes.
@@ -110,37 +113,16 @@ pub enum Answer {
     /// The plugin answered with something invalid; the reason is logged and
     /// the client gets a 500.
     Invalid(String),
-}
-
-/// One request's answer slot; the `spk_responder*` a plugin sees. Owned by
-/// the plugin from `handle` until it calls `respond` or `respond_error`,
-/// which frees it and with it the request's in-flight permit. A plugin that
-/// never answers leaks it (and the permit); the client still gets a 504 from
-/// the request timeout.
-pub struct ResponderSlot {
-    tx: oneshot::Sender<Answer>,
-    _permit: Permit,
-}
-
-impl ResponderSlot {
-    /// A slot holding `permit` and the receiver the request waits on.
-    pub fn open(permit: Permit) -> (*mut ffi::ResponderHandle, oneshot::Receiver<Answer>) {
-        let (tx, rx) = oneshot::channel();
-        let slot = Box::into_raw(Box::new(ResponderSlot {
-            tx,
-            _permit: permit,
-        }));
-        (slot.cast(), rx)
-    }
-
-    /// Takes the slot back from the plugin.
-    ///
-    /// # Safety
-    /// `raw` must come from [`ResponderSlot::open`] and not have been taken.
-    unsafe fn take(raw: *mut ffi::ResponderHandle) -> Box<ResponderSlot> {
-        // SAFETY: per the contract.
-        unsafe { Box::from_raw(raw.cast()) }
-    }
+    /// The plugin started a stream (`stream_start`): send the head now, the body as it
+    /// comes.
+    Stream {
+        /// Status code.
+        status: StatusCode,
+        /// Headers, checked; no `content-length` or `transfer-encoding`.
+        headers: HeaderMap,
+        /// The body, read from the request's responder slot.
+        body: ResponseStream,
+    },
 }
 
 /// The host's error out-parameter: a message slot in host memory.
@@ -171,7 +153,7 @@ unsafe fn text(s: Str) -> String {
 }
 
 unsafe extern "C" fn host_log(host: *mut ffi::HostHandle, level: u32, target: Str, message: Str) {
-    let _ = catch_unwind(AssertUnwindSafe(|| {
+    guarded("log", (), || {
         if host.is_null() {
             return;
         }
@@ -185,11 +167,11 @@ unsafe extern "C" fn host_log(host: *mut ffi::HostHandle, level: u32, target: St
             &target
         };
         log::emit(&host.plugin, target, level, &message);
-    }));
+    });
 }
 
 unsafe extern "C" fn host_log_enabled(host: *mut ffi::HostHandle, level: u32, target: Str) -> i32 {
-    catch_unwind(AssertUnwindSafe(|| {
+    guarded("log_enabled", 0, || {
         if host.is_null() {
             return 0;
         }
@@ -203,15 +185,14 @@ unsafe extern "C" fn host_log_enabled(host: *mut ffi::HostHandle, level: u32, ta
             &target
         };
         i32::from(log::enabled(target, level))
-    }))
-    .unwrap_or(0)
+    })
 }
 
 unsafe extern "C" fn host_register_route(
     host: *mut ffi::HostHandle,
     decl: *const ffi::RouteDecl,
 ) -> i32 {
-    catch_unwind(AssertUnwindSafe(|| {
+    guarded("register_route", ffi::ERR, || {
         if host.is_null() {
             return ffi::ERR;
         }
@@ -220,15 +201,16 @@ unsafe extern "C" fn host_register_route(
         if decl.is_null() {
             return host.refuse("register_route called with a null route".into());
         }
-        // SAFETY: borrowed for the call.
-        let decl = unsafe { &*decl };
-        if decl.struct_size < ffi::min_size::ROUTE_DECL {
+        // SAFETY: borrowed for the call; `struct_size` leads every version of the struct.
+        let size = unsafe { std::ptr::addr_of!((*decl).struct_size).read() };
+        if size < ffi::min_size::ROUTE_DECL {
             return host.refuse(format!(
-                "spk_route_decl of {} bytes is smaller than ABI v1.0's {}",
-                decl.struct_size,
+                "spk_route_decl of {size} bytes is smaller than ABI v1.0's {}",
                 ffi::min_size::ROUTE_DECL
             ));
         }
+        // SAFETY: `size` readable bytes, at least the 1.0 size.
+        let decl = unsafe { ffi::read_prefix(decl, size) };
         // SAFETY: borrowed for the call.
         let (method, path, schema) =
             unsafe { (text(decl.method), text(decl.path), text(decl.schema_json)) };
@@ -261,8 +243,24 @@ unsafe extern "C" fn host_register_route(
             schemas,
         });
         ffi::OK
-    }))
-    .unwrap_or(ffi::ERR)
+    })
+}
+
+/// Runs the body of an `extern "C"` function, turning a panic into `fallback` and one log
+/// line: no unwinding ever crosses into the plugin.
+fn guarded<T>(call: &str, fallback: T, f: impl FnOnce() -> T) -> T {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+        let message = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("a non-string panic");
+        // The logger itself may be what panicked: a second panic must not escape either.
+        let _ = catch_unwind(AssertUnwindSafe(|| {
+            tracing::error!("the host's {call} panicked: {message} (a host bug)");
+        }));
+        fallback
+    })
 }
 
 /// Copies and checks borrowed headers.
@@ -276,7 +274,8 @@ unsafe fn copy_headers(headers: *const ffi::Header, len: usize) -> Result<Header
         // SAFETY: per the contract.
         unsafe { std::slice::from_raw_parts(headers, len) }
     };
-    let mut map = HeaderMap::with_capacity(raw.len() + 1);
+    let too_many = || format!("{} headers are more than a response may have", raw.len());
+    let mut map = HeaderMap::try_with_capacity(raw.len() + 1).map_err(|_| too_many())?;
     for header in raw {
         // SAFETY: borrowed for the call.
         let (name, value) = unsafe { (header.name.as_bytes(), header.value.as_bytes()) };
@@ -284,7 +283,7 @@ unsafe fn copy_headers(headers: *const ffi::Header, len: usize) -> Result<Header
             .map_err(|_| format!("invalid header name {:?}", String::from_utf8_lossy(name)))?;
         let value = HeaderValue::from_bytes(value)
             .map_err(|_| format!("invalid value for header {name}"))?;
-        map.append(name, value);
+        map.try_append(name, value).map_err(|_| too_many())?;
     }
     Ok(map)
 }
@@ -297,15 +296,16 @@ unsafe fn copy_response(response: *const ffi::Response) -> Answer {
     if response.is_null() {
         return Answer::Invalid("respond called with a null response".into());
     }
-    // SAFETY: borrowed for the call.
-    let response = unsafe { &*response };
-    if response.struct_size < ffi::min_size::RESPONSE {
+    // SAFETY: borrowed for the call; `struct_size` leads every version of the struct.
+    let size = unsafe { std::ptr::addr_of!((*response).struct_size).read() };
+    if size < ffi::min_size::RESPONSE {
         return Answer::Invalid(format!(
-            "spk_response of {} bytes is smaller than ABI v1.0's {}",
-            response.struct_size,
+            "spk_response of {size} bytes is smaller than ABI v1.0's {}",
             ffi::min_size::RESPONSE
         ));
     }
+    // SAFETY: `size` readable bytes, at least the 1.0 size.
+    let response = unsafe { ffi::read_prefix(response, size) };
     let Ok(status) = StatusCode::from_u16(response.status) else {
         return Answer::Invalid(format!("status {} is not an HTTP status", response.status));
     };
@@ -323,26 +323,75 @@ unsafe fn copy_response(response: *const ffi::Response) -> Answer {
     }
 }
 
+/// Copies a problem answer (`respond_error`).
+///
+/// # Safety
+/// `detail` and `headers` must be valid for the call.
+unsafe fn copy_problem(
+    status: u16,
+    detail: Str,
+    headers: *const ffi::Header,
+    headers_len: usize,
+) -> Answer {
+    let status = match StatusCode::from_u16(status) {
+        Ok(s) if s.is_client_error() || s.is_server_error() => s,
+        _ => {
+            return Answer::Invalid(format!(
+                "respond_error with status {status}, which is not an error status"
+            ))
+        }
+    };
+    // SAFETY: borrowed for the call.
+    let headers = match unsafe { copy_headers(headers, headers_len) } {
+        Ok(headers) => headers,
+        Err(reason) => return Answer::Invalid(reason),
+    };
+    Answer::Problem {
+        status,
+        // SAFETY: borrowed for the call.
+        detail: unsafe { text(detail) },
+        headers,
+    }
+}
+
+/// Copies and checks a stream's head: a status that may have a body and headers, without
+/// the framing ones (the host sends the body chunked).
+///
+/// # Safety
+/// `headers` must be valid for the call.
+unsafe fn copy_head(
+    status: u16,
+    headers: *const ffi::Header,
+    headers_len: usize,
+) -> Result<(StatusCode, HeaderMap), String> {
+    let status = StatusCode::from_u16(status)
+        .map_err(|_| format!("stream_start with status {status}, which is not an HTTP status"))?;
+    if status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
+        return Err(format!(
+            "stream_start with status {status}, which has no body; answer with respond"
+        ));
+    }
+    // SAFETY: borrowed for the call.
+    let mut headers = unsafe { copy_headers(headers, headers_len) }?;
+    // The body's length is unknown: hyper frames it (chunked for HTTP/1.1).
+    headers.remove(CONTENT_LENGTH);
+    headers.remove(TRANSFER_ENCODING);
+    Ok((status, headers))
+}
+
 unsafe extern "C" fn host_respond(
     responder: *mut ffi::ResponderHandle,
     response: *const ffi::Response,
 ) -> i32 {
-    if responder.is_null() {
-        return ffi::ERR;
-    }
-    // SAFETY: the plugin hands back the slot we gave it, once.
-    let slot = unsafe { ResponderSlot::take(responder) };
-    // SAFETY: borrowed for the call.
-    let answer = catch_unwind(AssertUnwindSafe(|| unsafe { copy_response(response) }))
-        .unwrap_or_else(|_| Answer::Invalid("copying the response panicked".into()));
-    let rc = if matches!(answer, Answer::Invalid(_)) {
-        ffi::ERR
-    } else {
-        ffi::OK
-    };
-    // The request may have given up (timeout, client gone): nothing to do.
-    let _ = slot.tx.send(answer);
-    rc
+    guarded("respond", ffi::ERR, || {
+        // SAFETY: borrowed for the call.
+        let answer = catch_unwind(AssertUnwindSafe(|| unsafe { copy_response(response) }))
+            .unwrap_or_else(|_| Answer::Invalid("copying the response panicked".into()));
+        responders::answer(responder, "respond", answer)
+    })
 }
 
 unsafe extern "C" fn host_respond_error(
@@ -352,45 +401,18 @@ unsafe extern "C" fn host_respond_error(
     headers: *const ffi::Header,
     headers_len: usize,
 ) -> i32 {
-    if responder.is_null() {
-        return ffi::ERR;
-    }
-    // SAFETY: the plugin hands back the slot we gave it, once.
-    let slot = unsafe { ResponderSlot::take(responder) };
-    let answer = catch_unwind(AssertUnwindSafe(|| {
-        let status = match StatusCode::from_u16(status) {
-            Ok(s) if s.is_client_error() || s.is_server_error() => s,
-            _ => {
-                return Answer::Invalid(format!(
-                    "respond_error with status {status}, which is not an error status"
-                ))
-            }
-        };
-        // SAFETY: borrowed for the call.
-        let headers = match unsafe { copy_headers(headers, headers_len) } {
-            Ok(headers) => headers,
-            Err(reason) => return Answer::Invalid(reason),
-        };
-        // SAFETY: borrowed for the call.
-        let detail = unsafe { text(detail) };
-        Answer::Problem {
-            status,
-            detail,
-            headers,
-        }
-    }))
-    .unwrap_or_else(|_| Answer::Invalid("copying the error panicked".into()));
-    let rc = if matches!(answer, Answer::Invalid(_)) {
-        ffi::ERR
-    } else {
-        ffi::OK
-    };
-    let _ = slot.tx.send(answer);
-    rc
+    guarded("respond_error", ffi::ERR, || {
+        let answer = catch_unwind(AssertUnwindSafe(|| {
+            // SAFETY: borrowed for the call.
+            unsafe { copy_problem(status, detail, headers, headers_len) }
+        }))
+        .unwrap_or_else(|_| Answer::Invalid("copying the error panicked".into()));
+        responders::answer(responder, "respond_error", answer)
+    })
 }
 
 unsafe extern "C" fn host_set_error(err: *mut ErrorHandle, message: Str) {
-    let _ = catch_unwind(AssertUnwindSafe(|| {
+    guarded("set_error", (), || {
         if err.is_null() {
             return;
         }
@@ -399,7 +421,7 @@ unsafe extern "C" fn host_set_error(err: *mut ErrorHandle, message: Str) {
         let slot = unsafe { &mut *(err as *mut ErrorSlot) };
         // SAFETY: borrowed for the call.
         slot.0 = Some(unsafe { text(message) });
-    }));
+    });
 }
 
 unsafe extern "C" fn host_config_dir(host: *mut ffi::HostHandle) -> Str {
@@ -412,7 +434,67 @@ unsafe extern "C" fn host_config_dir(host: *mut ffi::HostHandle) -> Str {
     Str::new(&host.config_dir)
 }
 
-/// The table every plugin receives.
+unsafe extern "C" fn host_set_cancel_token(
+    responder: *mut ffi::ResponderHandle,
+    token: u64,
+) -> i32 {
+    guarded("set_cancel_token", ffi::ERR, || {
+        responders::set_cancel_token(responder, token)
+    })
+}
+
+unsafe extern "C" fn host_stream_start(
+    responder: *mut ffi::ResponderHandle,
+    status: u16,
+    headers: *const ffi::Header,
+    headers_len: usize,
+) -> i32 {
+    guarded("stream_start", ffi::ERR, || {
+        let head = catch_unwind(AssertUnwindSafe(|| {
+            // SAFETY: borrowed for the call.
+            unsafe { copy_head(status, headers, headers_len) }
+        }))
+        .unwrap_or_else(|_| Err("copying the stream's head panicked".into()));
+        responders::stream_start(responder, head)
+    })
+}
+
+unsafe extern "C" fn host_stream_write(
+    responder: *mut ffi::ResponderHandle,
+    chunk: ffi::Bytes,
+) -> i32 {
+    guarded("stream_write", ffi::ERR, || {
+        // SAFETY: borrowed for the call; copied before it returns.
+        responders::stream_write(responder, unsafe { chunk.as_slice() })
+    })
+}
+
+unsafe extern "C" fn host_stream_on_ready(
+    responder: *mut ffi::ResponderHandle,
+    ready: ffi::ReadyFn,
+    user: *mut c_void,
+) -> i32 {
+    guarded("stream_on_ready", ffi::ERR, || {
+        responders::stream_on_ready(responder, ReadyCall::new(ready, user))
+    })
+}
+
+unsafe extern "C" fn host_stream_end(
+    responder: *mut ffi::ResponderHandle,
+    trailers: *const ffi::Header,
+    trailers_len: usize,
+) -> i32 {
+    guarded("stream_end", ffi::ERR, || {
+        let trailers = catch_unwind(AssertUnwindSafe(|| {
+            // SAFETY: borrowed for the call.
+            unsafe { copy_headers(trailers, trailers_len) }
+        }))
+        .unwrap_or_else(|_| Err("copying the trailers panicked".into()));
+        responders::stream_end(responder, trailers)
+    })
+}
+
+/// The table every plugin receives: ABI 1.1, every function present.
 pub static HOST_API: HostApi = HostApi {
     struct_size: std::mem::size_of::<HostApi>(),
     abi_major: ffi::ABI_MAJOR,
@@ -424,4 +506,9 @@ pub static HOST_API: HostApi = HostApi {
     respond_error: host_respond_error,
     set_error: host_set_error,
     config_dir: host_config_dir,
+    set_cancel_token: Some(host_set_cancel_token),
+    stream_start: Some(host_stream_start),
+    stream_write: Some(host_stream_write),
+    stream_on_ready: Some(host_stream_on_ready),
+    stream_end: Some(host_stream_end),
 };

@@ -8,28 +8,42 @@
 //! fix. Libraries are never unloaded: a plugin's threads may outlive
 //! `shutdown`, and unloading code that is still running is undefined.
 //!
-//! After [`LoadedPlugin::shutdown`] begins, `handle` and `cancel` never call
-//! into the plugin again: a request is answered 503 by the host and a cancel
-//! is dropped. The server makes sure no request is left to try (see
-//! `crate::shutdown`); the flag makes it hold whatever happens.
+//! Any minor version of major 1 loads: the declaration and the vtable are
+//! copied with [`ffi::read_prefix`] up to the plugin's `struct_size`, so a 1.0
+//! plugin's missing 1.1 fields read as `None` and a later minor's extra
+//! trailing fields are never looked at. No reference is ever formed over the
+//! plugin's structs, whose real size only their `struct_size` tells.
+//!
+//! After [`LoadedPlugin::shutdown`] begins, `handle`, `cancel` and stream ready
+//! callbacks never call into the plugin again: a request is answered 503 by the
+//! host, a cancel or a callback is dropped. The server makes sure no request is
+//! left to try (see `crate::shutdown`); the flag makes it hold whatever happens.
+//!
+//! Requests and their answers go through the responder table ([`responders`]);
+//! the request's side of it, and the cancellation when a request ends
+//! unanswered, is [`pending`].
 
 pub mod admission;
 pub mod host_api;
 pub mod log;
+pub mod pending;
+pub mod responders;
 
 use std::ffi::c_void;
 use std::fmt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderMap, StatusCode};
 use spikard_abi::ffi::{self, PluginDecl, Str};
-use tokio::sync::oneshot;
 
 use crate::config::PluginConfig;
 use admission::{Admission, Permit};
-use host_api::{Answer, ErrorSlot, HostHandle, Registration, ResponderSlot, HOST_API};
+use host_api::{Answer, ErrorSlot, HostHandle, Registration, HOST_API};
+use pending::Pending;
+use responders::{ReadyCalls, Released};
 
 /// A plugin library that failed to load or initialise.
 #[derive(Debug)]
@@ -55,6 +69,9 @@ struct VTable {
     handle: ffi::HandleFn,
     cancel: Option<ffi::CancelFn>,
     shutdown: ffi::ShutdownFn,
+    /// 1.1: cancellation by the token the plugin gave with `set_cancel_token`; `None` for a
+    /// 1.0 plugin (its vtable ends before it) or one that leaves it NULL.
+    cancel_token: Option<ffi::CancelTokenFn>,
 }
 
 /// A loaded and initialised plugin.
@@ -78,10 +95,11 @@ unsafe impl Send for LoadedPlugin {}
 // SAFETY: see `Send`.
 unsafe impl Sync for LoadedPlugin {}
 
-/// A plugin whose library is open and checked but not yet initialised.
+/// A plugin whose library is open and checked but not yet initialised: its declaration
+/// and vtable as copied by [`ffi::read_prefix`] (fields past the plugin's minor are zero).
 struct Library {
-    decl: &'static PluginDecl,
-    vtable: &'static ffi::PluginVTable,
+    decl: PluginDecl,
+    vtable: ffi::PluginVTable,
 }
 
 fn open(config: &PluginConfig, index: usize) -> Result<Library, LoadError> {
@@ -119,25 +137,27 @@ fn open(config: &PluginConfig, index: usize) -> Result<Library, LoadError> {
             "`spikard_plugin_v1` returned NULL; it must return its static declaration".into(),
         ));
     }
-    // SAFETY: non-null and static per the contract; the leading fields are
-    // read before the size says the rest may be.
-    let decl: &'static PluginDecl = unsafe { &*decl };
-    if decl.magic != ffi::MAGIC {
+    // SAFETY: non-null and static per the contract. Only the fields every version starts
+    // with are read, by value, before `struct_size` says how much more there is.
+    let (magic, abi_major, abi_minor, decl_size) = unsafe {
+        (
+            std::ptr::addr_of!((*decl).magic).read(),
+            std::ptr::addr_of!((*decl).abi_major).read(),
+            std::ptr::addr_of!((*decl).abi_minor).read(),
+            std::ptr::addr_of!((*decl).struct_size).read(),
+        )
+    };
+    if magic != ffi::MAGIC {
         return Err(fail(format!(
-            "its declaration has magic {:#018x}, expected {:#018x}: not a spikard plugin or a corrupt build; rebuild it against spikard-abi",
-            decl.magic,
+            "its declaration has magic {magic:#018x}, expected {:#018x}: not a spikard plugin or a corrupt build; rebuild it against spikard-abi",
             ffi::MAGIC
         )));
     }
-    if decl.abi_major != ffi::ABI_MAJOR {
+    if abi_major != ffi::ABI_MAJOR {
         return Err(fail(format!(
-            "it was built for plugin ABI v{}.{}, this host speaks v{}.{}; rebuild the plugin against ABI v{} or run a host that supports v{}",
-            decl.abi_major,
-            decl.abi_minor,
-            ffi::ABI_MAJOR,
-            ffi::ABI_MINOR,
-            ffi::ABI_MAJOR,
-            decl.abi_major
+            "it was built for plugin ABI v{abi_major}.{abi_minor}, this host loads ABI v{major}.x plugins (it speaks v{major}.{minor}); rebuild the plugin against ABI v{major} (spikard-abi or abi/include/spikard_plugin.h of this host) or run a host that supports ABI v{abi_major}",
+            major = ffi::ABI_MAJOR,
+            minor = ffi::ABI_MINOR,
         )));
     }
     let too_small = |what: &str, size: usize, min: usize| {
@@ -145,27 +165,32 @@ fn open(config: &PluginConfig, index: usize) -> Result<Library, LoadError> {
             "its {what} is {size} bytes, smaller than ABI v1.0's {min}: a broken build; rebuild it against spikard-abi or spikard_plugin.h"
         ))
     };
-    if decl.struct_size < ffi::min_size::PLUGIN_DECL {
+    if decl_size < ffi::min_size::PLUGIN_DECL {
         return Err(too_small(
             "spk_plugin_decl",
-            decl.struct_size,
+            decl_size,
             ffi::min_size::PLUGIN_DECL,
         ));
     }
+    // SAFETY: the plugin's declaration has `decl_size` bytes, at least the 1.0 size.
+    let decl: PluginDecl = unsafe { ffi::read_prefix(decl, decl_size) };
     if decl.vtable.is_null() {
         return Err(fail(
             "its declaration has no vtable; set spk_plugin_decl.vtable".into(),
         ));
     }
-    // SAFETY: non-null and static per the contract.
-    let vtable: &'static ffi::PluginVTable = unsafe { &*decl.vtable };
-    if vtable.struct_size < ffi::min_size::PLUGIN_VTABLE {
+    // SAFETY: non-null and static per the contract; `struct_size` is its first field in
+    // every version.
+    let vtable_size = unsafe { std::ptr::addr_of!((*decl.vtable).struct_size).read() };
+    if vtable_size < ffi::min_size::PLUGIN_VTABLE {
         return Err(too_small(
             "spk_plugin_vtable",
-            vtable.struct_size,
+            vtable_size,
             ffi::min_size::PLUGIN_VTABLE,
         ));
     }
+    // SAFETY: the vtable has `vtable_size` bytes, at least the 1.0 size.
+    let vtable: ffi::PluginVTable = unsafe { ffi::read_prefix(decl.vtable, vtable_size) };
     let missing: Vec<&str> = [
         ("init", vtable.init.is_none()),
         ("bind_route", vtable.bind_route.is_none()),
@@ -177,7 +202,7 @@ fn open(config: &PluginConfig, index: usize) -> Result<Library, LoadError> {
     .collect();
     if !missing.is_empty() {
         return Err(fail(format!(
-            "its vtable lacks the required function(s) {}; only `cancel` may be NULL",
+            "its vtable lacks the required function(s) {}; only `cancel` and `cancel_token` may be NULL",
             missing.join(", ")
         )));
     }
@@ -259,7 +284,13 @@ impl LoadedPlugin {
                 message: format!("{declared}: a route it registered was refused: {refusal}"),
             });
         }
-        tracing::info!(plugin = %config.name, library = %config.library.display(), "loaded {declared}");
+        tracing::info!(
+            plugin = %config.name,
+            library = %config.library.display(),
+            "loaded {declared} (ABI {}.{})",
+            library.decl.abi_major,
+            library.decl.abi_minor
+        );
         let plugin = LoadedPlugin {
             name: config.name.clone(),
             declared,
@@ -268,6 +299,7 @@ impl LoadedPlugin {
                 handle,
                 cancel: vt.cancel,
                 shutdown,
+                cancel_token: vt.cancel_token,
             },
             ctx,
             admission: Admission::leak(&config.name, config.max_in_flight),
@@ -313,35 +345,70 @@ impl LoadedPlugin {
         self.admission.max()
     }
 
-    /// Hands a request to the plugin and returns where its answer will arrive. The permit
-    /// stays with the request until the plugin answers. After `shutdown` began the plugin is
-    /// not called and the answer is a 503.
-    pub fn handle(&self, request: &ffi::Request, permit: Permit) -> oneshot::Receiver<Answer> {
-        if self.stopped.load(Ordering::Acquire) {
-            let (tx, rx) = oneshot::channel();
-            let _ = tx.send(Answer::Problem {
+    /// Hands a request to the plugin and returns the answer to wait for. The permit
+    /// stays with the request's responder slot until the plugin answers or the request
+    /// ends (dropping the [`Pending`] ends it and cancels the plugin's work). After
+    /// `shutdown` began the plugin is not called and the answer is a 503.
+    pub fn handle<'a>(
+        self: &'a Arc<Self>,
+        request: &ffi::Request,
+        request_id: &'a str,
+        permit: Permit,
+    ) -> Pending<'a> {
+        let refuse = |detail: &str| {
+            let answer = Answer::Problem {
                 status: StatusCode::SERVICE_UNAVAILABLE,
-                detail: "the server is shutting down".into(),
+                detail: detail.into(),
                 headers: HeaderMap::new(),
-            });
-            return rx;
+            };
+            Pending::answered(self, request_id, answer)
+        };
+        if self.stopped.load(Ordering::Acquire) {
+            return refuse("the server is shutting down");
         }
-        let (responder, answer) = ResponderSlot::open(permit);
-        // SAFETY: the ABI contract; the request is borrowed for the call and
-        // the responder is owned by the plugin from here on.
-        unsafe { (self.vtable.handle)(self.ctx, request, responder) };
-        answer
+        let Some(ticket) = responders::open(permit) else {
+            tracing::error!(plugin = %self.name, "every responder handle is in use; answering 503");
+            return refuse("the server holds too many requests");
+        };
+        // SAFETY: the ABI contract; the request is borrowed for the call and the
+        // responder is a handle the host checks on every use.
+        unsafe { (self.vtable.handle)(self.ctx, request, ticket.handle()) };
+        Pending::waiting(self, request_id, ticket)
     }
 
-    /// Tells the plugin a request was abandoned, if it wants to know and has
-    /// not been shut down.
-    pub fn cancel(&self, request_id: &str) {
-        if let Some(cancel) = self.vtable.cancel {
-            if self.stopped.load(Ordering::Acquire) {
-                return;
-            }
+    /// Ends the plugin's side of a request whose responder slot was given back: runs the
+    /// ready callbacks it still had registered and, when the plugin had not finished it,
+    /// cancels it.
+    pub fn finish(&self, released: Released, request_id: &str) {
+        self.run_ready(released.ready);
+        if released.unfinished {
+            self.cancel(request_id, released.token);
+        }
+    }
+
+    /// Runs a stream's due ready callbacks, unless the plugin has been shut down.
+    pub fn run_ready(&self, calls: ReadyCalls) {
+        if calls.is_empty() || self.stopped.load(Ordering::Acquire) {
+            return;
+        }
+        // SAFETY: registered by this plugin, which is not shut down; each runs once.
+        unsafe { calls.run() }
+    }
+
+    /// Tells the plugin a request was abandoned (timeout, client gone, shutdown), if it
+    /// wants to know and has not been shut down: by the request's cancel token through
+    /// `cancel_token` when the plugin set one and has that function, else by id through
+    /// `cancel`.
+    pub fn cancel(&self, request_id: &str, token: Option<u64>) {
+        if self.stopped.load(Ordering::Acquire) {
+            return;
+        }
+        match (token, self.vtable.cancel_token, self.vtable.cancel) {
             // SAFETY: the ABI contract.
-            unsafe { cancel(self.ctx, Str::new(request_id)) }
+            (Some(token), Some(cancel_token), _) => unsafe { cancel_token(self.ctx, token) },
+            // SAFETY: the ABI contract.
+            (_, _, Some(cancel)) => unsafe { cancel(self.ctx, Str::new(request_id)) },
+            _ => {}
         }
     }
 

@@ -61,14 +61,15 @@ impl Acceptor {
         }
     }
 
-    /// The next connection and the permit it holds while open. Cancel-safe.
-    pub async fn next(&mut self) -> (TcpStream, OwnedSemaphorePermit) {
+    /// The next connection, its client's address and the permit it holds while open.
+    /// Cancel-safe.
+    pub async fn next(&mut self) -> (TcpStream, std::net::SocketAddr, OwnedSemaphorePermit) {
         let permit = self.permit().await;
         loop {
             match self.listener.accept().await {
-                Ok((stream, _)) => {
+                Ok((stream, peer)) => {
                     self.errors.recovered();
-                    return (stream, permit);
+                    return (stream, peer, permit);
                 }
                 Err(e) => self.errors.failed(&e).await,
             }

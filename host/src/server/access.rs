@@ -1,6 +1,7 @@
 //! The access log: one line per request (target `spikard::access`), written exactly once —
 //! when the response leaves, or, for a request whose future is dropped before it has one
-//! (the connection died, or the server stopped waiting at shutdown), when it is dropped.
+//! (the connection died, or the server stopped waiting at shutdown), when it is dropped. A
+//! streamed response's line is written when its body ends or is dropped ([`StreamLine`]).
 //!
 //! The common path costs what it did before: the method and URI are kept only while the
 //! access log is on, and the line is written by `tracing` into the bounded log queue.
@@ -64,38 +65,43 @@ impl<'a> Access<'a> {
         header: Option<&HeaderName>,
     ) -> Response {
         self.finished = true;
+        self.tag(&mut response, header);
+        if let Some((method, uri)) = &self.line {
+            let outcome = (outcome == Outcome::Timeout).then_some("timeout");
+            emit(
+                method,
+                uri,
+                Some(response.status().as_u16()),
+                self.started,
+                self.request_id,
+                outcome,
+            );
+        }
+        response
+    }
+
+    /// Tags the head of a streamed response like [`Access::finish`] and returns the line,
+    /// written when the body ends: the stream's whole time is the request's latency.
+    pub fn defer(mut self, response: &mut Response, header: Option<&HeaderName>) -> StreamLine {
+        self.finished = true;
+        self.tag(response, header);
+        StreamLine {
+            line: self
+                .line
+                .take()
+                .map(|(method, uri)| (method, uri, Box::from(self.request_id))),
+            status: response.status().as_u16(),
+            started: self.started,
+            ended: false,
+        }
+    }
+
+    fn tag(&self, response: &mut Response, header: Option<&HeaderName>) {
         if let Some(name) = header {
             if let Ok(value) = HeaderValue::from_str(self.request_id) {
                 response.headers_mut().insert(name.clone(), value);
             }
         }
-        let Some((method, uri)) = &self.line else {
-            return response;
-        };
-        let status = response.status().as_u16();
-        let latency_us = self.started.elapsed().as_micros() as u64;
-        match outcome {
-            Outcome::Answered => tracing::info!(
-                target: "spikard::access",
-                method = %method,
-                path = %uri.path(),
-                status,
-                latency_us,
-                request_id = %self.request_id,
-                worker = worker(),
-            ),
-            Outcome::Timeout => tracing::info!(
-                target: "spikard::access",
-                method = %method,
-                path = %uri.path(),
-                status,
-                latency_us,
-                request_id = %self.request_id,
-                outcome = %"timeout",
-                worker = worker(),
-            ),
-        }
-        response
     }
 }
 
@@ -104,22 +110,78 @@ impl Drop for Access<'_> {
         if self.finished {
             return;
         }
-        let Some((method, uri)) = &self.line else {
-            return;
-        };
-        let outcome = if super::stop::abandoning() {
-            "shutdown"
-        } else {
-            "client_disconnected"
-        };
-        tracing::info!(
-            target: "spikard::access",
-            method = %method,
-            path = %uri.path(),
-            latency_us = self.started.elapsed().as_micros() as u64,
-            request_id = %self.request_id,
-            outcome = %outcome,
-            worker = worker(),
-        );
+        if let Some((method, uri)) = &self.line {
+            emit(
+                method,
+                uri,
+                None,
+                self.started,
+                self.request_id,
+                Some(abandoned()),
+            );
+        }
     }
+}
+
+/// The access line of a streamed response, written when it is dropped: with its status,
+/// and `outcome=client_disconnected` (or `shutdown`) unless the body was sent to its end.
+pub struct StreamLine {
+    /// Method, URI and request id; kept only when the access log is on.
+    line: Option<(Method, Uri, Box<str>)>,
+    status: u16,
+    started: Instant,
+    ended: bool,
+}
+
+impl StreamLine {
+    /// The whole body was sent.
+    pub fn ended(&mut self) {
+        self.ended = true;
+    }
+}
+
+impl Drop for StreamLine {
+    fn drop(&mut self) {
+        if let Some((method, uri, request_id)) = &self.line {
+            let outcome = (!self.ended).then(abandoned);
+            emit(
+                method,
+                uri,
+                Some(self.status),
+                self.started,
+                request_id,
+                outcome,
+            );
+        }
+    }
+}
+
+/// Why a request ended without its answer being sent.
+fn abandoned() -> &'static str {
+    if super::stop::abandoning() {
+        "shutdown"
+    } else {
+        "client_disconnected"
+    }
+}
+
+/// Writes one access line; fields that are `None` are left out.
+fn emit(
+    method: &Method,
+    uri: &Uri,
+    status: Option<u16>,
+    started: Instant,
+    request_id: &str,
+    outcome: Option<&str>,
+) {
+    tracing::info!(
+        target: "spikard::access",
+        method = %method,
+        path = %uri.path(),
+        status,
+        latency_us = started.elapsed().as_micros() as u64,
+        request_id = %request_id,
+        outcome = outcome.map(tracing::field::display),
+        worker = worker(),
+    );
 }

@@ -25,6 +25,7 @@ use tokio::sync::watch;
 
 use super::linger;
 use super::timed_io::{Progress, TimedIo, Timeouts};
+use super::ConnInfo;
 
 /// Serves `stream` until the client leaves, a deadline passes or `stop` says the server is
 /// shutting down; then, if the client may still be sending, drains it (see [`linger`]).
@@ -41,7 +42,7 @@ use super::timed_io::{Progress, TimedIo, Timeouts};
 /// had a request reach the service (an idle new socket, a half-sent head) is closed then.
 pub async fn serve(
     stream: TcpStream,
-    peer: Option<std::net::SocketAddr>,
+    conn: Arc<ConnInfo>,
     http: &http1::Builder,
     router: Router,
     timeouts: Timeouts,
@@ -53,7 +54,7 @@ pub async fn serve(
     let service = Tracked {
         router,
         progress: progress.clone(),
-        peer,
+        conn,
     };
     let mut connection = http.serve_connection(io, service);
     let mut stopping = false;
@@ -113,8 +114,8 @@ const DRAIN_WINDOW: Duration = Duration::from_millis(500);
 struct Tracked {
     router: Router,
     progress: Arc<Progress>,
-    /// The client's address, given to each request when some route needs it.
-    peer: Option<std::net::SocketAddr>,
+    /// The connection's addresses, given to each request.
+    conn: Arc<ConnInfo>,
 }
 
 impl hyper::service::Service<http::Request<Incoming>> for Tracked {
@@ -124,9 +125,7 @@ impl hyper::service::Service<http::Request<Incoming>> for Tracked {
 
     fn call(&self, mut request: http::Request<Incoming>) -> Answer {
         self.progress.request_started();
-        if let Some(peer) = self.peer {
-            request.extensions_mut().insert(super::ClientAddr(peer));
-        }
+        request.extensions_mut().insert(self.conn.clone());
         Answer {
             inner: tower::Service::call(&mut self.router.clone(), request),
             progress: self.progress.clone(),
@@ -134,7 +133,8 @@ impl hyper::service::Service<http::Request<Incoming>> for Tracked {
     }
 }
 
-/// The router's response future; reports the answer to [`Progress`] when it is ready.
+/// The router's response future; reports the answer to [`Progress`] when it is ready (for a
+/// streamed response: when its body ends).
 struct Answer {
     inner: RouteFuture<Infallible>,
     progress: Arc<Progress>,
@@ -155,7 +155,68 @@ impl Future for Answer {
                 .headers_mut()
                 .insert(CONNECTION, HeaderValue::from_static("close"));
         }
+        if response.extensions_mut().remove::<Streaming>().is_some() {
+            // The head only: the body follows for as long as the plugin writes it, and the
+            // reset watch keeps watching until it ends.
+            self.progress.streaming();
+            let progress = self.progress.clone();
+            return Poll::Ready(Ok(response.map(|body| {
+                axum::body::Body::new(StreamEnd {
+                    body,
+                    progress: Some(progress),
+                })
+            })));
+        }
         self.progress.answer_ready();
         Poll::Ready(Ok(response))
+    }
+}
+
+/// Marks a response whose body is a plugin's stream (set by `super::streamed`): the
+/// connection treats the request as served until the body ends.
+#[derive(Debug, Clone, Copy)]
+pub struct Streaming;
+
+/// A streamed body that reports its end (or its drop) to [`Progress`] as the answer.
+struct StreamEnd {
+    body: axum::body::Body,
+    progress: Option<Arc<Progress>>,
+}
+
+impl StreamEnd {
+    fn ended(&mut self) {
+        if let Some(progress) = self.progress.take() {
+            progress.answer_ready();
+        }
+    }
+}
+
+impl hyper::body::Body for StreamEnd {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let frame = ready!(Pin::new(&mut self.body).poll_frame(cx));
+        if frame.is_none() || self.body.is_end_stream() {
+            self.ended();
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for StreamEnd {
+    fn drop(&mut self) {
+        self.ended();
     }
 }

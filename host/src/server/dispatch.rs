@@ -2,6 +2,12 @@
 //! check its media type, validate everything, hand it to the plugin, wait
 //! for the answer within the timeout, and turn every failure on the way
 //! into Problem Details.
+//!
+//! A streamed answer (`stream_start`) ends the wait: the head is sent at once and the body
+//! follows as the plugin writes it ([`streamed`]), chunked, with no request timeout on it
+//! (only the client leaving or the server stopping end it early). The route's response
+//! schema is not checked on a stream: its body is not there to check when the head leaves.
+//! The request's metrics count the head; its access line is written when the body ends.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -11,18 +17,19 @@ use axum::body::Body;
 use axum::extract::rejection::RawPathParamsRejection;
 use axum::extract::{RawPathParams, Request};
 use axum::response::{IntoResponse, Response};
-use http::header::CONTENT_TYPE;
+use http::header::{CONTENT_TYPE, TRAILER};
 use http::StatusCode;
 use spikard_abi::ffi;
 
 use super::access::{Access, Outcome};
 use super::preflight::Preflight;
 use super::request_id::RequestIds;
+use super::{streamed, ConnInfo};
 use crate::media_type::{is_json_essence, Malformed, MediaType};
 use crate::multipart::{self, Part};
 use crate::plugin::admission::Permit;
 use crate::plugin::host_api::Answer;
-use crate::plugin::LoadedPlugin;
+use crate::plugin::pending::{Pending, ResponseStream};
 use crate::problem::Problem;
 use crate::routes::Route;
 use crate::validation::{self, Decoded, RequestInput};
@@ -75,6 +82,8 @@ pub async fn dispatch(
         &request_id,
     );
     let mut outcome = Outcome::Answered;
+    // A HEAD request's streamed body is dropped unsent (axum strips it): that is its end.
+    let head_only = request.method() == http::Method::HEAD;
     // A cross-origin request from an origin the route's CORS policy refuses never reaches
     // the plugin; an allowed one gets its CORS headers on every answer, errors included.
     let cors = route.policies.cors.as_deref();
@@ -87,21 +96,36 @@ pub async fn dispatch(
         }
         None => run(&route, &shared, &request_id, params, request).await,
     };
-    let mut response = match result {
-        Ok(response) => response,
+    let (mut response, stream) = match result {
+        Ok(Reply::Full(response)) => (response, None),
+        Ok(Reply::Stream(head, body)) => (head, Some(body)),
         Err(problem) => {
             crate::middleware::metrics::rejected(&problem);
             if problem.status == StatusCode::GATEWAY_TIMEOUT {
                 outcome = Outcome::Timeout;
             }
-            shared.render(&problem, &request_id)
+            (shared.render(&problem, &request_id), None)
         }
     };
     if let (Some(cors), Some(allowed)) = (cors, &allowed) {
         cors.decorate(allowed, response.headers_mut());
     }
     let header = route.request_id_header.then_some(&shared.request_id_header);
-    access.finish(response, outcome, header)
+    match stream {
+        None => access.finish(response, outcome, header),
+        Some(body) => {
+            let line = access.defer(&mut response, header);
+            streamed::response(response, body, line, head_only, request_id, &shared)
+        }
+    }
+}
+
+/// What a route's pipeline produced.
+enum Reply {
+    /// A whole response.
+    Full(Response),
+    /// The head of a streamed response (its body empty) and the body to send after it.
+    Stream(Response, ResponseStream),
 }
 
 /// The body as the validator sees it.
@@ -265,7 +289,7 @@ async fn run(
     request_id: &str,
     params: Result<RawPathParams, RawPathParamsRejection>,
     request: Request,
-) -> Result<Response, Problem> {
+) -> Result<Reply, Problem> {
     let (parts, body) = request.into_parts();
     let path_values = path_values(route, &params, parts.uri.path())?;
     let principal = super::gate::pass(route, &parts)?;
@@ -308,26 +332,24 @@ async fn run(
     };
 
     let permit = route.plugin.admit().ok_or_else(Problem::overloaded)?;
-    let answer = hand_over(route, permit, request_id, &parts, &params_json, &body);
-    let mut guard = CancelOnDrop {
-        plugin: &route.plugin,
-        request_id,
-        armed: true,
+    // Dropping `pending` unanswered (the timeout below, or this future dropped when the
+    // client leaves or the server abandons it) cancels the plugin's work.
+    let pending = hand_over(route, permit, request_id, &parts, &params_json, &body);
+    let Some(answer) = await_answer(pending, route.request_timeout).await else {
+        tracing::warn!(plugin = %route.plugin.name, request_id, "no answer within {:?}", route.request_timeout);
+        return Err(Problem::timeout(route.request_timeout.as_millis()));
     };
-    let answer = await_answer(answer, route.request_timeout).await;
-    guard.armed = false;
-    let answer = match answer {
-        Ok(Ok(answer)) => answer,
-        Ok(Err(_)) => {
-            tracing::error!(plugin = %route.plugin.name, request_id, "the plugin released the request without answering");
-            return Err(Problem::plugin_failure());
-        }
-        Err(_) => {
-            tracing::warn!(plugin = %route.plugin.name, request_id, "no answer within {:?}", route.request_timeout);
-            route.plugin.cancel(request_id);
-            return Err(Problem::timeout(route.request_timeout.as_millis()));
-        }
-    };
+    answer_to_reply(route, shared, request_id, &parts, answer)
+}
+
+/// Turns the plugin's answer into the response (or the head and body of a stream).
+fn answer_to_reply(
+    route: &Route,
+    shared: &Shared,
+    request_id: &str,
+    parts: &http::request::Parts,
+    answer: Answer,
+) -> Result<Reply, Problem> {
     match answer {
         Answer::Response {
             status,
@@ -342,7 +364,22 @@ async fn run(
             }
             let mut response = (status, body).into_response();
             *response.headers_mut() = headers;
-            Ok(response)
+            Ok(Reply::Full(response))
+        }
+        Answer::Stream {
+            status,
+            headers,
+            mut body,
+        } => {
+            let trailers = streamed::accepts_trailers(&parts.headers);
+            if trailers && !headers.contains_key(TRAILER) {
+                tracing::debug!(plugin = %route.plugin.name, request_id, "streamed head without a Trailer header: trailers, if any, are not sent (declare their names in it)");
+            }
+            body.send_trailers(trailers);
+            let mut head = Response::new(Body::empty());
+            *head.status_mut() = status;
+            *head.headers_mut() = headers;
+            Ok(Reply::Stream(head, body))
         }
         Answer::Problem {
             status,
@@ -363,7 +400,7 @@ async fn run(
                     response.headers_mut().append(name, value.clone());
                 }
             }
-            Ok(response)
+            Ok(Reply::Full(response))
         }
         Answer::Invalid(reason) => {
             tracing::error!(plugin = %route.plugin.name, request_id, "invalid response from the plugin: {reason}");
@@ -400,34 +437,37 @@ fn path_values<'r>(
     }
 }
 
-/// The plugin's answer within `timeout`. A plugin that answered inside
-/// `handle` (most Rust and C handlers) costs no timer and no await.
-async fn await_answer(
-    mut answer: tokio::sync::oneshot::Receiver<Answer>,
-    timeout: Duration,
-) -> Result<Result<Answer, tokio::sync::oneshot::error::RecvError>, tokio::time::error::Elapsed> {
-    match answer.try_recv() {
-        Ok(answer) => Ok(Ok(answer)),
-        Err(tokio::sync::oneshot::error::TryRecvError::Empty) => {
-            tokio::time::timeout(timeout, answer).await
-        }
-        Err(tokio::sync::oneshot::error::TryRecvError::Closed) => {
-            // Report it the same way as a receive error.
-            Ok(answer.await)
-        }
+/// The plugin's answer within `timeout`, or `None` (the wait, dropped, cancelled the
+/// request). A plugin that answered inside `handle` (most Rust and C handlers) costs no
+/// timer and no await.
+async fn await_answer(mut pending: Pending<'_>, timeout: Duration) -> Option<Answer> {
+    if let Some(answer) = pending.now() {
+        return Some(answer);
+    }
+    tokio::time::timeout(timeout, pending).await.ok()
+}
+
+/// The request line's version as plugins see it.
+fn version_text(version: http::Version) -> &'static str {
+    match version {
+        http::Version::HTTP_09 => "HTTP/0.9",
+        http::Version::HTTP_10 => "HTTP/1.0",
+        http::Version::HTTP_2 => "HTTP/2",
+        http::Version::HTTP_3 => "HTTP/3",
+        _ => "HTTP/1.1",
     }
 }
 
 /// Builds the borrowed `spk_request` and calls the plugin. Synchronous so
 /// the raw pointers never live across an `.await`.
-fn hand_over(
-    route: &Route,
+fn hand_over<'a>(
+    route: &'a Route,
     permit: Permit,
-    request_id: &str,
+    request_id: &'a str,
     parts: &http::request::Parts,
     params_json: &str,
     body: &[u8],
-) -> tokio::sync::oneshot::Receiver<Answer> {
+) -> Pending<'a> {
     // Headers borrowed as they are; only values that are not UTF-8 are
     // copied (lossily) into `converted`, whose strings' buffers stay put
     // until the call returns even when the vector grows.
@@ -451,6 +491,7 @@ fn hand_over(
             }
         })
         .collect();
+    let conn = ConnInfo::of(&parts.extensions);
     let request = ffi::Request {
         struct_size: std::mem::size_of::<ffi::Request>(),
         handler_id: route.handler_id,
@@ -462,8 +503,15 @@ fn hand_over(
         headers_len: headers.len(),
         params_json: ffi::Str::new(params_json),
         body: ffi::Bytes::new(body),
+        client_addr: ffi::Str::new(conn.map_or("", ConnInfo::peer_text)),
+        local_addr: ffi::Str::new(conn.map_or("", ConnInfo::local_text)),
+        scheme: ffi::Str::new("http"),
+        http_version: ffi::Str::new(version_text(parts.version)),
+        route: ffi::Str::new(&route.path),
+        // The timer starts when `handle` returns: all of it is left.
+        timeout_ms: u64::try_from(route.request_timeout.as_millis()).unwrap_or(u64::MAX),
     };
-    route.plugin.handle(&request, permit)
+    route.plugin.handle(&request, request_id, permit)
 }
 
 /// Validates a JSON response against the route's response schema.
@@ -481,22 +529,6 @@ fn check_response(
     match validation::response_mismatch(schema, &value) {
         None => Ok(()),
         Some(why) => Err(why),
-    }
-}
-
-/// Tells the plugin when a request is abandoned before its answer (the
-/// client disconnected and hyper dropped the request future).
-struct CancelOnDrop<'a> {
-    plugin: &'a LoadedPlugin,
-    request_id: &'a str,
-    armed: bool,
-}
-
-impl Drop for CancelOnDrop<'_> {
-    fn drop(&mut self) {
-        if self.armed {
-            self.plugin.cancel(self.request_id);
-        }
     }
 }
 

@@ -3,16 +3,12 @@
 //! the authenticated principal. Refused requests cost no body read, no validation and no
 //! plugin call.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr};
 
+use super::ConnInfo;
 use crate::middleware::rate_limit::KeySource;
 use crate::problem::Problem;
 use crate::routes::Route;
-
-/// The peer address of the connection a request came on, set by the connection when some
-/// route needs it (a rate limit).
-#[derive(Debug, Clone, Copy)]
-pub struct ClientAddr(pub SocketAddr);
 
 /// Checks the route's rate limit and authentication; the principal, when the route
 /// authenticates, goes to the plugin as `params_json.auth`.
@@ -22,10 +18,9 @@ pub fn pass(
 ) -> Result<Option<serde_json::Value>, Problem> {
     let policies = &route.policies;
     let client = || {
-        parts
-            .extensions
-            .get::<ClientAddr>()
-            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.0.ip())
+        ConnInfo::of(&parts.extensions)
+            .and_then(|c| c.peer)
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip())
     };
     let limit = policies.rate_limit.as_deref();
     let by_claim = limit.is_some_and(|l| matches!(l.key_source(), KeySource::Claim(_)));

@@ -30,9 +30,6 @@ pub struct Limits {
     pub max_connections: usize,
     /// The open-file limit, when known.
     pub fd_limit: Option<FdLimit>,
-    /// Whether requests carry their connection's peer address ([`super::ClientAddr`]):
-    /// only when a route needs it (a rate limit), since it costs an allocation per request.
-    pub client_addresses: bool,
 }
 
 impl Limits {
@@ -52,7 +49,6 @@ impl Limits {
             connections: server.connections,
             max_connections,
             fd_limit,
-            client_addresses: false,
         }
     }
 

@@ -4,6 +4,7 @@
 mod accept;
 mod access;
 mod body;
+mod conn_info;
 mod connection;
 mod dispatch;
 mod gate;
@@ -12,6 +13,7 @@ mod linger;
 mod preflight;
 mod request_id;
 mod stop;
+mod streamed;
 mod timed_io;
 
 use std::net::SocketAddr;
@@ -23,8 +25,8 @@ use tokio::sync::watch;
 
 pub use accept::bind;
 pub use access::set_worker_pid;
+pub use conn_info::ConnInfo;
 pub use dispatch::Shared;
-pub use gate::ClientAddr;
 pub use limits::{FdLimit, Limits};
 use request_id::RequestIds;
 pub use stop::Stopped;
@@ -319,7 +321,7 @@ pub async fn serve(listen: Listen, router: Router, limits: Limits) -> Result<Sto
     // Set at the stop signal: accepting goes on until then (the drain delay).
     let mut stop_accepting: Option<tokio::time::Instant> = None;
     loop {
-        let (stream, permit) = tokio::select! {
+        let (stream, peer, permit) = tokio::select! {
             next = acceptor.next() => next,
             _ = next_signal(&mut signals) => {
                 crate::process::health::set_draining();
@@ -339,14 +341,17 @@ pub async fn serve(listen: Listen, router: Router, limits: Limits) -> Result<Sto
             () = sleep_until(stop_accepting) => break,
         };
         let _ = stream.set_nodelay(true);
-        let peer = limits
-            .client_addresses
-            .then(|| stream.peer_addr().ok())
-            .flatten();
+        // The listener's address is the connection's unless it listens on every address.
+        let local = if bound.ip().is_unspecified() {
+            stream.local_addr().ok()
+        } else {
+            Some(bound)
+        };
+        let conn = ConnInfo::new(Some(peer), local);
         let (http, router) = (http.clone(), router.clone());
         let (stop, open) = (stop_rx.clone(), open_rx.clone());
         connections.spawn(async move {
-            connection::serve(stream, peer, &http, router, timeouts, stop).await;
+            connection::serve(stream, conn, &http, router, timeouts, stop).await;
             drop((permit, open));
         });
     }

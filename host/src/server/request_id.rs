@@ -48,6 +48,16 @@ impl Deref for RequestId<'_> {
     }
 }
 
+impl RequestId<'_> {
+    /// The id as an owned string, for a request that outlives its handler (a streamed
+    /// response): when it is a client's id still registered as in flight, the second value
+    /// says so, and [`RequestIds::release`] must be called when the request ends.
+    pub fn detach(mut self) -> (String, bool) {
+        let registered = self.registry.take().is_some();
+        (std::mem::take(&mut self.id), registered)
+    }
+}
+
 impl Drop for RequestId<'_> {
     fn drop(&mut self) {
         if let Some(registry) = self.registry {
@@ -88,6 +98,11 @@ impl RequestIds {
             prefix: format_uuid(high, fixed_low)[..24].to_owned(),
             client_ids: Mutex::new(HashSet::new()),
         }
+    }
+
+    /// Releases a client's id kept by [`RequestId::detach`]: it may be used again.
+    pub fn release(&self, id: &str) {
+        lock(&self.client_ids).remove(id);
     }
 
     /// The next generated id.

@@ -3,9 +3,9 @@
 //! The first SIGINT or SIGTERM stops accepting and gives in-flight requests the grace
 //! period; a second one exits at once (status [`crate::shutdown::EXIT_SECOND_SIGNAL`]).
 //! When the grace period ends with requests still in flight, every connection task is
-//! aborted and *awaited*: dropping a request future cancels its plugin request (its
-//! `CancelOnDrop`) while the plugin is still alive, and only once every future is gone may
-//! the plugins be shut down.
+//! aborted and *awaited*: dropping a request future (or a streamed body) gives its responder
+//! slot back and cancels its plugin request (`plugin::pending`) while the plugin is still
+//! alive, and only once every future is gone may the plugins be shut down.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};

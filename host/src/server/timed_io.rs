@@ -1,5 +1,8 @@
 //! A connection's socket with deadlines on what the client owes: a whole request head within
-//! the header timeout, and the first byte of the next request within the keep-alive timeout.
+//! the header timeout, the first byte of the next request within the keep-alive timeout, and,
+//! while a streamed answer is sent, taking some of it within the keep-alive timeout whenever
+//! the socket is full (a stream may idle for as long as its plugin likes; a client that stops
+//! reading may not hold it).
 //!
 //! hyper's own `header_read_timeout` starts when it begins waiting for a head (right after the
 //! previous response), so it measures the idle time between requests and the time to send a
@@ -24,7 +27,7 @@ use tokio::time::{Instant, Sleep};
 /// requests start and answers become ready; the socket sees bytes.
 #[derive(Debug, Default)]
 pub struct Progress {
-    /// `FRESH`, `SERVING`, `ANSWERED` or `SEEN`.
+    /// `FRESH`, `SERVING`, `ANSWERED`, `SEEN` or `STREAMING`.
     state: AtomicU8,
     /// Moves on when a request starts and when a read brings more of a request's body: the
     /// reset watch (`connection::reset`) peeks again once it has, since what it saw in the
@@ -42,6 +45,9 @@ const SERVING: u8 = 1;
 const ANSWERED: u8 = 2;
 /// The socket has seen the answer; nothing new.
 const SEEN: u8 = 3;
+/// The answer's head is out and its body is streamed: no deadline while the client takes
+/// what is written; the reset watch still watches. Ends with `ANSWERED` when the body does.
+const STREAMING: u8 = 4;
 
 impl Progress {
     /// A request head was parsed and handed to the service.
@@ -50,9 +56,16 @@ impl Progress {
         self.read_more();
     }
 
-    /// The service produced its response; hyper writes it next.
+    /// The service produced its response; hyper writes it next. For a streamed response,
+    /// called when its body ends.
     pub fn answer_ready(&self) {
         self.state.store(ANSWERED, Ordering::Relaxed);
+    }
+
+    /// The service produced the head of a streamed response; its body follows for as long
+    /// as the plugin writes it, then [`Progress::answer_ready`].
+    pub fn streaming(&self) {
+        self.state.store(STREAMING, Ordering::Relaxed);
     }
 
     /// Whether no request has reached the service yet (the connection owes nobody an answer).
@@ -60,10 +73,11 @@ impl Progress {
         self.state.load(Ordering::Relaxed) == FRESH
     }
 
-    /// Whether a request is with the service, its answer not ready yet: the time hyper,
-    /// serving half-closed clients, does not read the socket unless it wants more body.
+    /// Whether a request is with the service, its answer not ready yet or being streamed:
+    /// the time hyper, serving half-closed clients, does not read the socket unless it wants
+    /// more body.
     pub fn is_serving(&self) -> bool {
-        self.state.load(Ordering::Relaxed) == SERVING
+        matches!(self.state.load(Ordering::Relaxed), SERVING | STREAMING)
     }
 
     /// The server is stopping: every answer from now on says `Connection: close`.
@@ -117,6 +131,9 @@ pub enum Phase {
     Head,
     /// A request is with the service.
     Serving,
+    /// A streamed answer is being sent: a write the client does not take within the
+    /// keep-alive timeout ends the connection.
+    Sending,
     /// Answered; writing the answer or waiting for the next request.
     Idle,
 }
@@ -173,6 +190,10 @@ impl<T> TimedIo<T> {
                 self.phase = Phase::Serving;
                 self.deadline = None;
             }
+            STREAMING if self.phase != Phase::Sending => {
+                self.phase = Phase::Sending;
+                self.deadline = None;
+            }
             ANSWERED => self.enter(Phase::Idle),
             _ => {}
         }
@@ -183,7 +204,7 @@ impl<T> TimedIo<T> {
         let limit = match phase {
             Phase::Head => self.timeouts.header,
             Phase::Idle => self.timeouts.keepalive,
-            Phase::Serving => {
+            Phase::Serving | Phase::Sending => {
                 self.phase = phase;
                 self.deadline = None;
                 return;
@@ -214,6 +235,10 @@ impl<T> TimedIo<T> {
                 "no complete request head within the header read timeout of {:?}",
                 self.timeouts.header
             ),
+            Phase::Sending => format!(
+                "the client took nothing of a streamed answer for the keep-alive timeout of {:?}",
+                self.timeouts.keepalive
+            ),
             _ => format!(
                 "idle for the keep-alive timeout of {:?}",
                 self.timeouts.keepalive
@@ -222,10 +247,22 @@ impl<T> TimedIo<T> {
         Poll::Ready(io::Error::new(io::ErrorKind::TimedOut, message))
     }
 
-    /// A write made progress: an answer still being written keeps the connection alive.
+    /// A write made progress: an answer still being written keeps the connection alive, and
+    /// a stream owes nothing until a write waits again.
     fn wrote(&mut self, n: usize) {
-        if n > 0 && self.phase == Phase::Idle {
-            self.enter(Phase::Idle);
+        if n > 0 {
+            match self.phase {
+                Phase::Idle => self.enter(Phase::Idle),
+                Phase::Sending => self.deadline = None,
+                Phase::Head | Phase::Serving => {}
+            }
+        }
+    }
+
+    /// A write must wait for the client: a stream's client owes a read from now on.
+    fn write_waits(&mut self) {
+        if self.phase == Phase::Sending && self.deadline.is_none() {
+            self.deadline = Some(Instant::now() + self.timeouts.keepalive);
         }
     }
 }
@@ -246,8 +283,9 @@ impl<T: AsyncRead + Unpin> AsyncRead for TimedIo<T> {
                 } else if this.phase == Phase::Idle {
                     // The first byte of the next request: its head is now due.
                     this.enter(Phase::Head);
-                } else if this.phase == Phase::Serving {
-                    // More of the body: bytes the reset watch saw may be these.
+                } else if matches!(this.phase, Phase::Serving | Phase::Sending) {
+                    // More of the body (or a pipelined request): bytes the reset watch saw
+                    // may be these.
                     this.progress.read_more();
                 }
                 Poll::Ready(Ok(()))
@@ -272,7 +310,10 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for TimedIo<T> {
                 Poll::Ready(Ok(n))
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => this.poll_deadline(cx).map(Err),
+            Poll::Pending => {
+                this.write_waits();
+                this.poll_deadline(cx).map(Err)
+            }
         }
     }
 
@@ -289,7 +330,10 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for TimedIo<T> {
                 Poll::Ready(Ok(n))
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => this.poll_deadline(cx).map(Err),
+            Poll::Pending => {
+                this.write_waits();
+                this.poll_deadline(cx).map(Err)
+            }
         }
     }
 

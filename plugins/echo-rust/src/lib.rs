@@ -13,16 +13,66 @@
 //! - `fail` shows what the host does when a handler misbehaves: `mode` is
 //!   `"panic"` (a 500), `"drop"` (the responder is dropped unanswered: a 500)
 //!   or `"problem"` (a Problem Details answer with `status` and `detail`).
+//! - `stream` streams a response (ABI 1.1): `status` (200), `headers`,
+//!   `content_type` (`text/plain`), and a body of either `chunks` (strings,
+//!   each sent as one chunk as given) or `count` chunks of `size` bytes
+//!   (chunk `i` is `size` times the letter `b'a' + i % 26`), one every
+//!   `interval_ms` (0). The timer thread writes them, never `handle`; when
+//!   the host's buffer is full it waits for the ready callback (no polling),
+//!   and it stops when the request closes or is cancelled (through a cancel
+//!   token, logged as "stream cancelled"). The end is logged as "stream
+//!   ended" with the number of chunks, bytes and FULL answers, also sent as
+//!   the trailer `x-echo-full` to clients asking for trailers. On a 1.0 host
+//!   the whole body is sent at once instead.
 
+use std::borrow::Cow;
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
-use spikard_abi::{export_plugin, Host, Plugin, Request, Responder, RouteBinding};
+use spikard_abi::{
+    export_plugin, Host, Plugin, Request, Responder, RouteBinding, Stream, StreamError, Written,
+};
+
+/// `settings.status`: an integer from 100 to 999, 200 when absent.
+fn parse_status(settings: &Value) -> Result<u16, String> {
+    match settings.get("status") {
+        None => Ok(200),
+        Some(v) => v
+            .as_u64()
+            .filter(|s| (100..=999).contains(s))
+            .map(|s| s as u16)
+            .ok_or_else(|| "settings.status must be an integer from 100 to 999".into()),
+    }
+}
+
+/// `settings.headers`: a table of strings, names lower-cased.
+fn parse_headers(settings: &Value) -> Result<Vec<(String, String)>, String> {
+    let mut headers = Vec::new();
+    if let Some(map) = settings.get("headers") {
+        let map = map.as_object().ok_or("settings.headers must be a table")?;
+        for (name, value) in map {
+            let value = value
+                .as_str()
+                .ok_or_else(|| format!("settings.headers.{name} must be a string"))?;
+            headers.push((name.to_ascii_lowercase(), value.to_owned()));
+        }
+    }
+    Ok(headers)
+}
+
+/// Borrows owned header pairs for a call.
+fn header_refs(headers: &[(String, String)]) -> Vec<(&str, &str)> {
+    headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect()
+}
 
 /// A canned answer, prepared once per route so a request only copies bytes.
 struct Canned {
@@ -33,24 +83,8 @@ struct Canned {
 
 impl Canned {
     fn from_settings(settings: &Value) -> Result<Self, String> {
-        let status = match settings.get("status") {
-            None => 200,
-            Some(v) => v
-                .as_u64()
-                .filter(|s| (100..=999).contains(s))
-                .ok_or("settings.status must be an integer from 100 to 999")?
-                as u16,
-        };
-        let mut headers = Vec::new();
-        if let Some(map) = settings.get("headers") {
-            let map = map.as_object().ok_or("settings.headers must be a table")?;
-            for (name, value) in map {
-                let value = value
-                    .as_str()
-                    .ok_or_else(|| format!("settings.headers.{name} must be a string"))?;
-                headers.push((name.to_ascii_lowercase(), value.to_owned()));
-            }
-        }
+        let status = parse_status(settings)?;
+        let mut headers = parse_headers(settings)?;
         let has_type = headers.iter().any(|(n, _)| n == "content-type");
         let body = match settings.get("body") {
             None | Some(Value::Null) => Vec::new(),
@@ -75,13 +109,116 @@ impl Canned {
     }
 
     fn send(&self, responder: Responder) {
-        let headers: Vec<(&str, &str)> = self
-            .headers
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .collect();
         // A refused response already became a 500; nothing more to do.
-        let _ = responder.respond(self.status, &headers, &self.body);
+        let _ = responder.respond(self.status, &header_refs(&self.headers), &self.body);
+    }
+}
+
+/// The body of a `stream` route.
+enum StreamBody {
+    /// The strings of `settings.chunks`, one chunk each.
+    Chunks(Vec<Vec<u8>>),
+    /// `count` chunks of `size` bytes; chunk `i` repeats the letter `b'a' + i % 26`.
+    Generated { count: u64, size: usize },
+}
+
+/// What a `stream` route sends, prepared once per route.
+struct StreamPlan {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: StreamBody,
+    interval: Duration,
+}
+
+/// The largest generated chunk, so a typo cannot make the plugin allocate gigabytes.
+const MAX_CHUNK: u64 = 16 << 20;
+
+impl StreamPlan {
+    fn from_settings(settings: &Value) -> Result<Self, String> {
+        let status = parse_status(settings)?;
+        let mut headers = parse_headers(settings)?;
+        if headers.iter().any(|(n, _)| n == "content-type") {
+            return Err("set the `stream` handler's content type with settings.content_type, not settings.headers".into());
+        }
+        let content_type = match settings.get("content_type") {
+            None => "text/plain",
+            Some(v) => v.as_str().ok_or("settings.content_type must be a string")?,
+        };
+        headers.push(("content-type".into(), content_type.to_owned()));
+        // HTTP/1.1 sends only the trailers the head declares.
+        headers.push(("trailer".into(), "x-echo-full".into()));
+        let interval = match settings.get("interval_ms") {
+            None => 0,
+            Some(v) => v
+                .as_u64()
+                .ok_or("settings.interval_ms must be an integer (ms)")?,
+        };
+        Ok(StreamPlan {
+            status,
+            headers,
+            body: StreamPlan::body(settings)?,
+            interval: Duration::from_millis(interval),
+        })
+    }
+
+    fn body(settings: &Value) -> Result<StreamBody, String> {
+        let need = "the `stream` handler needs settings.chunks (strings) or settings.count and settings.size (integers), not both";
+        match (
+            settings.get("chunks"),
+            settings.get("count"),
+            settings.get("size"),
+        ) {
+            (Some(chunks), None, None) => {
+                let chunks = chunks
+                    .as_array()
+                    .ok_or("settings.chunks must be an array of strings")?;
+                let chunks = chunks
+                    .iter()
+                    .map(|c| c.as_str().map(|s| s.as_bytes().to_vec()))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or("settings.chunks must be an array of strings")?;
+                Ok(StreamBody::Chunks(chunks))
+            }
+            (None, Some(count), Some(size)) => {
+                let count = count
+                    .as_u64()
+                    .ok_or("settings.count must be a non-negative integer")?;
+                let size = size
+                    .as_u64()
+                    .filter(|s| (1..=MAX_CHUNK).contains(s))
+                    .ok_or(format!(
+                        "settings.size must be an integer from 1 to {MAX_CHUNK} (bytes)"
+                    ))?;
+                Ok(StreamBody::Generated {
+                    count,
+                    size: size as usize,
+                })
+            }
+            _ => Err(need.into()),
+        }
+    }
+
+    /// How many chunks the body has.
+    fn len(&self) -> u64 {
+        match &self.body {
+            StreamBody::Chunks(chunks) => chunks.len() as u64,
+            StreamBody::Generated { count, .. } => *count,
+        }
+    }
+
+    /// Chunk `i` (< `len()`).
+    fn chunk(&self, i: u64) -> Cow<'_, [u8]> {
+        match &self.body {
+            StreamBody::Chunks(chunks) => Cow::Borrowed(&chunks[i as usize]),
+            StreamBody::Generated { size, .. } => Cow::Owned(vec![b'a' + (i % 26) as u8; *size]),
+        }
+    }
+
+    /// The whole body at once, for a host that cannot stream (ABI 1.0).
+    fn whole_body(&self) -> Vec<u8> {
+        (0..self.len())
+            .flat_map(|i| self.chunk(i).into_owned())
+            .collect()
     }
 }
 
@@ -97,6 +234,7 @@ enum Route {
     Respond(Canned),
     Delay(Arc<Canned>, Duration),
     Fail(FailMode),
+    Stream(Arc<StreamPlan>),
 }
 
 impl Route {
@@ -114,6 +252,7 @@ impl Route {
                     Duration::from_millis(ms),
                 )
             }
+            "stream" => Route::Stream(Arc::new(StreamPlan::from_settings(settings)?)),
             "fail" => Route::Fail(match settings.get("mode").and_then(Value::as_str) {
                 Some("panic") => FailMode::Panic,
                 Some("drop") => FailMode::Drop,
@@ -129,7 +268,7 @@ impl Route {
             }),
             other => {
                 return Err(format!(
-                    "no handler named `{other}`; spikard_echo has `echo`, `respond`, `delay` and `fail`"
+                    "no handler named `{other}`; spikard_echo has `echo`, `respond`, `delay`, `fail` and `stream`"
                 ))
             }
         })
@@ -145,8 +284,20 @@ enum Job {
         canned: Arc<Canned>,
         responder: Responder,
     },
-    /// The host gave up on this request: stop its timer and answer it now.
+    /// Stream `plan` to `responder`; the host cancels it by `token` (or by `request_id`
+    /// on a 1.0 host).
+    Stream {
+        request_id: String,
+        token: u64,
+        plan: Arc<StreamPlan>,
+        responder: Responder,
+    },
+    /// The stream with this token can take a write again (or has closed).
+    Ready(u64),
+    /// The host gave up on this request: stop its timer or stream, answer it now.
     Cancel(String),
+    /// As `Cancel`, for the stream given this cancel token.
+    CancelToken(u64),
     /// The host is stopping: answer everything pending and end the thread.
     Stop,
 }
@@ -159,6 +310,33 @@ struct Pending {
     responder: Responder,
 }
 
+/// A stream being written.
+struct Streaming {
+    request_id: String,
+    plan: Arc<StreamPlan>,
+    stream: Stream,
+    /// The next chunk to write.
+    next: u64,
+    bytes: u64,
+    /// How many writes the host answered FULL (backpressure seen).
+    full: u64,
+    /// Waiting for the host's ready callback rather than for a time in the heap.
+    waiting: bool,
+}
+
+/// What an entry of the deadline heap is for.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Key {
+    /// The delayed answer with this sequence number.
+    Delay(u64),
+    /// The next write of the stream with this token.
+    Stream(u64),
+}
+
+/// At most this many chunks per turn of one stream, so a fast client of one stream does
+/// not hold up the timer's other work.
+const BURST: usize = 64;
+
 /// Answers due later, kept by one timer thread in deadline order.
 struct Timer {
     queue: Mutex<mpsc::Sender<Job>>,
@@ -170,9 +348,10 @@ struct Timer {
 impl Timer {
     fn start() -> Self {
         let (tx, rx) = mpsc::channel::<Job>();
+        let state = TimerState::new(tx.clone());
         let thread = thread::Builder::new()
             .name("spikard-echo-timer".into())
-            .spawn(move || Timer::run(&rx))
+            .spawn(move || state.run(&rx))
             .expect("spawn the echo timer thread");
         Timer {
             queue: Mutex::new(tx),
@@ -182,7 +361,7 @@ impl Timer {
 
     /// Answers what is pending and ends the thread; the jobs sent before (cancels) are
     /// handled first, as the queue is in order. The thread only waits on its queue, so the
-    /// join is short.
+    /// join is short. A second call does nothing.
     fn stop(&self) {
         let _ = self.send(Job::Stop);
         let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
@@ -191,71 +370,280 @@ impl Timer {
         }
     }
 
-    /// Hands a job to the timer thread; false when the thread is gone.
+    /// Hands a job to the timer thread; the job comes back when the thread is gone.
     fn send(&self, job: Job) -> Result<(), Job> {
         let queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
         queue.send(job).map_err(|e| e.0)
     }
+}
 
-    fn run(rx: &mpsc::Receiver<Job>) {
-        // Reverse: the earliest deadline on top. The sequence number keeps
-        // entries ordered without comparing responders; entries whose
-        // request was cancelled stay in the heap and are skipped.
-        let mut due: BinaryHeap<Reverse<(Instant, u64)>> = BinaryHeap::new();
-        let mut pending: Vec<Pending> = Vec::new();
-        let mut seq = 0u64;
+impl Drop for Timer {
+    /// The thread holds a sender to its own queue (for ready callbacks), so it would not
+    /// see the queue close: stop it explicitly.
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The timer thread's state: delayed answers and streams, with one heap of deadlines.
+struct TimerState {
+    /// Reverse: the earliest deadline on top. Entries whose delay or stream is gone
+    /// stay in the heap and are skipped.
+    due: BinaryHeap<Reverse<(Instant, Key)>>,
+    pending: Vec<Pending>,
+    streams: HashMap<u64, Streaming>,
+    seq: u64,
+    /// For ready callbacks, which post [`Job::Ready`] back to this thread.
+    queue: mpsc::Sender<Job>,
+}
+
+impl TimerState {
+    fn new(queue: mpsc::Sender<Job>) -> Self {
+        TimerState {
+            due: BinaryHeap::new(),
+            pending: Vec::new(),
+            streams: HashMap::new(),
+            seq: 0,
+            queue,
+        }
+    }
+
+    fn run(mut self, rx: &mpsc::Receiver<Job>) {
         loop {
-            let next = due.peek().map(|Reverse((at, _))| *at);
+            let next = self.due.peek().map(|Reverse((at, _))| *at);
             let received = match next {
                 None => rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
                 Some(at) => rx.recv_timeout(at.saturating_duration_since(Instant::now())),
             };
             match received {
-                Ok(Job::Answer {
-                    at,
+                Ok(Job::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    self.stop();
+                    return;
+                }
+                Ok(job) => self.take(job),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+            }
+            self.run_due();
+        }
+    }
+
+    /// Handles one job other than `Stop`.
+    fn take(&mut self, job: Job) {
+        match job {
+            Job::Answer {
+                at,
+                request_id,
+                canned,
+                responder,
+            } => {
+                self.seq += 1;
+                self.due.push(Reverse((at, Key::Delay(self.seq))));
+                self.pending.push(Pending {
+                    seq: self.seq,
                     request_id,
                     canned,
                     responder,
-                }) => {
-                    seq += 1;
-                    due.push(Reverse((at, seq)));
-                    pending.push(Pending {
-                        seq,
-                        request_id,
-                        canned,
-                        responder,
-                    });
-                }
-                Ok(Job::Cancel(request_id)) => {
-                    if let Some(i) = pending.iter().position(|p| p.request_id == request_id) {
-                        let p = pending.swap_remove(i);
-                        tracing::debug!(request_id = %p.request_id, "delay cancelled; answered 503");
-                        let _ = p
-                            .responder
-                            .respond_error(503, "the request was cancelled", &[]);
+                });
+            }
+            Job::Stream {
+                request_id,
+                token,
+                plan,
+                responder,
+            } => self.start_stream(request_id, token, plan, responder),
+            Job::Ready(token) => self.ready(token),
+            Job::Cancel(request_id) => self.cancel(&request_id),
+            Job::CancelToken(token) => self.cancel_stream(token),
+            Job::Stop => self.stop(),
+        }
+    }
+
+    /// Runs what is due: delayed answers and stream writes.
+    fn run_due(&mut self) {
+        let now = Instant::now();
+        while let Some(Reverse((at, key))) = self.due.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.due.pop();
+            match key {
+                Key::Delay(seq) => {
+                    if let Some(i) = self.pending.iter().position(|p| p.seq == seq) {
+                        let p = self.pending.swap_remove(i);
+                        p.canned.send(p.responder);
                     }
                 }
-                Ok(Job::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    for p in pending.drain(..) {
-                        let _ = p
-                            .responder
-                            .respond_error(503, "the server is shutting down", &[]);
+                Key::Stream(token) => self.pump(token),
+            }
+        }
+    }
+
+    fn start_stream(
+        &mut self,
+        request_id: String,
+        token: u64,
+        plan: Arc<StreamPlan>,
+        responder: Responder,
+    ) {
+        if !responder.can_stream() {
+            // A 1.0 host: the same body, at once.
+            let body = plan.whole_body();
+            let _ = responder.respond(plan.status, &header_refs(&plan.headers), &body);
+            return;
+        }
+        let stream = match responder.start_stream(plan.status, &header_refs(&plan.headers)) {
+            Ok(stream) => stream,
+            Err(e) => {
+                tracing::info!(request_id, "stream not started: {e}");
+                return;
+            }
+        };
+        self.streams.insert(
+            token,
+            Streaming {
+                request_id,
+                plan,
+                stream,
+                next: 0,
+                bytes: 0,
+                full: 0,
+                waiting: false,
+            },
+        );
+        self.due.push(Reverse((Instant::now(), Key::Stream(token))));
+    }
+
+    /// Writes the stream's next chunks: one per `interval`, or up to [`BURST`] at once
+    /// without one; on FULL waits for the ready callback; ends the stream after the last.
+    fn pump(&mut self, token: u64) {
+        let Some(s) = self.streams.get_mut(&token) else {
+            return;
+        };
+        if s.waiting {
+            return;
+        }
+        for _ in 0..BURST {
+            if s.next == s.plan.len() {
+                self.finish(token);
+                return;
+            }
+            let chunk = s.plan.chunk(s.next);
+            match s.stream.write(&chunk) {
+                Ok(Written::Taken) => {
+                    s.next += 1;
+                    s.bytes += chunk.len() as u64;
+                    if !s.plan.interval.is_zero() && s.next < s.plan.len() {
+                        let at = Instant::now() + s.plan.interval;
+                        self.due.push(Reverse((at, Key::Stream(token))));
+                        return;
+                    }
+                }
+                Ok(Written::Full) => {
+                    s.full += 1;
+                    s.waiting = true;
+                    let queue = self.queue.clone();
+                    let registered = s.stream.on_ready(move || {
+                        // On a host thread: only post a message.
+                        let _ = queue.send(Job::Ready(token));
+                    });
+                    if let Err(e) = registered {
+                        self.drop_stream(token, e);
                     }
                     return;
                 }
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-            }
-            let now = Instant::now();
-            while let Some(Reverse((at, id))) = due.peek().copied() {
-                if at > now {
-                    break;
-                }
-                due.pop();
-                if let Some(i) = pending.iter().position(|p| p.seq == id) {
-                    let p = pending.swap_remove(i);
-                    p.canned.send(p.responder);
+                Err(e) => {
+                    self.drop_stream(token, e);
+                    return;
                 }
             }
+        }
+        self.due.push(Reverse((Instant::now(), Key::Stream(token))));
+    }
+
+    /// The host can take writes again (or the stream closed: the next write says so).
+    fn ready(&mut self, token: u64) {
+        if let Some(s) = self.streams.get_mut(&token) {
+            s.waiting = false;
+            self.due.push(Reverse((Instant::now(), Key::Stream(token))));
+        }
+    }
+
+    /// Every chunk was taken: end the body, with the FULL count as a trailer.
+    fn finish(&mut self, token: u64) {
+        let Some(s) = self.streams.remove(&token) else {
+            return;
+        };
+        let full = s.full.to_string();
+        let ended = s.stream.end(&[("x-echo-full", &full)]);
+        tracing::info!(
+            request_id = %s.request_id,
+            chunks = s.next,
+            bytes = s.bytes,
+            full = s.full,
+            "stream ended ({})",
+            match ended {
+                Ok(()) => "complete".to_owned(),
+                Err(e) => e.to_string(),
+            }
+        );
+    }
+
+    /// The host closed the request or refused a call: stop writing.
+    fn drop_stream(&mut self, token: u64, error: StreamError) {
+        if let Some(s) = self.streams.remove(&token) {
+            tracing::info!(
+                request_id = %s.request_id,
+                chunks = s.next,
+                full = s.full,
+                "stream stopped: {error}"
+            );
+        }
+    }
+
+    /// The host cancelled the stream with this token (client gone, server stopping):
+    /// stop writing; dropping the stream ends it.
+    fn cancel_stream(&mut self, token: u64) {
+        match self.streams.remove(&token) {
+            Some(s) => tracing::info!(
+                request_id = %s.request_id,
+                chunks = s.next,
+                of = s.plan.len(),
+                full = s.full,
+                "stream cancelled"
+            ),
+            None => tracing::debug!(token, "cancel for a stream that is over"),
+        }
+    }
+
+    /// The host gave up on a request (by id: a delay, or a stream on a 1.0 host).
+    fn cancel(&mut self, request_id: &str) {
+        if let Some(i) = self.pending.iter().position(|p| p.request_id == request_id) {
+            let p = self.pending.swap_remove(i);
+            tracing::debug!(request_id = %p.request_id, "delay cancelled; answered 503");
+            let _ = p
+                .responder
+                .respond_error(503, "the request was cancelled", &[]);
+            return;
+        }
+        let token = self
+            .streams
+            .iter()
+            .find(|(_, s)| s.request_id == request_id)
+            .map(|(token, _)| *token);
+        if let Some(token) = token {
+            self.cancel_stream(token);
+        }
+    }
+
+    /// The host is stopping: answer pending delays 503 and end the streams.
+    fn stop(&mut self) {
+        for p in self.pending.drain(..) {
+            let _ = p
+                .responder
+                .respond_error(503, "the server is shutting down", &[]);
+        }
+        for (_, s) in self.streams.drain() {
+            tracing::info!(request_id = %s.request_id, chunks = s.next, "stream ended by shutdown");
         }
     }
 }
@@ -264,6 +652,8 @@ impl Timer {
 pub struct Echo {
     routes: RwLock<Vec<Route>>,
     timer: Timer,
+    /// The cancel token of the next stream.
+    next_token: AtomicU64,
 }
 
 fn echo(request: &Request<'_>, responder: Responder) {
@@ -293,6 +683,7 @@ impl Plugin for Echo {
         Ok(Echo {
             routes: RwLock::new(Vec::new()),
             timer: Timer::start(),
+            next_token: AtomicU64::new(1),
         })
     }
 
@@ -325,6 +716,19 @@ impl Plugin for Echo {
                 // responder's drop answers 500.
                 let _ = self.timer.send(job);
             }
+            Route::Stream(plan) => {
+                let token = self.next_token.fetch_add(1, Ordering::Relaxed);
+                // Set before the timer has the responder, so no cancellation is missed. On a
+                // 1.0 host (NotSupported) cancellations come by request id instead.
+                let _ = responder.set_cancel_token(token);
+                let job = Job::Stream {
+                    request_id: request.request_id().to_owned(),
+                    token,
+                    plan: plan.clone(),
+                    responder,
+                };
+                let _ = self.timer.send(job);
+            }
             Route::Fail(FailMode::Panic) => panic!("the `fail` handler panics on purpose"),
             Route::Fail(FailMode::Drop) => drop(responder),
             Route::Fail(FailMode::Problem { status, detail }) => {
@@ -333,10 +737,16 @@ impl Plugin for Echo {
         }
     }
 
-    /// Stops the request's timer and answers it; requests of other handlers
-    /// were answered inside `handle`, so there is nothing else to stop.
+    /// Stops the request's timer and answers it (or stops its stream on a 1.0 host);
+    /// requests of other handlers were answered inside `handle`, so there is nothing
+    /// else to stop.
     fn cancel(&self, request_id: &str) {
         let _ = self.timer.send(Job::Cancel(request_id.to_owned()));
+    }
+
+    /// Stops the stream given this token: the client left or the server is stopping.
+    fn cancel_token(&self, token: u64) {
+        let _ = self.timer.send(Job::CancelToken(token));
     }
 
     fn shutdown(&self, _deadline: Duration) {

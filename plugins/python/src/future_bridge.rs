@@ -16,15 +16,17 @@ use spikard_abi::Responder;
 
 use crate::backpressure::{Gate, RETRY_AFTER};
 use crate::job::Job;
-use crate::native::{respond_problem, respond_with, InFlight};
+use crate::native::{respond_problem, respond_with, InFlight, PyResponder};
 use crate::settings::Bounds;
 
 /// Task locals of the one event loop, created once.
 static LOCALS: OnceLock<TaskLocals> = OnceLock::new();
 
-/// The bridge: the runtime's `coroutine` entry and a tokio runtime.
+/// The bridge: the runtime's `coroutine` and `begin_stream` entries and a
+/// tokio runtime.
 pub struct FutureBridge {
     coroutine: Arc<Py<PyAny>>,
+    begin_stream: Arc<Py<PyAny>>,
     runtime: Mutex<Option<tokio::runtime::Runtime>>,
     handle: tokio::runtime::Handle,
     outstanding: Arc<Outstanding>,
@@ -54,10 +56,12 @@ impl Drop for Ticket {
 }
 
 impl FutureBridge {
-    /// Binds the bridge to `event_loop`; `coroutine` is `Runtime.coroutine`.
+    /// Binds the bridge to `event_loop`; `coroutine` is `Runtime.coroutine`,
+    /// `begin_stream` is `Runtime.begin_stream` (for stream outcomes).
     pub fn new(
         event_loop: &Bound<'_, PyAny>,
         coroutine: Py<PyAny>,
+        begin_stream: Py<PyAny>,
         bounds: Bounds,
     ) -> std::io::Result<Self> {
         let _ = LOCALS.set(TaskLocals::new(event_loop.clone()));
@@ -68,6 +72,7 @@ impl FutureBridge {
             .build()?;
         Ok(FutureBridge {
             coroutine: Arc::new(coroutine),
+            begin_stream: Arc::new(begin_stream),
             handle: runtime.handle().clone(),
             runtime: Mutex::new(Some(runtime)),
             outstanding: Arc::new(Outstanding {
@@ -107,8 +112,11 @@ impl FutureBridge {
             }
         };
         let coroutine = self.coroutine.clone();
+        let begin_stream = self.begin_stream.clone();
         self.handle.spawn(async move {
             let _ticket = ticket;
+            let handler_id = job.work.handler_id;
+            let request_id = job.work.request_id.clone();
             let responder = Python::attach(|py| {
                 let ((id, params, body, headers), responder, request_id) = job.into_args(py);
                 let future = LOCALS
@@ -129,7 +137,12 @@ impl FutureBridge {
             match responder {
                 (Ok(future), responder) => {
                     let outcome = future.await;
-                    Python::attach(|py| answer(py, responder, outcome));
+                    let stream = StreamEntry {
+                        begin_stream: &begin_stream,
+                        request_id,
+                        handler_id,
+                    };
+                    Python::attach(|py| answer(py, responder, outcome, stream));
                 }
                 (Err(err), responder) => {
                     tracing::error!("cannot start the handler: {err}");
@@ -140,9 +153,54 @@ impl FutureBridge {
     }
 }
 
+/// What a stream outcome needs: the runtime's entry and the request.
+struct StreamEntry<'a> {
+    begin_stream: &'a Py<PyAny>,
+    request_id: Arc<str>,
+    handler_id: u64,
+}
+
+impl StreamEntry<'_> {
+    /// Hands the responder to `Runtime.begin_stream`, which sends the head
+    /// and starts the pump; a failure there is answered 500.
+    fn begin(
+        self,
+        py: Python<'_>,
+        responder: Responder,
+        status: u16,
+        headers: Py<PyAny>,
+        source: Py<PyAny>,
+    ) {
+        let responder = match Bound::new(
+            py,
+            PyResponder::new(responder, self.request_id, self.handler_id),
+        ) {
+            Ok(responder) => responder,
+            Err(e) => {
+                tracing::error!("cannot create a responder: {e}");
+                return;
+            }
+        };
+        if let Err(e) = self
+            .begin_stream
+            .bind(py)
+            .call1((&responder, status, headers, source))
+        {
+            tracing::error!("cannot start the stream: {e}");
+            responder.get().fail("the request handler failed");
+        }
+    }
+}
+
 /// Sends an outcome `(kind, status, headers, payload)`: kind 0 is a
-/// response with a bytes body, kind 1 Problem Details with a detail string.
-fn answer(py: Python<'_>, responder: Responder, outcome: PyResult<Py<PyAny>>) {
+/// response with a bytes body, kind 1 Problem Details with a detail string,
+/// kind 2 a stream (payload: its source, for `Runtime.begin_stream`).
+fn answer(
+    py: Python<'_>,
+    responder: Responder,
+    outcome: PyResult<Py<PyAny>>,
+    stream: StreamEntry<'_>,
+) {
     let result = outcome.and_then(|outcome| {
         let outcome = outcome.bind(py);
         let kind: u8 = outcome.get_item(0)?.extract()?;
@@ -164,6 +222,7 @@ fn answer(py: Python<'_>, responder: Responder, outcome: PyResult<Py<PyAny>>) {
                 tracing::error!("cannot answer: {e}");
             }
         }
+        Ok((2, status, headers, payload)) => stream.begin(py, responder, status, headers, payload),
         Ok((_, status, headers, payload)) => {
             let detail: String = payload.bind(py).extract().unwrap_or_default();
             if let Err(e) = respond_problem(responder, status, &detail, headers.bind(py)) {

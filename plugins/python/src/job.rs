@@ -75,8 +75,14 @@ impl Work {
     /// Calls `entry` with the arguments, answering through `slot`, which
     /// the caller keeps to cancel the call while it runs.
     pub fn run_shared(self, py: Python<'_>, entry: &Bound<'_, PyAny>, slot: Arc<AnswerSlot>) {
+        let handler_id = self.handler_id;
         let (args, request_id) = self.into_args(py);
-        call(py, entry, args, PyResponder::shared(slot, request_id));
+        call(
+            py,
+            entry,
+            args,
+            PyResponder::shared(slot, request_id, handler_id),
+        );
     }
 }
 
@@ -111,8 +117,14 @@ impl Job {
     /// Python exception (a bug in the runtime, not the handler) is logged
     /// and answered 500.
     pub fn run(self, py: Python<'_>, entry: &Bound<'_, PyAny>) {
+        let handler_id = self.work.handler_id;
         let (args, responder, request_id) = self.into_args(py);
-        call(py, entry, args, PyResponder::new(responder, request_id));
+        call(
+            py,
+            entry,
+            args,
+            PyResponder::new(responder, request_id, handler_id),
+        );
     }
 }
 

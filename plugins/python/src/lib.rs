@@ -7,6 +7,12 @@
 //! on a bounded pool of Python threads; host threads only queue work and
 //! never wait for the GIL.
 //!
+//! Handlers may stream their responses (`StreamingResponse`, generators,
+//! Server-Sent Events): the head goes out when the handler returns and the
+//! body follows with the host's backpressure, from the loop (async
+//! iterators) or in steps on the sync pool (sync iterators); see
+//! `stream.rs` and `spikard/_streaming.py`.
+//!
 //! Faults stay contained: queues are bounded (503 with `Retry-After`),
 //! `cancel` stops a request's task or discards its sync call, a watchdog
 //! names the handler that blocks the loop, `shutdown` keeps its deadline
@@ -29,6 +35,7 @@ mod mailbox;
 mod native;
 mod settings;
 mod shutdown;
+mod stream;
 mod watchdog;
 mod workers;
 
@@ -116,6 +123,7 @@ impl Machinery {
             BridgeKind::IntoFuture => Bridge::IntoFuture(FutureBridge::new(
                 event_loop.get(runtime.py()),
                 runtime.getattr("coroutine")?.unbind(),
+                runtime.getattr("begin_stream")?.unbind(),
                 settings.bounds,
             )?),
         };
@@ -124,6 +132,7 @@ impl Machinery {
             settings.sync_bounds,
             runtime.getattr("call_sync")?.unbind(),
         )?;
+        stream::install(mailbox.clone(), workers.steps());
         Ok(Machinery {
             event_loop,
             mailbox,
@@ -347,6 +356,11 @@ impl Plugin for PythonPlugin {
         if !self.workers.cancel(request_id) {
             self.mailbox.cancel(request_id);
         }
+    }
+
+    fn cancel_token(&self, token: u64) {
+        // Only streams set tokens: the client left, or the server stops.
+        stream::cancel(token);
     }
 
     fn shutdown(&self, deadline: Duration) {

@@ -1,6 +1,7 @@
 //! The event loop's mailbox: the one way other threads reach the loop
 //! without waiting for the GIL — requests of the queue bridge,
-//! cancellations, the watchdog's pings and the shutdown steps.
+//! cancellations, streams' callbacks (the host's ready and cancel calls for
+//! async pumps), the watchdog's pings and the shutdown steps.
 //!
 //! A thread puts its message in the inbox and, only when the loop has no
 //! wake-up pending, signals an eventfd the loop watches. The loop thread then
@@ -34,6 +35,8 @@ struct Inbox {
     bytes: usize,
     /// Requests to cancel that were no longer waiting here.
     cancels: Vec<String>,
+    /// Python callables to call on the loop (streams' callbacks).
+    calls: Vec<Py<PyAny>>,
     ping: bool,
     /// `Runtime.begin_stop(budget_seconds, done)` is due.
     shutdown: Option<(Duration, Arc<Signal>)>,
@@ -45,6 +48,7 @@ impl Inbox {
     fn is_empty(&self) -> bool {
         self.jobs.is_empty()
             && self.cancels.is_empty()
+            && self.calls.is_empty()
             && !self.ping
             && self.shutdown.is_none()
             && !self.stop
@@ -179,6 +183,14 @@ impl Mailbox {
         self.wake();
     }
 
+    /// Calls `callback()` on the loop thread soon (from any thread; never
+    /// touches Python). Not bounded: each stream has at most one callback
+    /// of each kind outstanding.
+    pub fn call_soon(&self, callback: Py<PyAny>) {
+        self.lock().calls.push(callback);
+        self.wake();
+    }
+
     /// The watchdog's ping: the drain answers it through the pulse.
     pub fn ping(&self) {
         self.lock().ping = true;
@@ -266,6 +278,11 @@ impl Mailbox {
                 let dispatch = entries.dispatch.bind(py);
                 for job in inbox.jobs {
                     job.run(py, dispatch);
+                }
+            }
+            for callback in inbox.calls {
+                if let Err(e) = callback.bind(py).call0() {
+                    tracing::error!("a stream callback failed: {e}");
                 }
             }
             if !inbox.cancels.is_empty() {

@@ -1,5 +1,6 @@
 //! `spikard._native`: what Python code may call in the plugin — the host's
-//! logger, the per-request [`PyResponder`] and the host's JSON checks.
+//! logger, the per-request [`PyResponder`] (and the [`PyStream`] it may
+//! become) and the host's JSON checks.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -8,6 +9,8 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyString, PyTuple};
 use spikard_abi::{Host, Responder};
+
+use crate::stream::{self, PyStream};
 
 static HOST: OnceLock<Host> = OnceLock::new();
 
@@ -135,22 +138,27 @@ impl std::ops::Deref for Slot {
 pub struct PyResponder {
     slot: Slot,
     request_id: Arc<str>,
+    /// The handler's index: a stream's steps on the sync pool carry it, for
+    /// the shutdown log.
+    handler_id: u64,
 }
 
 impl PyResponder {
     /// Wraps a responder; counts the request as in flight until answered.
-    pub fn new(responder: Responder, request_id: Arc<str>) -> Self {
+    pub fn new(responder: Responder, request_id: Arc<str>, handler_id: u64) -> Self {
         PyResponder {
             slot: Slot::Own(AnswerSlot::new(responder)),
             request_id,
+            handler_id,
         }
     }
 
     /// Answers through a slot the sync pool shares, so it can cancel it.
-    pub fn shared(slot: Arc<AnswerSlot>, request_id: Arc<str>) -> Self {
+    pub fn shared(slot: Arc<AnswerSlot>, request_id: Arc<str>, handler_id: u64) -> Self {
         PyResponder {
             slot: Slot::Shared(slot),
             request_id,
+            handler_id,
         }
     }
 
@@ -245,6 +253,25 @@ impl PyResponder {
         }
     }
 
+    /// `start_stream(status, headers) -> Stream | None`: sends the head of a
+    /// streamed response; `None` when the request is over already (or was
+    /// cancelled and answered). Raises when the host refuses the head (it
+    /// answered 500) or for a second answer.
+    fn start_stream(&self, status: u16, headers: &Bound<'_, PyAny>) -> PyResult<Option<PyStream>> {
+        let pairs = header_pairs(headers)?;
+        let borrowed = borrowed(&pairs)?;
+        match self.take()? {
+            Some(responder) => stream::start(
+                responder,
+                status,
+                &borrowed,
+                self.request_id.clone(),
+                self.handler_id,
+            ),
+            None => Ok(None),
+        }
+    }
+
     /// The host's id of the request, for logs and cancellation.
     #[getter]
     fn request_id(&self) -> &str {
@@ -314,6 +341,7 @@ pub fn module(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     module.add_function(wrap_pyfunction!(log_enabled, &module)?)?;
     module.add_function(wrap_pyfunction!(json_error, &module)?)?;
     module.add_class::<PyResponder>()?;
+    module.add_class::<PyStream>()?;
     Ok(module)
 }
 

@@ -2,6 +2,7 @@
 //! returns within it (plus [`JOIN_MARGIN`]) whatever the handlers do,
 //! without ever taking the GIL on the host's thread:
 //!
+//! 0. Streamed responses are ended (their producers closed).
 //! 1. Requests still running (e.g. cancelled ones in their `finally`
 //!    blocks, or `def` handlers whose results will be discarded) may finish
 //!    until the deadline less the hooks' share ([`hooks_share`]).
@@ -59,6 +60,12 @@ impl PythonPlugin {
         let until = started + deadline;
         let drain_until = until - hooks_share(deadline);
         self.stopping.store(true, Ordering::Release);
+        // Streams last until their producer ends: the server stopping ends
+        // them now (their producers are closed, their `finally` blocks run).
+        let streams = crate::stream::cancel_all();
+        if streams > 0 {
+            tracing::info!("shutdown: ending {streams} streamed response(s)");
+        }
 
         while !self.idle() && Instant::now() < drain_until {
             std::thread::sleep(Duration::from_millis(5));

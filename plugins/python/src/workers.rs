@@ -6,6 +6,12 @@
 //! so a cancellation takes a waiting request out (it never starts) or
 //! answers a running one at once (its result is discarded when it comes),
 //! and shutdown names the handlers it has to abandon.
+//!
+//! The pool also runs the *steps* of streamed responses from sync
+//! iterators ([`Step`]): each writes until the host is full, then the
+//! host's ready callback queues the next one, so a slow client holds no
+//! worker. Steps are not bounded by the gate (a stream has at most one
+//! queued) and workers alternate between steps and new requests.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -24,13 +30,35 @@ struct Running {
     request_id: Arc<str>,
     handler_id: u64,
     since: Instant,
-    slot: Arc<AnswerSlot>,
+    /// `None` for a stream's step (its request was answered with the head).
+    slot: Option<Arc<AnswerSlot>>,
+}
+
+/// The next step of a streamed response: a Python callable (a sync pump's
+/// `step`) that never raises.
+pub struct Step {
+    /// The callable.
+    pub call: Py<PyAny>,
+    /// The stream's request.
+    pub request_id: Arc<str>,
+    /// The handler that made the stream, for shutdown's log.
+    pub handler_id: u64,
+}
+
+/// What a worker takes from the queue.
+enum Task {
+    Request(Work, Arc<AnswerSlot>),
+    Step(Step),
 }
 
 struct Pool {
     jobs: VecDeque<Job>,
     /// Bytes the queued jobs hold.
     bytes: usize,
+    /// Streams' steps waiting for a worker.
+    steps: VecDeque<Step>,
+    /// Whether the next worker to look prefers a step over a request.
+    steps_turn: bool,
     /// What each worker runs.
     running: Vec<Option<Running>>,
     stopping: bool,
@@ -66,6 +94,8 @@ impl SyncWorkers {
             pool: Mutex::new(Pool {
                 jobs: VecDeque::new(),
                 bytes: 0,
+                steps: VecDeque::new(),
+                steps_turn: false,
                 running: (0..count).map(|_| None).collect(),
                 stopping: false,
             }),
@@ -90,6 +120,11 @@ impl SyncWorkers {
 
     fn lock(&self) -> MutexGuard<'_, Pool> {
         self.shared.pool.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Where streams queue their steps.
+    pub fn steps(&self) -> StepQueue {
+        StepQueue(self.shared.clone())
     }
 
     /// Queues a request for the next free worker; a full queue answers it
@@ -127,7 +162,7 @@ impl SyncWorkers {
             .iter()
             .flatten()
             .find(|r| &*r.request_id == request_id)
-            .map(|r| r.slot.clone());
+            .and_then(|r| r.slot.clone());
         drop(pool);
         match slot {
             Some(slot) => {
@@ -141,7 +176,7 @@ impl SyncWorkers {
     /// Whether no request waits or runs.
     pub fn idle(&self) -> bool {
         let pool = self.lock();
-        pool.jobs.is_empty() && pool.running.iter().all(Option::is_none)
+        pool.jobs.is_empty() && pool.steps.is_empty() && pool.running.iter().all(Option::is_none)
     }
 
     /// Answers every waiting request 503 with `detail` (they never start)
@@ -154,7 +189,7 @@ impl SyncWorkers {
                 .running
                 .iter()
                 .flatten()
-                .map(|r| r.slot.clone())
+                .filter_map(|r| r.slot.clone())
                 .collect();
             (std::mem::take(&mut pool.jobs), slots)
         };
@@ -198,9 +233,40 @@ impl SyncWorkers {
     }
 }
 
-/// Takes the next job for worker `me` and records it as running; `None`
-/// when the queue is empty.
-fn next(pool: &mut Pool, me: usize) -> Option<(Work, Arc<AnswerSlot>)> {
+/// A handle the streams queue their steps on (cheap to clone).
+#[derive(Clone)]
+pub struct StepQueue(Arc<Shared>);
+
+impl StepQueue {
+    /// Queues a stream's step for the next free worker (from any thread;
+    /// never touches Python).
+    pub fn submit(&self, step: Step) {
+        self.0
+            .pool
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .steps
+            .push_back(step);
+        self.0.ready.notify_one();
+    }
+}
+
+/// Takes the next request or step for worker `me` (alternating between the
+/// two queues while both have work) and records it as running; `None` when
+/// both are empty.
+fn next(pool: &mut Pool, me: usize) -> Option<Task> {
+    let take_step = !pool.steps.is_empty() && (pool.steps_turn || pool.jobs.is_empty());
+    pool.steps_turn = !take_step;
+    if take_step {
+        let step = pool.steps.pop_front()?;
+        pool.running[me] = Some(Running {
+            request_id: step.request_id.clone(),
+            handler_id: step.handler_id,
+            since: Instant::now(),
+            slot: None,
+        });
+        return Some(Task::Step(step));
+    }
     let Job { work, responder } = pool.jobs.pop_front()?;
     pool.bytes -= work.size();
     // The responder moves into a slot the pool shares with Python.
@@ -209,9 +275,23 @@ fn next(pool: &mut Pool, me: usize) -> Option<(Work, Arc<AnswerSlot>)> {
         request_id: work.request_id.clone(),
         handler_id: work.handler_id,
         since: Instant::now(),
-        slot: slot.clone(),
+        slot: Some(slot.clone()),
     });
-    Some((work, slot))
+    Some(Task::Request(work, slot))
+}
+
+impl Task {
+    /// Runs the request's handler through `call_sync`, or the step.
+    fn run(self, py: Python<'_>, call_sync: &Bound<'_, PyAny>) {
+        match self {
+            Task::Request(work, slot) => work.run_shared(py, call_sync, slot),
+            Task::Step(step) => {
+                if let Err(e) = step.call.bind(py).call0() {
+                    tracing::error!("request {}: a stream step failed: {e}", step.request_id);
+                }
+            }
+        }
+    }
 }
 
 fn work(shared: &Shared, me: usize, call_sync: &Py<PyAny>) {
@@ -235,8 +315,8 @@ fn work(shared: &Shared, me: usize, call_sync: &Py<PyAny>) {
         Python::attach(|py| {
             let call_sync = call_sync.bind(py);
             let mut current = Some(first);
-            while let Some((work, slot)) = current {
-                work.run_shared(py, call_sync, slot);
+            while let Some(task) = current {
+                task.run(py, call_sync);
                 let mut pool = lock();
                 pool.running[me] = None;
                 current = if pool.stopping {

@@ -6,6 +6,8 @@ Modules:
 - tomlgen:   writes the host config (a tiny TOML value emitter).
 - hostproc:  starts the real spikard-host once and always stops it.
 - rawhttp:   an HTTP/1.1 client on raw sockets, every wait bounded.
-- compare:   status/header/body comparison, tokens, Problem Details.
+- compare:   status/header/body comparison, tokens, Problem Details,
+             streamed bodies and their framing.
+- sse:       SSE events: encoding, parsing, the schema check of their data.
 - main:      command line, skips, expected-pass list, report.
 """

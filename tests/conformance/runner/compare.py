@@ -388,6 +388,74 @@ def compare_cookies(case: Case, resp: Response, verdict: Verdict) -> None:
                 verdict.diffs.append(f"cookie {name}: expected {key}={bool(spec[key])}")
 
 
+# ---------------------------------------------------------------------------
+# streamed answers
+
+
+def first_difference(expected: bytes, actual: bytes) -> str:
+    """Where two bodies part, with a few bytes of each around it."""
+    i = next((n for n, (a, b) in enumerate(zip(expected, actual)) if a != b), min(len(expected), len(actual)))
+    lo = max(0, i - 8)
+    return (
+        f"{len(expected)} bytes expected, {len(actual)} received, first difference at byte {i}: "
+        f"expected {expected[lo:i + 12]!r}, got {actual[lo:i + 12]!r}"
+    )
+
+
+def compare_framing(case: Case, resp: Response, verdict: Verdict) -> None:
+    """A streamed answer is chunked, has no Content-Length, and its chunks
+    arrive over the time they are written in (a buffered body arrives at once)."""
+    stream = case.stream
+    assert stream is not None
+    if resp.framing != "chunked":
+        how = f"Content-Length {resp.header('content-length')}" if resp.framing == "length" else "no chunked encoding"
+        verdict.diffs.append(f"not streamed: the body came with {how} (Transfer-Encoding: chunked expected)")
+    elif resp.all("content-length"):
+        verdict.diffs.append(f"not streamed: Content-Length {resp.header('content-length')} on a chunked answer")
+    span = resp.end_at - resp.head_at
+    least = stream.min_span_s()
+    if resp.framing == "chunked" and least > 0 and span < least:
+        verdict.diffs.append(
+            f"not streamed: the body ended {span * 1000:.0f} ms after the head, but its {len(stream.chunks)} chunks "
+            f"are written {stream.interval_ms} ms apart (buffered?)"
+        )
+
+
+def compare_events(case: Case, resp: Response, verdict: Verdict) -> None:
+    """Each SSE event's data is JSON equal to its example (in order) and
+    valid against the fixture's schema."""
+    from .sse import parse_events, schema_errors  # noqa: PLC0415
+
+    stream = case.stream
+    assert stream is not None and stream.sse_examples is not None
+    events = parse_events(resp.body)
+    examples = stream.sse_examples
+    if len(events) != len(examples):
+        verdict.diffs.append(f"sse: expected {len(examples)} event(s), got {len(events)}: {short(resp.body)}")
+    for i, (event, example) in enumerate(zip(events, examples)):
+        try:
+            value = json.loads(event.data)
+        except json.JSONDecodeError:
+            verdict.diffs.append(f"sse event {i}: data is not JSON: {short(event.data)}")
+            continue
+        diffs: list[str] = []
+        match(example, value, f"sse event {i}", False, diffs)
+        verdict.diffs += diffs
+        errors = schema_errors(stream.sse_schema, value)
+        if errors:
+            verdict.diffs.append(f"sse event {i}: does not validate against the schema: {'; '.join(errors[:3])}")
+
+
+def compare_stream(case: Case, resp: Response, verdict: Verdict) -> None:
+    """The body of a streamed answer: the exact bytes, or the SSE events."""
+    stream = case.stream
+    assert stream is not None
+    if stream.sse_examples is not None:
+        compare_events(case, resp, verdict)
+    elif resp.body != stream.body:
+        verdict.diffs.append("body: " + first_difference(stream.body, resp.body))
+
+
 def compare(case: Case, resp: Response, mode: str | None = None) -> Verdict:
     """`mode`: None (everything), "status" (status and headers only) or
     "error-loc" (validation errors matched on `loc` alone, not `type`)."""
@@ -405,7 +473,12 @@ def compare(case: Case, resp: Response, mode: str | None = None) -> Verdict:
         verdict.diffs.append(f"status: expected {case.expected.status}, got {resp.status}{detail}")
         return verdict
     compare_headers(case, resp, verdict)
+    if case.stream is not None:
+        compare_framing(case, resp, verdict)
     if mode == "status":
+        return verdict
+    if case.stream is not None:
+        compare_stream(case, resp, verdict)
         return verdict
     compare_cookies(case, resp, verdict)
     compare_body(case, resp, verdict, with_type=mode != "error-loc")

@@ -47,6 +47,8 @@ IN_SCOPE = (
     "rate_limit",
     "static_files",
     "compression",
+    "streaming",
+    "sse",
 )
 
 NOT_IMPLEMENTED_REASON = "feature not implemented yet"
@@ -168,6 +170,34 @@ class Case:
     # Statuses the case's middleware produces itself (401/403 auth, 403 CORS,
     # 429 rate limit): the canned answer must never be one of them.
     middleware_statuses: frozenset = frozenset()
+    # A streamed answer (streaming and sse cases): the route is answered by
+    # the echo plugin's `stream` handler with these chunks.
+    stream: "Stream | None" = None
+
+
+@dataclass
+class Stream:
+    """A streamed answer: the chunks the echo plugin's `stream` handler
+    writes, `interval_ms` apart, and what the response must then be."""
+
+    chunks: list[bytes]
+    content_type: str | None
+    interval_ms: int = 0
+    # SSE: the examples the events carry, in order, and the fixture's schema
+    # every event's data must validate against. None for a plain stream.
+    sse_examples: list | None = None
+    sse_schema: Any = None
+
+    @property
+    def body(self) -> bytes:
+        """The exact body expected: the chunks, concatenated."""
+        return b"".join(self.chunks)
+
+    def min_span_s(self) -> float:
+        """The least time from the head to the body's end of an answer that
+        was really streamed: half the time its chunks are written over (a
+        body buffered and sent at once arrives in one go)."""
+        return (len(self.chunks) - 1) * self.interval_ms / 2000
 
 
 # --------------------------------------------------------------------------
@@ -1147,6 +1177,165 @@ def build_expected(er: Any) -> Expected:
 
 
 # --------------------------------------------------------------------------
+# streamed answers: streaming chunks and SSE events
+
+# Between two chunks of a streamed answer, so a body the host buffers and
+# sends at once shows (Stream.min_span_s).
+STREAM_INTERVAL_MS = 100
+
+# Response headers the `stream` handler must not be given: the content type
+# is its own setting, the framing is the host's.
+_STREAM_FRAMING = ("content-type", "content-length", "transfer-encoding")
+
+
+def stream_chunk(raw: Any, where: str) -> bytes:
+    """`{type: text, value}` (UTF-8) or `{type: bytes, base64}` -> bytes."""
+    if not isinstance(raw, dict):
+        raise Unloadable(f"{where} is not an object")
+    kind = raw.get("type")
+    if kind == "text":
+        if not isinstance(raw.get("value"), str):
+            raise Unloadable(f"{where}: a text chunk needs a string `value`")
+        return raw["value"].encode("utf-8")
+    if kind == "bytes":
+        if not isinstance(raw.get("base64"), str):
+            raise Unloadable(f"{where}: a bytes chunk needs a string `base64`")
+        try:
+            return base64.b64decode(raw["base64"], validate=True)
+        except ValueError as e:
+            raise Unloadable(f"{where}.base64: {e}") from None
+    raise Unloadable(f"{where}.type {kind!r} is neither \"text\" nor \"bytes\"")
+
+
+def translate_streaming(raw: Any, expected: Expected, notes: list[str]) -> Stream:
+    """A case's `streaming{content_type, chunks}` -> the chunks the route
+    streams. The expected body is their concatenation, byte for byte; the
+    fixture's `expected_response.body` is documentation (the streaming
+    meta-schema says so) and only noted when it says something else."""
+    if not isinstance(raw, dict):
+        raise Unloadable("streaming is not an object")
+    note_unknown(raw, {"content_type", "chunks"}, "streaming", notes)
+    chunks = raw.get("chunks")
+    if not isinstance(chunks, list) or not chunks:
+        raise Unloadable("streaming.chunks must be a non-empty list")
+    data = [stream_chunk(c, f"streaming.chunks[{i}]") for i, c in enumerate(chunks)]
+    for i, chunk in enumerate(data):
+        try:
+            chunk.decode("utf-8")
+        except UnicodeDecodeError:
+            raise Unloadable(
+                f"streaming.chunks[{i}] is not UTF-8, and the echo plugin's `stream` handler takes text chunks"
+            ) from None
+    ctype = raw.get("content_type")
+    if ctype is not None and not isinstance(ctype, str):
+        raise Unloadable("streaming.content_type must be a string")
+    header = next((v for k, v in expected.headers.items() if k.lower() == "content-type"), None)
+    if ctype is None and header is not None and not TOKEN.match(header):
+        ctype = header
+    elif ctype is not None and header is not None and header.lower() != ctype.lower() and not TOKEN.match(header):
+        notes.append(f"streaming.content_type {ctype!r} differs from the expected Content-Type {header!r}")
+    stream = Stream(data, ctype, STREAM_INTERVAL_MS if len(data) > 1 else 0)
+    doc = expected.body
+    if isinstance(doc, str) and doc.encode("utf-8") != stream.body:
+        notes.append(
+            "expected_response.body (documentation) is not the concatenated chunks; the chunks are compared: "
+            f"{stream.body!r}"
+        )
+    elif doc is not MISSING and not isinstance(doc, str):
+        notes.append("expected_response.body is not a string; the concatenated chunks are compared")
+    expected.body = MISSING
+    return stream
+
+
+def stream_headers(expected: Expected) -> dict[str, str]:
+    """The expected headers the `stream` handler sends itself: all but the
+    content type (a setting of its own), the framing and `<<tokens>>`."""
+    out: dict[str, str] = {}
+    for name, value in expected.headers.items():
+        low = name.lower()
+        if low in _STREAM_FRAMING or low == "x-request-id" or TOKEN.match(value) or low in out:
+            continue
+        out[low] = value
+    return out
+
+
+SSE_MEDIA_TYPE = "text/event-stream"
+SSE_OPENING = b": spikard conformance\n\n"
+
+
+def load_sse_case(rel: str, file: Path, data: dict) -> Case:
+    """An AsyncAPI-style SSE fixture (channel, examples, schema, operations)
+    -> a GET route at the channel whose stream sends a comment, then each
+    example as one event, `data: <json>` (compact, one line) and a blank
+    line. The runner then checks every event's data equals its example and
+    validates against the fixture's `schema`."""
+    from . import sse  # noqa: PLC0415 - fixtures does not need it otherwise
+
+    notes: list[str] = []
+    note_unknown(data, {"channel", "description", "examples", "name", "operations", "protocol", "schema"}, "", notes)
+    protocol = data.get("protocol", "sse")
+    if protocol != "sse":
+        raise Unloadable(f"protocol {protocol!r} is not sse")
+    channel = data.get("channel")
+    if not isinstance(channel, str) or not channel.startswith("/"):
+        raise Unloadable("channel must be a path starting with '/'")
+    if "{" in channel or "}" in channel:
+        raise Unloadable(f"channel {channel!r} has parameters, and the fixture gives them no values")
+    operations = data.get("operations") or []
+    if not isinstance(operations, list):
+        raise Unloadable("operations must be a list")
+    for i, op in enumerate(operations):
+        if not isinstance(op, dict):
+            raise Unloadable(f"operations[{i}] is not an object")
+        if op.get("action") != "send":
+            raise Unloadable(
+                f"operations[{i}].action {op.get('action')!r}: SSE only carries what the server sends (action \"send\")"
+            )
+        if op.get("replies"):
+            raise Unloadable(f"operations[{i}].replies: SSE has no channel for replies")
+    examples = data.get("examples")
+    if not isinstance(examples, list) or not examples:
+        raise Unloadable("examples must be a non-empty list (one event each)")
+    schema = data.get("schema")
+    if not isinstance(schema, (dict, bool)):
+        raise Unloadable("schema is missing or not a JSON Schema")
+    problems = sse.schema_problems(schema)
+    if problems:
+        raise Unloadable("schema: " + "; ".join(problems))
+    for i, example in enumerate(examples):
+        errors = sse.schema_errors(schema, example)
+        if errors:
+            raise Unloadable(f"examples[{i}] does not validate against the fixture's own schema: {errors[0]}")
+    notes.append(f"sse: events checked against the schema by {sse.SCHEMA_CHECKER}")
+
+    template, _ = translate_route(channel)
+    # A comment first (ignored by every client, as servers send to open a
+    # stream): with it even a one-event stream has two chunks, so a body the
+    # host buffers shows, and the parser's handling of comments is exercised.
+    chunks = [SSE_OPENING] + [sse.encode_event(e).encode("utf-8") for e in examples]
+    stream = Stream(chunks, SSE_MEDIA_TYPE, STREAM_INTERVAL_MS, sse_examples=examples, sse_schema=schema)
+    request = Request(method="GET", target=encode_target(channel), headers=[("Accept", SSE_MEDIA_TYPE)], body=None)
+    name = data.get("name") if isinstance(data.get("name"), str) else file.stem
+    return Case(
+        id=rel,
+        category=rel.split("/", 1)[0],
+        file=file,
+        name=name,
+        route=Route(method="GET", path=template, schemas={}),
+        request=request,
+        expected=Expected(status=200, headers={"content-type": SSE_MEDIA_TYPE}),
+        host_answers=False,
+        notes=notes,
+        stream=stream,
+    )
+
+
+def is_sse_fixture(data: dict) -> bool:
+    """AsyncAPI-style: a channel and examples instead of request/response."""
+    return "channel" in data and "request" not in data
+
+
+# --------------------------------------------------------------------------
 # the case
 
 
@@ -1174,12 +1363,15 @@ def load_case(root: Path, file: Path) -> Case:
         raise Unloadable(f"not JSON: {e}") from None
     if not isinstance(data, dict):
         raise Unloadable("not a JSON object")
+    if is_sse_fixture(data):
+        return load_sse_case(rel, file, data)
     notes: list[str] = []
     req = data.get("request")
     if not isinstance(req, dict):
         raise Unloadable("no request object")
     request = build_request(req, notes)
     expected = build_expected(data.get("expected_response"))
+    stream = translate_streaming(data["streaming"], expected, notes) if "streaming" in data else None
 
     handler = data.get("handler")
     has_handler = isinstance(handler, dict) and bool(handler)
@@ -1253,6 +1445,12 @@ def load_case(root: Path, file: Path) -> Case:
     elif not has_handler and not reaches and not preflight:
         raise Unloadable(f"request {request.method} {req_path} cannot reach its own route {route_method} {template}")
 
+    if stream is not None and (host_answers or mw.statics or timing.delay_ms is not None):
+        raise Unloadable(
+            "a streamed answer the host must produce, from static files, or after a delay: the echo plugin's "
+            "`stream` handler answers at once with its chunks"
+        )
+
     name = data.get("name") if isinstance(data.get("name"), str) else file.stem
     return Case(
         id=rel,
@@ -1281,4 +1479,5 @@ def load_case(root: Path, file: Path) -> Case:
         statics=mw.statics,
         warmup=mw.warmup,
         middleware_statuses=statuses,
+        stream=stream,
     )

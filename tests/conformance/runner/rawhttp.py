@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 class HttpError(Exception):
@@ -19,6 +19,15 @@ class Response:
     reason: str
     headers: list[tuple[str, str]]  # names lower-cased, in order
     body: bytes
+    # How the body was delimited: "chunked" (Transfer-Encoding), "length"
+    # (Content-Length), "close" (read to the end) or "none" (no body).
+    framing: str = "none"
+    # time.monotonic() when the head was read and when the body ended, and
+    # (chunked) the arrival time and size of each chunk: whether a body was
+    # streamed or sent at once is visible in these.
+    head_at: float = 0.0
+    end_at: float = 0.0
+    chunk_times: list[tuple[float, int]] = field(default_factory=list)
 
     def header(self, name: str) -> str | None:
         values = self.all(name)
@@ -42,6 +51,8 @@ class _Reader:
         self.deadline = deadline
         self.buf = bytearray()
         self.eof = False
+        # time.monotonic() of the last read that brought bytes.
+        self.last_fill = time.monotonic()
 
     def _fill(self) -> None:
         remaining = self.deadline - time.monotonic()
@@ -56,6 +67,8 @@ class _Reader:
             raise HttpError(f"connection error while reading: {e}") from None
         if not chunk:
             self.eof = True
+        else:
+            self.last_fill = time.monotonic()
         self.buf += chunk
 
     def until(self, marker: bytes, limit: int = 1 << 20) -> bytes:
@@ -146,11 +159,13 @@ def exchange(
             if 100 <= status < 200 and status != 101:
                 continue  # interim response: read the final one
             break
-        response = Response(status, reason, resp_headers, b"")
+        response = Response(status, reason, resp_headers, b"", head_at=time.monotonic())
+        response.end_at = response.head_at
         if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
             return response
         te = (response.header("transfer-encoding") or "").lower()
         if "chunked" in te:
+            response.framing = "chunked"
             body_out = bytearray()
             while True:
                 size_line = reader.until(b"\r\n").split(b";")[0].strip()
@@ -164,16 +179,21 @@ def exchange(
                         pass
                     break
                 body_out += reader.exactly(size)
-                reader.exactly(2)
+                response.chunk_times.append((reader.last_fill, size))
+                if reader.exactly(2) != b"\r\n":
+                    raise HttpError("chunk not followed by CRLF")
             response.body = bytes(body_out)
         elif response.header("content-length") is not None:
             try:
                 n = int(response.all("content-length")[0])
             except ValueError:
                 raise HttpError("bad Content-Length in the response") from None
+            response.framing = "length"
             response.body = reader.exactly(n)
         else:
+            response.framing = "close"
             response.body = reader.rest()
+        response.end_at = time.monotonic()
         return response
     finally:
         try:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .fixtures import MISSING, Case
+from .fixtures import MISSING, Case, stream_headers
 
 # ---------------------------------------------------------------------------
 # TOML values
@@ -177,9 +177,36 @@ def self_check(case: Case) -> str | None:
     return None
 
 
+def stream_settings(case: Case) -> dict:
+    """The echo plugin's `stream` settings of a streamed case: the chunks
+    (text), written `interval_ms` apart, after a head with `status`,
+    `content_type` and the other expected headers."""
+    s = case.stream
+    assert s is not None
+    settings: dict[str, Any] = {"status": case.expected.status}
+    if s.content_type is not None:
+        settings["content_type"] = s.content_type
+    settings["chunks"] = [stream_chunk_setting(c) for c in s.chunks]
+    settings["interval_ms"] = s.interval_ms
+    headers = stream_headers(case.expected)
+    if headers:
+        settings["headers"] = headers
+    return settings
+
+
+def stream_chunk_setting(chunk: bytes) -> str:
+    """One chunk as the `stream` handler takes it: a string whose UTF-8
+    bytes are the chunk (control bytes are escaped by the TOML emitter).
+    Checked at load time (fixtures.translate_streaming)."""
+    return chunk.decode("utf-8")
+
+
 def canned_settings(case: Case) -> dict:
-    """The `respond` settings of a case's route."""
+    """The `respond` settings of a case's route (`stream` settings for a
+    streamed case)."""
     exp = case.expected
+    if case.stream is not None:
+        return stream_settings(case)
     if case.host_answers:
         return {
             "status": 200,
@@ -234,6 +261,8 @@ def route_handler(case: Case) -> list[str]:
     """The `handler` and `settings` lines: the canned answer, after the
     case's `sleep_ms` (the echo plugin's `delay` handler) when it has one."""
     settings = canned_settings(case)
+    if case.stream is not None:
+        return ['handler = "stream"', f"settings = {toml_value(settings)}"]
     if case.route.delay_ms is None:
         return ['handler = "respond"', f"settings = {toml_value(settings)}"]
     settings["delay_ms"] = int(case.route.delay_ms)

@@ -20,6 +20,11 @@ that declares ``request: Request`` reads the principal as ``request.auth``
 "key_index": N}``, or ``None`` on a route without authentication). A
 route's own request timeout is ``@app.get(path, timeout=2.5)`` (seconds).
 
+A handler may stream its body: return a ``StreamingResponse`` over a sync or
+async iterator of ``bytes``/``str`` (or a generator directly), or an
+``EventSourceResponse`` of ``ServerSentEvent`` (``spikard.sse``); the
+producer advances only as fast as the client reads.
+
 Importing this package needs only the standard library; msgspec is needed
 when routes are compiled and served.
 """
@@ -28,6 +33,8 @@ from ._app import App, Route, State
 from ._params import Body, Cookie, Header, ParamInfo, Path, Query
 from ._request import Request
 from ._responses import HTTPException, Response
+from ._streaming import StreamingResponse
+from .sse import EventSourceResponse, ServerSentEvent
 
 __version__ = "0.1.0"
 
@@ -35,6 +42,7 @@ __all__ = [
     "App",
     "Body",
     "Cookie",
+    "EventSourceResponse",
     "HTTPException",
     "Header",
     "ParamInfo",
@@ -43,6 +51,8 @@ __all__ = [
     "Request",
     "Response",
     "Route",
+    "ServerSentEvent",
     "State",
+    "StreamingResponse",
     "__version__",
 ]

@@ -38,6 +38,7 @@ class Route:
         "response_model",
         "body_limit",
         "timeout",
+        "media_type",
         "_plan",
     )
 
@@ -51,6 +52,7 @@ class Route:
         response_model: Any = None,
         body_limit: int | None = None,
         timeout: float | None = None,
+        media_type: str | None = None,
     ) -> None:
         method = method.upper()
         if method not in METHODS:
@@ -71,6 +73,9 @@ class Route:
         #: answers 504 and cancels it (``None``: ``server.request_timeout_ms``);
         #: checked with the signature, sent as ``request_timeout_ms``.
         self.timeout = timeout
+        #: The ``content-type`` of the body when the handler returns a
+        #: generator (streamed); default ``text/plain; charset=utf-8``.
+        self.media_type = media_type
         self._plan: HandlerPlan | None = None
 
     @property
@@ -127,10 +132,13 @@ class App:
         response_model: Any = None,
         body_limit: int | None = None,
         timeout: float | None = None,
+        media_type: str | None = None,
     ) -> Route:
         """Adds a route and returns it. ``timeout``: seconds (0 < timeout <=
         3600) the host waits for this handler before answering 504 and
-        cancelling it; default ``server.request_timeout_ms``."""
+        cancelling it; default ``server.request_timeout_ms``. ``media_type``:
+        the ``content-type`` of a generator the handler returns (streamed;
+        default ``text/plain; charset=utf-8``)."""
         route = Route(
             method,
             path,
@@ -139,6 +147,7 @@ class App:
             response_model=response_model,
             body_limit=body_limit,
             timeout=timeout,
+            media_type=media_type,
         )
         self.routes.append(route)
         return route
@@ -152,6 +161,7 @@ class App:
         response_model: Any = None,
         body_limit: int | None = None,
         timeout: float | None = None,
+        media_type: str | None = None,
     ) -> Callable[[HandlerT], HandlerT]:
         """Decorator: serve ``method path`` with the decorated function
         (options as for :meth:`add_route`)."""
@@ -165,6 +175,7 @@ class App:
                 response_model=response_model,
                 body_limit=body_limit,
                 timeout=timeout,
+                media_type=media_type,
             )
             return handler
 
@@ -178,6 +189,7 @@ class App:
         response_model: Any = None,
         body_limit: int | None = None,
         timeout: float | None = None,
+        media_type: str | None = None,
     ) -> Callable[[HandlerT], HandlerT]:
         """Decorator: a ``GET`` route (the host also serves ``HEAD`` with it)."""
         return self.route(
@@ -187,6 +199,7 @@ class App:
             response_model=response_model,
             body_limit=body_limit,
             timeout=timeout,
+            media_type=media_type,
         )
 
     def post(
@@ -197,6 +210,7 @@ class App:
         response_model: Any = None,
         body_limit: int | None = None,
         timeout: float | None = None,
+        media_type: str | None = None,
     ) -> Callable[[HandlerT], HandlerT]:
         """Decorator: a ``POST`` route."""
         return self.route(
@@ -206,6 +220,7 @@ class App:
             response_model=response_model,
             body_limit=body_limit,
             timeout=timeout,
+            media_type=media_type,
         )
 
     def put(
@@ -216,6 +231,7 @@ class App:
         response_model: Any = None,
         body_limit: int | None = None,
         timeout: float | None = None,
+        media_type: str | None = None,
     ) -> Callable[[HandlerT], HandlerT]:
         """Decorator: a ``PUT`` route."""
         return self.route(
@@ -225,6 +241,7 @@ class App:
             response_model=response_model,
             body_limit=body_limit,
             timeout=timeout,
+            media_type=media_type,
         )
 
     def patch(
@@ -235,6 +252,7 @@ class App:
         response_model: Any = None,
         body_limit: int | None = None,
         timeout: float | None = None,
+        media_type: str | None = None,
     ) -> Callable[[HandlerT], HandlerT]:
         """Decorator: a ``PATCH`` route."""
         return self.route(
@@ -244,6 +262,7 @@ class App:
             response_model=response_model,
             body_limit=body_limit,
             timeout=timeout,
+            media_type=media_type,
         )
 
     def delete(
@@ -254,6 +273,7 @@ class App:
         response_model: Any = None,
         body_limit: int | None = None,
         timeout: float | None = None,
+        media_type: str | None = None,
     ) -> Callable[[HandlerT], HandlerT]:
         """Decorator: a ``DELETE`` route."""
         return self.route(
@@ -263,6 +283,7 @@ class App:
             response_model=response_model,
             body_limit=body_limit,
             timeout=timeout,
+            media_type=media_type,
         )
 
     def head(
@@ -273,6 +294,7 @@ class App:
         response_model: Any = None,
         body_limit: int | None = None,
         timeout: float | None = None,
+        media_type: str | None = None,
     ) -> Callable[[HandlerT], HandlerT]:
         """Decorator: a ``HEAD`` route."""
         return self.route(
@@ -282,6 +304,7 @@ class App:
             response_model=response_model,
             body_limit=body_limit,
             timeout=timeout,
+            media_type=media_type,
         )
 
     def options(
@@ -292,6 +315,7 @@ class App:
         response_model: Any = None,
         body_limit: int | None = None,
         timeout: float | None = None,
+        media_type: str | None = None,
     ) -> Callable[[HandlerT], HandlerT]:
         """Decorator: an ``OPTIONS`` route."""
         return self.route(
@@ -301,6 +325,7 @@ class App:
             response_model=response_model,
             body_limit=body_limit,
             timeout=timeout,
+            media_type=media_type,
         )
 
     # -- lifecycle ----------------------------------------------------------

@@ -11,6 +11,8 @@ in ``sys.modules["spikard._native"]``, imports the app and then calls:
 - ``dispatch(...)`` on the loop thread for ``async def`` handlers,
   ``call_sync(...)`` on a worker thread for ``def`` handlers, or
   ``coroutine(...)`` (the "into_future" bridge) that resolves to an outcome.
+- ``begin_stream(responder, status, headers, source)`` from any thread: the
+  "into_future" bridge's answer for a stream outcome.
 - ``cancel(request_ids)`` on the loop thread: cancels those requests' tasks.
 - ``begin_stop(budget, done)`` on the loop thread at shutdown: cancels every
   request's task, runs the shutdown hooks within ``budget`` seconds, then
@@ -19,7 +21,9 @@ in ``sys.modules["spikard._native"]``, imports the app and then calls:
 
 Every request ends in one *outcome* ``(kind, status, headers, payload)``:
 kind 0 is a response (payload: body bytes), kind 1 a problem the host renders
-as Problem Details (payload: the detail text). :func:`outcome_of` and
+as Problem Details (payload: the detail text), kind 2 a streamed response
+(payload: a :class:`~spikard._streaming.Source`, sent by the runtime's
+:class:`~spikard._streaming.Streamer`). :func:`outcome_of` and
 :func:`failure_of` are the one place results and exceptions become outcomes.
 """
 
@@ -44,6 +48,7 @@ from . import _json, _process
 from ._app import App
 from ._responses import HTTPException, Response
 from ._schema import HandlerPlan, handler_location
+from ._streaming import Source, StreamingResponse, Streamer
 
 __all__ = [
     "Runtime",
@@ -56,12 +61,14 @@ __all__ = [
 ]
 
 #: ``(kind, status, headers, payload)``; kind 0: payload is the body (bytes),
-#: kind 1: a problem, payload is the detail (str).
-Outcome = tuple[int, int, list[tuple[str, str]], Union[bytes, str]]
+#: kind 1: a problem, payload is the detail (str), kind 2: a stream, payload
+#: is its source.
+Outcome = tuple[int, int, list[tuple[str, str]], Union[bytes, str, Source]]
 Headers = list[tuple[str, str]]
 
 RESPONSE: Final = 0
 PROBLEM: Final = 1
+STREAM: Final = 2
 
 _log = logging.getLogger("spikard")
 
@@ -69,6 +76,8 @@ _JSON: Final[Headers] = [("content-type", "application/json")]
 _TEXT: Final[Headers] = [("content-type", "text/plain; charset=utf-8")]
 _OCTETS: Final[Headers] = [("content-type", "application/octet-stream")]
 _NONE: Final[Headers] = []
+#: Results sent as they are, whatever the route's ``response_model``.
+_UNCONVERTED: Final = (Response, types.GeneratorType, types.AsyncGeneratorType)
 _INTERNAL_ERROR: Final[Outcome] = (PROBLEM, 500, _NONE, "Internal Server Error")
 _CANCELLED: Final[Outcome] = (PROBLEM, 503, _NONE, "the request was cancelled")
 
@@ -90,6 +99,9 @@ class Responder(Protocol):
     def respond(self, status: int, headers: Headers, body: bytes) -> None: ...
 
     def respond_error(self, status: int, detail: str, headers: Headers) -> None: ...
+
+    def start_stream(self, status: int, headers: Headers) -> Any:
+        """Sends the head; the stream, or ``None`` when the request is over."""
 
 
 class HookError(RuntimeError):
@@ -142,7 +154,7 @@ def outcome_of(plan: HandlerPlan, result: Any) -> Outcome:
     """The outcome of a handler's return value (raises when it cannot be
     encoded; :func:`safe_outcome` turns that into a failure)."""
     convert = plan.response_convert
-    if convert is not None and not isinstance(result, Response):
+    if convert is not None and not isinstance(result, _UNCONVERTED):
         result = convert(result)
     cls = type(result)
     if cls is dict or cls is list:
@@ -152,7 +164,11 @@ def outcome_of(plan: HandlerPlan, result: Any) -> Outcome:
     if cls is str:
         return (RESPONSE, plan.status_code, _TEXT, result.encode())
     if isinstance(result, Response):
+        if isinstance(result, StreamingResponse):
+            return (STREAM, int(result.status_code), result.head(), result.source(plan))
         return _render(result)
+    if cls is types.GeneratorType or cls is types.AsyncGeneratorType:
+        return (STREAM, plan.status_code, plan.stream_head, Source.of_generator(result, plan))
     if isinstance(result, (bytes, bytearray, memoryview)):
         return (RESPONSE, plan.status_code, _OCTETS, bytes(result))
     if isinstance(result, str):
@@ -218,9 +234,17 @@ def safe_outcome(plan: HandlerPlan, result: Any, request: Any) -> Outcome:
         return failure_of(exc, plan, request)
 
 
-def answer(responder: Responder, outcome: Outcome) -> None:
-    """Sends an outcome through the responder; never raises."""
+def answer(responder: Responder, outcome: Outcome, streamer: Streamer | None = None, inline: bool = False) -> None:
+    """Sends an outcome through the responder (a stream through
+    ``streamer``; ``inline``: on a sync worker); never raises."""
     kind, status, headers, payload = outcome
+    if kind == STREAM:
+        if streamer is not None:
+            streamer.start(responder, status, headers, payload, inline)  # type: ignore[arg-type]
+            return
+        _log.error("request %s: a streamed response with no streamer", _request_id(responder))
+        outcome = _INTERNAL_ERROR
+        kind, status, headers, payload = outcome
     try:
         if kind == RESPONSE:
             responder.respond(status, headers, payload)  # type: ignore[arg-type]
@@ -283,12 +307,15 @@ async def _finish(plan: HandlerPlan, awaitable: Awaitable[Any], request: Any) ->
     return safe_outcome(plan, result, request)
 
 
-def _on_done(responder: Responder, plan: HandlerPlan, task: asyncio.Future[Outcome]) -> None:
+def _on_done(responder: Responder, plan: HandlerPlan, streamer: Streamer, task: asyncio.Future[Outcome]) -> None:
     if task.cancelled():
         answer(responder, _CANCELLED)
         return
     exc = task.exception()
-    answer(responder, failure_of(exc, plan, responder) if exc is not None else task.result())
+    if exc is not None:
+        answer(responder, failure_of(exc, plan, responder))
+    else:
+        answer(responder, task.result(), streamer)
 
 
 # ---------------------------------------------------------------------------
@@ -400,6 +427,7 @@ class Runtime:
         self._stopping: asyncio.Task[None] | None = None
         self._codes = _code_labels(app, self.plans)
         self._start = self._start_eager_task if _EAGER_TASKS else self._start_manual
+        self._streamer = Streamer(lambda: self._loop, self._tasks)
 
     # -- set-up -------------------------------------------------------------
 
@@ -557,8 +585,8 @@ class Runtime:
         except BaseException as exc:  # noqa: BLE001
             answer(responder, failure_of(exc, plan, responder))
             return
-        if not plan.is_async:  # a sync handler sent here: its result is final
-            answer(responder, safe_outcome(plan, coro, responder))
+        if not plan.is_async or plan.is_async_gen:  # no coroutine: the result is final
+            answer(responder, safe_outcome(plan, coro, responder), self._streamer)
             return
         self._start(plan, coro, responder)
 
@@ -569,7 +597,7 @@ class Runtime:
         try:
             suspended_on = context.run(coro.send, None)
         except StopIteration as stop:
-            answer(responder, safe_outcome(plan, stop.value, responder))
+            answer(responder, safe_outcome(plan, stop.value, responder), self._streamer)
             return
         except BaseException as exc:  # noqa: BLE001
             answer(responder, failure_of(exc, plan, responder))
@@ -600,7 +628,7 @@ class Runtime:
             answer(responder, failure_of(exc, plan, responder))
             return
         if task.done():
-            _on_done(responder, plan, task)
+            _on_done(responder, plan, self._streamer, task)
             return
         self._track(task, responder, plan)
 
@@ -616,7 +644,7 @@ class Runtime:
         tasks = self._tasks
         if tasks.get(request_id) is task:
             del tasks[request_id]
-        _on_done(responder, plan, task)
+        _on_done(responder, plan, self._streamer, task)
 
     def call_sync(
         self,
@@ -637,7 +665,7 @@ class Runtime:
             outcome = outcome_of(plan, result)
         except BaseException as exc:  # noqa: BLE001
             outcome = failure_of(exc, plan, responder)
-        answer(responder, outcome)
+        answer(responder, outcome, self._streamer, inline=True)
 
     async def coroutine(
         self,
@@ -661,7 +689,7 @@ class Runtime:
         try:
             plan = self.plans[handler_id]
             result = plan.invoke(params_json, body, headers, request_id)
-            if plan.is_async:
+            if plan.is_async and not plan.is_async_gen:
                 result = await result
         except BaseException as exc:  # noqa: BLE001
             return failure_of(exc, plan, request_id)
@@ -669,6 +697,11 @@ class Runtime:
             if task is not None and tasks.get(request_id) is task:
                 del tasks[request_id]
         return safe_outcome(plan, result, request_id)
+
+    def begin_stream(self, responder: Responder, status: int, headers: Headers, source: Source) -> None:
+        """The "into_future" bridge's answer for a stream outcome (from the
+        bridge's thread): sends the head and starts the pump. Never raises."""
+        self._streamer.start(responder, status, headers, source)
 
 
 def _label(handler: Callable[..., Any]) -> str:
@@ -719,6 +752,9 @@ def _task_label(task: asyncio.Future[Any]) -> str:
     coro = get_coro() if get_coro is not None else None
     frame = getattr(coro, "cr_frame", None)
     plan = frame.f_locals.get("plan") if frame is not None else None
+    if plan is None and frame is not None:  # a stream's pump
+        pump = frame.f_locals.get("self")
+        plan = getattr(getattr(pump, "source", None), "plan", None)
     if isinstance(plan, HandlerPlan):
         return _label(plan.route.handler)
     return getattr(coro, "__qualname__", None) or repr(task)

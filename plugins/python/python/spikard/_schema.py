@@ -31,6 +31,7 @@ import msgspec
 from ._params import REQUIRED, ParamInfo
 from ._request import Request
 from ._responses import HTTPException
+from ._streaming import DEFAULT_MEDIA_TYPE, is_generator_function
 
 if TYPE_CHECKING:
     from ._app import Route
@@ -456,11 +457,13 @@ class HandlerPlan:
         "handler",
         "name",
         "is_async",
+        "is_async_gen",
         "wants_request",
         "schema",
         "schema_json",
         "status_code",
         "response_convert",
+        "stream_head",
         "params",
         "invoke",
     )
@@ -470,16 +473,27 @@ class HandlerPlan:
         self.handler = route.handler
         self.name = handler_location(route.handler)
         self.status_code = route.status_code
-        self.is_async = _is_async(route.handler)
+        #: ``async def`` with ``yield``: served on the loop, like ``async def``.
+        self.is_async_gen = is_generator_function(route.handler)
+        self.is_async = self.is_async_gen or _is_async(route.handler)
         self.wants_request = False
         self.params: list[_Param] = []
         self.schema: dict[str, Any] = {}
         self.schema_json = "{}"
         self.response_convert: Converter | None = None
+        #: The headers of a generator the handler returns.
+        self.stream_head: list[tuple[str, str]] = [("content-type", _stream_media_type(route))]
         self.invoke: Callable[[Any, bytes, Any, str], Any] = _unset_invoke
 
     def __repr__(self) -> str:
         return f"HandlerPlan({self.route.method} {self.route.path} -> {self.name})"
+
+
+def _stream_media_type(route: Route) -> str:
+    media_type = getattr(route, "media_type", None) or DEFAULT_MEDIA_TYPE
+    if media_type.startswith("text/") and "charset" not in media_type:
+        media_type += "; charset=utf-8"
+    return media_type
 
 
 def _unset_invoke(params_json: Any, body: bytes, headers: Any, request_id: str) -> Any:
