@@ -197,11 +197,13 @@ typedef struct spk_host_api {
      * request is over; stop. SPK_ERR: not started, or ended. Never blocks. */
     int32_t (*stream_write)(spk_responder *responder, spk_bytes chunk);
     /* Ask for one call of ready(user) when the stream can take a write again
-     * or is closed. Made from a host thread, never from inside this call. */
+     * or is closed. Made from a host thread, never from inside this call;
+     * do not block in it. `ready` must not be NULL (SPK_ERR). */
     int32_t (*stream_on_ready)(spk_responder *responder, void (*ready)(void *user),
                                void *user);
-    /* End the stream, with optional trailers (NULL/0 for none; HTTP/1.1
-     * clients that did not ask for trailers do not get them). The responder
+    /* End the stream, with optional trailers (NULL/0 for none). Trailers are
+     * sent only when stream_start declared them in a `trailer` header and the
+     * client sent `TE: trailers`; otherwise they are dropped. The responder
      * is invalid afterwards. */
     int32_t (*stream_end)(spk_responder *responder, const spk_header *trailers,
                           size_t trailers_len);

@@ -285,7 +285,9 @@ pub type StreamWriteFn = unsafe extern "C" fn(*mut ResponderHandle, Bytes) -> i3
 /// A callback the host calls once with the pointer the plugin gave (1.1).
 pub type ReadyFn = unsafe extern "C" fn(*mut c_void);
 /// `stream_on_ready` (1.1).
-pub type StreamOnReadyFn = unsafe extern "C" fn(*mut ResponderHandle, ReadyFn, *mut c_void) -> i32;
+/// `ready` is an `Option` because C may pass NULL; the host refuses that with `ERR`.
+pub type StreamOnReadyFn =
+    unsafe extern "C" fn(*mut ResponderHandle, Option<ReadyFn>, *mut c_void) -> i32;
 /// `stream_end` (1.1).
 pub type StreamEndFn = unsafe extern "C" fn(*mut ResponderHandle, *const Header, usize) -> i32;
 

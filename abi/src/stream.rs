@@ -196,7 +196,7 @@ impl Stream {
         let user = Box::into_raw(Box::new(Box::new(ready) as ReadyCallback));
         // SAFETY: a started, unended responder; `user` stays valid until the trampoline
         // reclaims it.
-        let rc = unsafe { (self.fns.on_ready)(self.raw, ready_trampoline, user.cast()) };
+        let rc = unsafe { (self.fns.on_ready)(self.raw, Some(ready_trampoline), user.cast()) };
         if rc == ffi::OK {
             return Ok(());
         }
@@ -325,11 +325,12 @@ mod tests {
     }
     unsafe extern "C" fn stream_on_ready(
         h: *mut ffi::ResponderHandle,
-        ready: ffi::ReadyFn,
+        ready: Option<ffi::ReadyFn>,
         user: *mut c_void,
     ) -> i32 {
         let rc = next(h, "stream_on_ready");
         if rc == ffi::OK {
+            let ready = ready.expect("the SDK always passes a callback");
             with_seen(h, |s| s.ready = Some((ready, user as usize)));
         }
         rc

@@ -471,10 +471,14 @@ unsafe extern "C" fn host_stream_write(
 
 unsafe extern "C" fn host_stream_on_ready(
     responder: *mut ffi::ResponderHandle,
-    ready: ffi::ReadyFn,
+    ready: Option<ffi::ReadyFn>,
     user: *mut c_void,
 ) -> i32 {
     guarded("stream_on_ready", ffi::ERR, || {
+        let Some(ready) = ready else {
+            tracing::warn!("stream_on_ready called with a NULL callback; refused");
+            return ffi::ERR;
+        };
         responders::stream_on_ready(responder, ReadyCall::new(ready, user))
     })
 }

@@ -837,7 +837,7 @@ mod tests {
     fn on_ready(handle: *mut ffi::ResponderHandle, counter: &'static AtomicUsize) -> i32 {
         let user = (counter as *const AtomicUsize).cast_mut().cast();
         // SAFETY: the callback and its pointer stay valid for the process.
-        unsafe { (HOST_API.stream_on_ready.unwrap())(handle, count_ready, user) }
+        unsafe { (HOST_API.stream_on_ready.unwrap())(handle, Some(count_ready), user) }
     }
 
     /// A plugin allowing one request at a time, so a permit still held is visible.
