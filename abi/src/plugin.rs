@@ -489,9 +489,11 @@ impl Responder {
     /// Errors: [`StreamError::NotSupported`] on a 1.0 host, which then gets a 500 problem
     /// saying so (check [`can_stream`](Responder::can_stream) first to fall back);
     /// [`StreamError::Closed`] when the request is already over;
-    /// [`StreamError::Misuse`] when the host refused the head (a status outside
-    /// 100..=999, an invalid header): as with [`respond`](Responder::respond), the client
-    /// got a 500 and the reason is in the host's log.
+    /// [`StreamError::Misuse`] when the host refused the head (not an HTTP status, a
+    /// status without a body such as 1xx, 204 or 304, an invalid header): as with
+    /// [`respond`](Responder::respond), the client got a 500 and the reason is in the
+    /// host's log. `content-length` and `transfer-encoding` headers are dropped: the host
+    /// frames the body.
     pub fn start_stream(
         self,
         status: u16,

@@ -22,6 +22,61 @@
 //! (the client left, the server is stopping): stop producing; nothing needs ending. Once
 //! the head is sent the host's request timeout no longer applies: a stream lasts until it
 //! ends, the client leaves or the server stops.
+//!
+//! # Example
+//! A handler that streams from a thread of its own and waits there, never on a host
+//! thread, while the host is full:
+//! ```
+//! use std::sync::mpsc;
+//! use spikard_abi::{
+//!     export_plugin, Host, Plugin, Request, Responder, RouteBinding, Stream, StreamError, Written,
+//! };
+//!
+//! struct Lines;
+//!
+//! impl Plugin for Lines {
+//!     fn init(_host: Host, _settings_json: &str) -> Result<Self, String> {
+//!         Ok(Lines)
+//!     }
+//!     fn bind_route(&self, _route: &RouteBinding<'_>) -> Result<u64, String> {
+//!         Ok(0)
+//!     }
+//!     fn handle(&self, _request: &Request<'_>, responder: Responder) {
+//!         // `handle` must not block: the body is written elsewhere.
+//!         std::thread::spawn(move || {
+//!             let Ok(mut stream) = responder.start_stream(200, &[("content-type", "text/plain")])
+//!             else {
+//!                 return; // the request is over, or the host refused the head (it answered)
+//!             };
+//!             for i in 0..1000 {
+//!                 if write_all(&mut stream, format!("line {i}\n").as_bytes()).is_err() {
+//!                     return; // Closed: the client left; nothing to end
+//!                 }
+//!             }
+//!             let _ = stream.end(&[]);
+//!         });
+//!     }
+//! }
+//!
+//! /// Writes one chunk, waiting on this (plugin) thread while the host is full: the ready
+//! /// callback only signals, as it runs on a host thread.
+//! fn write_all(stream: &mut Stream, chunk: &[u8]) -> Result<(), StreamError> {
+//!     loop {
+//!         match stream.write(chunk)? {
+//!             Written::Taken => return Ok(()),
+//!             Written::Full => {
+//!                 let (ready, wait) = mpsc::channel();
+//!                 stream.on_ready(move || {
+//!                     let _ = ready.send(());
+//!                 })?;
+//!                 let _ = wait.recv();
+//!             }
+//!         }
+//!     }
+//! }
+//!
+//! export_plugin!(Lines, name = "lines", version = "0.1.0");
+//! ```
 
 use std::ffi::c_void;
 use std::fmt;

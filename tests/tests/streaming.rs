@@ -41,7 +41,7 @@ fn route(path: &str, plugin: &str, handler: &str, settings: &str) -> String {
 fn start(dir: &TempDir) -> Server {
     let words: Vec<String> = WORDS.iter().map(|w| format!("{w:?}")).collect();
     let config = [
-        "[server]\naccess_log = true\n[server.compression]\nencodings = [\"gzip\"]\nmin_size = 256\n\n"
+        "[server]\naccess_log = true\nshutdown_timeout_ms = 1000\n[server.compression]\nencodings = [\"gzip\"]\nmin_size = 256\n\n"
             .to_owned(),
         echo_plugin_block(),
         format!(
@@ -216,6 +216,20 @@ impl Client {
         assert_eq!(&self.buf[size..size + 2], b"\r\n", "a chunk ends with CRLF");
         self.buf.drain(..size + 2);
         Ok(data)
+    }
+
+    /// Reads until the server closes the connection (or resets it); false if it is still
+    /// open after `within`.
+    fn closed_within(&mut self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        let mut sink = [0u8; 64 * 1024];
+        while Instant::now() < deadline {
+            match self.stream.read(&mut sink) {
+                Ok(0) | Err(_) => return true,
+                Ok(_) => {}
+            }
+        }
+        false
     }
 
     /// The rest of a chunked body and its trailers.
@@ -484,4 +498,28 @@ fn a_client_leaving_mid_stream_cancels_the_plugin_and_the_host_stays_up() {
     let mut again = Client::get(s.addr, "/small", &[]);
     assert_streamed(&again.head());
     assert_eq!(again.rest().0, b"aaaaaaaaaabbbbbbbbbbcccccccccc");
+}
+
+#[test]
+fn shutdown_cancels_a_stream_in_progress_and_the_host_exits() {
+    let dir = TempDir::new("stream-stop");
+    let mut s = start(&dir);
+    let id = "stream-stop-1";
+    let mut c = Client::get(s.addr, "/endless", &[("x-request-id", id)]);
+    assert_streamed(&c.head());
+    c.chunk().expect("a chunk");
+    s.signal("TERM");
+    // The grace period (1 s) passes, the stream is cancelled, the process exits.
+    let status = s.wait_exit(Duration::from_secs(10));
+    assert!(status.success(), "{status:?}\n{}", s.log());
+    assert!(
+        c.closed_within(Duration::from_secs(5)),
+        "the client's connection ends"
+    );
+    let log = s.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains(id) && l.contains("stream cancelled")),
+        "the plugin's cancel ran:\n{log}"
+    );
 }
