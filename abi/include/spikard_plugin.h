@@ -119,7 +119,11 @@ typedef struct spk_request {
     spk_str http_version;   /* "HTTP/1.1", "HTTP/1.0" */
     spk_str route;          /* the matched route template, e.g. "/items/{id}" */
     uint64_t timeout_ms;    /* ms left, at the call, before the host answers 504 */
+    uint64_t flags;         /* SPK_REQUEST_BODY_STREAMED: read the body with api->body_next */
 } spk_request;
+
+/* spk_request.flags (1.1) */
+#define SPK_REQUEST_BODY_STREAMED 1ull
 
 /* A response, borrowed for the duration of `respond`; the host copies it. */
 typedef struct spk_response {
@@ -128,6 +132,12 @@ typedef struct spk_response {
     const spk_header *headers;
     size_t headers_len;
     spk_bytes body;
+    /* --- 1.1 --- */
+    /* Optional: keep `body` yours and skip the copy. The host calls
+     * release(release_data) exactly once, from any thread, when it is done
+     * with the buffer (also when respond fails). NULL: the host copies. */
+    void (*release)(void *release_data);
+    void *release_data;
 } spk_response;
 
 /* A route a plugin declares itself during `init` (used by plugins such as
@@ -207,6 +217,16 @@ typedef struct spk_host_api {
      * is invalid afterwards. */
     int32_t (*stream_end)(spk_responder *responder, const spk_header *trailers,
                           size_t trailers_len);
+    /* For a request with SPK_REQUEST_BODY_STREAMED: ask for the next body
+     * chunk. The host calls on_chunk(user, chunk, status) once, from a host
+     * thread, never inside this call: status SPK_OK with a chunk (borrowed
+     * for the callback), SPK_CLOSED with an empty chunk at the end of the
+     * body, SPK_ERR when the body failed (over the route's body_limit — the
+     * host then answers 413 itself —, too slow, client gone). One request
+     * at a time: call again from the callback (or later) for the next. */
+    int32_t (*body_next)(spk_responder *responder,
+                         void (*on_chunk)(void *user, spk_bytes chunk, int32_t status),
+                         void *user);
 } spk_host_api;
 
 /* The functions a plugin provides. */

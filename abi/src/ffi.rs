@@ -209,6 +209,15 @@ pub struct Request {
     pub route: Str,
     /// Milliseconds left, at the call, before the host gives up on the answer (504).
     pub timeout_ms: u64,
+    /// Bit flags about the request ([`request_flags`]).
+    pub flags: u64,
+}
+
+/// Bits of [`Request::flags`] (1.1).
+pub mod request_flags {
+    /// The body is not in `body`: the route streams its request body, read it with the host
+    /// API's `body_next`.
+    pub const BODY_STREAMED: u64 = 1;
 }
 
 /// A response, borrowed for the duration of `respond` (`spk_response`).
@@ -225,7 +234,17 @@ pub struct Response {
     pub headers_len: usize,
     /// Response body.
     pub body: Bytes,
+    // --- 1.1 ---
+    /// Optional: the body buffer stays the plugin's and is not copied; the host calls
+    /// `release(release_data)` exactly once, from any thread, when it no longer needs it
+    /// (also when `respond` fails). Without it the host copies `body` during `respond`.
+    pub release: Option<ReleaseFn>,
+    /// Passed to `release`.
+    pub release_data: *mut c_void,
 }
+
+/// A callback the host calls once with the plugin's pointer, to give back a buffer (1.1).
+pub type ReleaseFn = unsafe extern "C" fn(*mut c_void);
 
 /// A route a plugin declares during `init` (`spk_route_decl`).
 #[repr(C)]
@@ -288,6 +307,13 @@ pub type ReadyFn = unsafe extern "C" fn(*mut c_void);
 /// `ready` is an `Option` because C may pass NULL; the host refuses that with `ERR`.
 pub type StreamOnReadyFn =
     unsafe extern "C" fn(*mut ResponderHandle, Option<ReadyFn>, *mut c_void) -> i32;
+/// `on_chunk(user, chunk, status)` of `body_next` (1.1): `status` is `OK` with a chunk
+/// (borrowed for the call), `CLOSED` at the end of the body (empty chunk), or `ERR` when
+/// the body failed (too large — the host answers 413 itself —, timed out, client gone).
+pub type BodyChunkFn = unsafe extern "C" fn(*mut c_void, Bytes, i32);
+/// `body_next` (1.1).
+pub type BodyNextFn =
+    unsafe extern "C" fn(*mut ResponderHandle, Option<BodyChunkFn>, *mut c_void) -> i32;
 /// `stream_end` (1.1).
 pub type StreamEndFn = unsafe extern "C" fn(*mut ResponderHandle, *const Header, usize) -> i32;
 
@@ -330,6 +356,10 @@ pub struct HostApi {
     pub stream_on_ready: Option<StreamOnReadyFn>,
     /// Ends the stream, with optional trailers; the responder is invalid afterwards.
     pub stream_end: Option<StreamEndFn>,
+    /// Asks for the next chunk of a streamed request body (`flags` has
+    /// [`request_flags::BODY_STREAMED`]): the host calls `on_chunk` once, from a host
+    /// thread, never inside this call.
+    pub body_next: Option<BodyNextFn>,
 }
 
 /// `init` in [`PluginVTable`].
@@ -549,9 +579,11 @@ const _: () = {
     assert!(offset_of!(Request, body) == 112);
     assert!(offset_of!(Request, client_addr) == 128);
     assert!(offset_of!(Request, timeout_ms) == 208);
-    assert!(size_of::<Request>() == 216);
+    assert!(offset_of!(Request, flags) == 216);
+    assert!(size_of::<Request>() == 224);
     assert!(min_size::RESPONSE == 48);
-    assert!(size_of::<Response>() == 48);
+    assert!(offset_of!(Response, release) == 48);
+    assert!(size_of::<Response>() == 64);
     assert!(offset_of!(Response, status) == 8);
     assert!(offset_of!(Response, body) == 32);
     assert!(min_size::ROUTE_DECL == 64);
@@ -560,7 +592,7 @@ const _: () = {
     assert!(size_of::<RouteBinding>() == 72);
     assert!(min_size::HOST_API == 72);
     assert!(offset_of!(HostApi, set_cancel_token) == 72);
-    assert!(size_of::<HostApi>() == 112);
+    assert!(size_of::<HostApi>() == 120);
     assert!(min_size::PLUGIN_VTABLE == 48);
     assert!(offset_of!(PluginVTable, cancel_token) == 48);
     assert!(size_of::<PluginVTable>() == 56);

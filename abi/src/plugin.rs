@@ -421,6 +421,8 @@ impl Responder {
             headers: headers.as_ptr(),
             headers_len: headers.len(),
             body: ffi::Bytes::new(body),
+            release: None,
+            release_data: std::ptr::null_mut(),
         };
         let this = std::mem::ManuallyDrop::new(self);
         // SAFETY: consumed exactly once (ManuallyDrop skips the Drop answer).

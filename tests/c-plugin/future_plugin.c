@@ -137,7 +137,8 @@ static void hello(future_ctx *c, const spk_request *req, spk_responder *responde
         return;
     }
     static const spk_header json[1] = {{SPK_STR("content-type"), SPK_STR("application/json")}};
-    spk_response resp = {sizeof resp, 200, json, 1, {(const uint8_t *)body, (size_t)n}};
+    spk_response resp = {.struct_size = sizeof resp, .status = 200, .headers = json, .headers_len = 1,
+                         .body = {(const uint8_t *)body, (size_t)n}};
     c->api->respond(responder, &resp);
 }
 

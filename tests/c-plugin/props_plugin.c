@@ -128,7 +128,8 @@ static void props(props_ctx *c, const spk_request *req, spk_responder *responder
     }
     at += (size_t)n;
     spk_header headers[2] = {JSON_TYPE, {SPK_STR("x-method"), req->method}};
-    spk_response resp = {sizeof resp, 200, headers, 2, {(const uint8_t *)body, at}};
+    spk_response resp = {.struct_size = sizeof resp, .status = 200, .headers = headers, .headers_len = 2,
+                         .body = {(const uint8_t *)body, at}};
     c->api->respond(responder, &resp);
 }
 

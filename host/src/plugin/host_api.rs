@@ -515,4 +515,6 @@ pub static HOST_API: HostApi = HostApi {
     stream_write: Some(host_stream_write),
     stream_on_ready: Some(host_stream_on_ready),
     stream_end: Some(host_stream_end),
+    // Streamed request bodies: not offered yet (a plugin sees `None`, as on a 1.0 host).
+    body_next: None,
 };

@@ -510,6 +510,7 @@ fn hand_over<'a>(
         route: ffi::Str::new(&route.path),
         // The timer starts when `handle` returns: all of it is left.
         timeout_ms: u64::try_from(route.request_timeout.as_millis()).unwrap_or(u64::MAX),
+        flags: 0,
     };
     route.plugin.handle(&request, request_id, permit)
 }
