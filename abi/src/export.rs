@@ -471,6 +471,7 @@ mod tests {
             stream_write: None,
             stream_on_ready: None,
             stream_end: None,
+            body_next: None,
         }
     }
 

@@ -562,6 +562,7 @@ mod tests {
             http_version: s("HTTP/1.1"),
             route: s("/items/{id}"),
             timeout_ms: 1500,
+            flags: 0,
         }
     }
 

@@ -416,6 +416,7 @@ mod tests {
             stream_write: Some(stream_write),
             stream_on_ready: Some(stream_on_ready),
             stream_end: Some(stream_end),
+            body_next: None,
         };
         // SAFETY: a whole table; the read stops at `struct_size` as the SDK's init does.
         Box::leak(Box::new(unsafe { ffi::read_prefix(&full, struct_size) }))

@@ -783,6 +783,8 @@ mod tests {
             headers: &header,
             headers_len: 1,
             body: ffi::Bytes::new(body),
+            release: None,
+            release_data: std::ptr::null_mut(),
         };
         // SAFETY: a valid response borrowed for the call; the handle is checked by the host.
         unsafe { (HOST_API.respond)(handle, &response) }
