@@ -167,13 +167,17 @@ typedef struct spk_host_api {
     uint32_t abi_major;
     uint32_t abi_minor;
     /* Forward a log record to the host's logger. `target` names the source
-     * (e.g. "app.db"); the host prefixes it with the plugin name. */
+     * (e.g. "app.db"; empty: the plugin's name); the record carries a
+     * `plugin=<name>` field. */
     void (*log)(spk_host *host, uint32_t level, spk_str target, spk_str message);
     /* Nonzero when a record at this level and target would be kept. */
     int32_t (*log_enabled)(spk_host *host, uint32_t level, spk_str target);
-    /* Declare a route. Only valid during `init`. SPK_ERR when the route is
-     * invalid or clashes with another: the host records why and reports it
-     * as the start-up error, so `init` should then return SPK_ERR too. */
+    /* Declare a route. Only valid during `init`. SPK_ERR when called outside
+     * `init` or when schema_json is not a JSON object: the host records why
+     * and reports it as the start-up error, so `init` should then return
+     * SPK_ERR too. A bad method or path, an invalid schema or a clash with
+     * another route is found when the routes are built after `init`: also a
+     * start-up error naming the route. */
     int32_t (*register_route)(spk_host *host, const spk_route_decl *route);
     /* Answer a request. Call exactly once per responder, from any thread;
      * the responder is invalid afterwards. Returns SPK_ERR when the response
@@ -248,8 +252,10 @@ typedef struct spk_plugin_vtable {
      * exactly once, now or later, from any thread. Must not block. */
     void (*handle)(void *ctx, const spk_request *request, spk_responder *responder);
     /* Optional (may be NULL): the client went away, the request timed out or
-     * the host is stopping without waiting for it. Advisory: the responder
-     * stays valid and must still be answered. Never called after `shutdown`. */
+     * the host is stopping without waiting for it. On a 1.1 host the request
+     * is over when this is called: stop its work; an answer is refused
+     * (SPK_ERR), never undefined. (1.0 hosts: the responder stayed valid and
+     * had to be answered.) Never called after `shutdown`. */
     void (*cancel)(void *ctx, spk_str request_id);
     /* Stop: finish or drop outstanding work within `deadline_ms`, the time
      * the host has left before it exits (it does not wait much longer).

@@ -46,7 +46,7 @@ use crate::stream::{ffi_headers, Stream, StreamError, StreamFns};
 ///         }
 ///     }
 ///     fn handle(&self, _request: &Request<'_>, responder: Responder) {
-///         responder.respond(200, &[("content-type", "text/plain")], b"hello");
+///         let _ = responder.respond(200, &[("content-type", "text/plain")], b"hello");
 ///     }
 /// }
 ///

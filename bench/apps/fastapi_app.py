@@ -6,9 +6,10 @@ import asyncio
 from typing import Annotated
 
 from fastapi import FastAPI, Query
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from payload import BIG, HELLO, SLEEP_SECONDS, SLEPT, cpu_work
+from payload import BIG, HELLO, SLEEP_SECONDS, SLEPT, STREAM_CHUNK, STREAM_CHUNKS, cpu_work
 
 app = FastAPI()
 
@@ -53,3 +54,12 @@ async def big() -> dict:
 async def sleep() -> dict:
     await asyncio.sleep(SLEEP_SECONDS)
     return SLEPT
+
+
+@app.get("/stream")
+async def stream() -> StreamingResponse:
+    async def chunks():
+        for _ in range(STREAM_CHUNKS):
+            yield STREAM_CHUNK
+
+    return StreamingResponse(chunks(), media_type="text/plain")

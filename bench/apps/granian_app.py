@@ -15,7 +15,7 @@ from urllib.parse import parse_qs
 
 import msgspec
 
-from payload import BIG, HELLO, SLEEP_SECONDS, SLEPT, cpu_work
+from payload import BIG, HELLO, SLEEP_SECONDS, SLEPT, STREAM_CHUNK, STREAM_CHUNKS, cpu_work
 
 
 class Item(msgspec.Struct, omit_defaults=True):
@@ -43,6 +43,12 @@ async def hello(scope, proto):
 
 async def cpu(scope, proto):
     respond(proto, 200, cpu_work())
+
+
+async def stream(scope, proto):
+    transport = proto.response_stream(200, [("content-type", "text/plain")])
+    for _ in range(STREAM_CHUNKS):
+        await transport.send_bytes(STREAM_CHUNK)
 
 
 async def create_item(scope, proto):
@@ -76,7 +82,14 @@ async def get_item(scope, proto, raw_id):
     respond(proto, 200, {"item_id": item_id, "q": q[0] if q else None})
 
 
-ROUTES = {"/hello": hello, "/cpu": cpu, "/items": create_item, "/big": big, "/sleep": sleep}
+ROUTES = {
+    "/hello": hello,
+    "/cpu": cpu,
+    "/items": create_item,
+    "/big": big,
+    "/sleep": sleep,
+    "/stream": stream,
+}
 
 
 async def app(scope, proto):

@@ -13,7 +13,12 @@ from typing import Annotated
 import msgspec
 from spikard import App, Query
 
-from payload import BIG, HELLO, SLEEP_SECONDS, SLEPT, cpu_work
+try:
+    from spikard import StreamingResponse
+except ImportError:  # an older build (bench/run --baseline) without streaming: no /stream
+    StreamingResponse = None
+
+from payload import BIG, HELLO, SLEEP_SECONDS, SLEPT, STREAM_CHUNK, STREAM_CHUNKS, cpu_work
 
 app = App()
 
@@ -58,3 +63,14 @@ async def big() -> dict:
 async def sleep() -> dict:
     await asyncio.sleep(SLEEP_SECONDS)
     return SLEPT
+
+
+if StreamingResponse is not None:
+
+    @app.get("/stream")
+    async def stream():
+        async def chunks():
+            for _ in range(STREAM_CHUNKS):
+                yield STREAM_CHUNK
+
+        return StreamingResponse(chunks(), media_type="text/plain")

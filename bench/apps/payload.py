@@ -24,6 +24,12 @@ ITEM_ID = 42
 QUERY = "hello"
 ITEM_GET = {"item_id": ITEM_ID, "q": QUERY}
 
+# GET /stream: a streamed body of STREAM_CHUNKS chunks of 1 KiB each (text/plain), written
+# one by one by the handler (an async generator where the framework has one).
+STREAM_CHUNKS = 100
+STREAM_CHUNK = b"x" * 1023 + b"\n"
+STREAM_BYTES = STREAM_CHUNKS * len(STREAM_CHUNK)
+
 # GET /cpu: CPU_ROUNDS iterations take about 1 ms on Python 3.11 on the bench machine.
 CPU_ROUNDS = 20_000
 

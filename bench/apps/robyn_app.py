@@ -11,9 +11,9 @@ import asyncio
 from typing import Annotated, Optional
 
 from pydantic import BaseModel, Field
-from robyn import Response, Robyn
+from robyn import Response, Robyn, StreamingResponse
 
-from payload import BIG, HELLO, SLEEP_SECONDS, SLEPT, cpu_work
+from payload import BIG, HELLO, SLEEP_SECONDS, SLEPT, STREAM_CHUNK, STREAM_CHUNKS, cpu_work
 
 app = Robyn(__file__)
 
@@ -60,6 +60,15 @@ async def big():
 async def sleep():
     await asyncio.sleep(SLEEP_SECONDS)
     return SLEPT
+
+
+@app.get("/stream")
+async def stream():
+    async def chunks():
+        for _ in range(STREAM_CHUNKS):
+            yield STREAM_CHUNK
+
+    return StreamingResponse(chunks(), media_type="text/plain")
 
 
 if __name__ == "__main__":
