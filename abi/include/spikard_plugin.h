@@ -125,7 +125,8 @@ typedef struct spk_request {
 /* spk_request.flags (1.1) */
 #define SPK_REQUEST_BODY_STREAMED 1ull
 
-/* A response, borrowed for the duration of `respond`; the host copies it. */
+/* A response, borrowed for the duration of `respond`; the host copies it
+ * (all of it, or, with `release` (1.1), all but the body). */
 typedef struct spk_response {
     size_t struct_size;
     uint16_t status;
@@ -135,7 +136,16 @@ typedef struct spk_response {
     /* --- 1.1 --- */
     /* Optional: keep `body` yours and skip the copy. The host calls
      * release(release_data) exactly once, from any thread, when it is done
-     * with the buffer (also when respond fails). NULL: the host copies. */
+     * with the buffer (also when respond fails). NULL: the host copies.
+     * Until then the bytes must stay readable (from any thread) and
+     * unchanged; the host never reads them after release. release may run
+     * before respond returns (on the calling thread when the answer is
+     * refused: invalid header or status, a second answer, a request already
+     * over; or on a host thread once the body is sent): it must not block
+     * nor take a lock held around respond. A 1.0 host ignores both fields,
+     * copies the body and never calls release: set them only when
+     * api->struct_size is larger than 1.0's (72 bytes on 64-bit targets),
+     * else free the buffer yourself when respond returns. */
     void (*release)(void *release_data);
     void *release_data;
 } spk_response;
@@ -227,7 +237,10 @@ typedef struct spk_host_api {
      * for the callback), SPK_CLOSED with an empty chunk at the end of the
      * body, SPK_ERR when the body failed (over the route's body_limit — the
      * host then answers 413 itself —, too slow, client gone). One request
-     * at a time: call again from the callback (or later) for the next. */
+     * at a time: call again from the callback (or later) for the next.
+     * Returns SPK_OK (a callback follows), SPK_CLOSED (the body already
+     * ended or failed, or the request is over: no callback) or SPK_ERR
+     * (not a streamed body, a read already pending, NULL callback). */
     int32_t (*body_next)(spk_responder *responder,
                          void (*on_chunk)(void *user, spk_bytes chunk, int32_t status),
                          void *user);

@@ -9,17 +9,20 @@
 //! The SDK speaks ABI 1.1 and loads into any 1.x host: request properties
 //! ([`Request::client_addr`], [`Request::route`], ...), cancel tokens
 //! ([`Responder::set_cancel_token`], [`Plugin::cancel_token`]) and streamed
-//! responses ([`Responder::start_stream`], [`Stream`]) report a 1.0 host as
-//! `None` or a `NotSupported` error instead of failing.
+//! responses ([`Responder::start_stream`], [`Stream`]) and streamed request
+//! bodies ([`Request::body_streamed`], [`Responder::read_body`]) report a 1.0
+//! host as `None`, false or a `NotSupported` error instead of failing.
 
 #![warn(missing_docs)]
 
+pub mod body;
 pub mod export;
 pub mod ffi;
 pub mod log;
 mod plugin;
 pub mod stream;
 
+pub use body::{BodyChunk, BodyError, Next};
 pub use plugin::{
     CancelTokenError, Host, Plugin, Refused, Request, Responder, RouteBinding, RouteDecl,
     RouteRefused,

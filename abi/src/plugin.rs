@@ -1,11 +1,14 @@
 //! The safe Rust side of a plugin: the [`Plugin`] trait and the borrowed and
 //! owned handles it works with.
 
+use std::ffi::c_void;
 use std::fmt;
 use std::marker::PhantomData;
 use std::mem::{offset_of, size_of};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
+use crate::export::panic_message;
 use crate::ffi;
 use crate::stream::{ffi_headers, Stream, StreamError, StreamFns};
 
@@ -289,7 +292,8 @@ impl<'a> Request<'a> {
     pub fn params_json(&self) -> &'a str {
         self.str(self.raw.params_json)
     }
-    /// The request body.
+    /// The request body; empty when the route streams it
+    /// ([`body_streamed`](Request::body_streamed)).
     pub fn body(&self) -> &'a [u8] {
         // SAFETY: valid for 'a per `from_raw`.
         unsafe { self.raw.body.as_slice() }
@@ -344,6 +348,13 @@ impl<'a> Request<'a> {
         let end = offset_of!(ffi::Request, timeout_ms) + size_of::<u64>();
         (self.raw.struct_size >= end).then(|| Duration::from_millis(self.raw.timeout_ms))
     }
+    /// Whether the route streams its request body (`stream_body`, ABI 1.1): then
+    /// [`body`](Request::body) is empty and the plugin reads the body itself, chunk by chunk,
+    /// with [`Responder::read_body`] or [`Responder::body_next`], so a large upload never
+    /// has to fit in memory. Always false on a 1.0 host.
+    pub fn body_streamed(&self) -> bool {
+        self.raw.flags & ffi::request_flags::BODY_STREAMED != 0
+    }
 }
 
 /// The answer slot of one request: answer it once with
@@ -354,13 +365,21 @@ impl<'a> Request<'a> {
 ///
 /// `Send`: move it to another thread to answer later.
 pub struct Responder {
-    api: &'static ffi::HostApi,
-    raw: *mut ffi::ResponderHandle,
+    pub(crate) api: &'static ffi::HostApi,
+    pub(crate) raw: *mut ffi::ResponderHandle,
 }
 
 // SAFETY: the host documents `respond`/`respond_error` as callable from any
 // thread, once; ownership of `raw` moves with the value.
 unsafe impl Send for Responder {}
+
+impl fmt::Debug for Responder {
+    /// Opaque: a responder is a handle the host checks. Lets results that carry one (a
+    /// refused [`Responder::read_body`]) be unwrapped and printed.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Responder").finish_non_exhaustive()
+    }
+}
 
 /// The host refused a response (e.g. an invalid header); the client got a 500.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -414,18 +433,66 @@ impl Responder {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Result<(), Refused> {
+        self.send(status, headers, ffi::Bytes::new(body), None)
+    }
+
+    /// Answers like [`respond`](Responder::respond), but hands `body` itself to the host
+    /// instead of having it copied (ABI 1.1): the host sends the bytes straight from it and
+    /// drops it, exactly once, when it is done with them — after the body is written, or
+    /// at once when the response is refused (an invalid header or status, a second answer,
+    /// a request already over). For large bodies (a `Vec<u8>` built for the answer, a
+    /// `bytes::Bytes`, a memory map, a Python `bytes` object) this saves a copy of every
+    /// byte.
+    ///
+    /// `body` is dropped on any thread, possibly before this returns, possibly on a host
+    /// thread after: its `Drop` must not block (hand heavy clean-up to your own thread),
+    /// and `as_ref` must give the same bytes for as long as it lives (it is called once).
+    /// On a 1.0 host, which copies, the body is dropped when this returns.
+    pub fn respond_owned<B>(
+        self,
+        status: u16,
+        headers: &[(&str, &str)],
+        body: B,
+    ) -> Result<(), Refused>
+    where
+        B: AsRef<[u8]> + Send + 'static,
+    {
+        if !takes_owned_bodies(self.api) {
+            return self.respond(status, headers, body.as_ref());
+        }
+        // Boxed first, so the bytes are borrowed from where they stay until the release.
+        let owned = Box::into_raw(Box::new(body));
+        // SAFETY: just allocated; only the release takes the box back.
+        let bytes = ffi::Bytes::new(unsafe { (*owned).as_ref() });
+        let release = Release {
+            release: release_box::<B>,
+            data: owned.cast(),
+        };
+        self.send(status, headers, bytes, Some(release))
+    }
+
+    /// Sends a whole response: `body` borrowed for the call, or with `release`, the host's
+    /// to release once.
+    fn send(
+        self,
+        status: u16,
+        headers: &[(&str, &str)],
+        body: ffi::Bytes,
+        release: Option<Release>,
+    ) -> Result<(), Refused> {
         let headers = ffi_headers(headers);
         let response = ffi::Response {
             struct_size: std::mem::size_of::<ffi::Response>(),
             status,
             headers: headers.as_ptr(),
             headers_len: headers.len(),
-            body: ffi::Bytes::new(body),
-            release: None,
-            release_data: std::ptr::null_mut(),
+            body,
+            release: release.as_ref().map(|r| r.release),
+            release_data: release.map_or(std::ptr::null_mut(), |r| r.data),
         };
         let this = std::mem::ManuallyDrop::new(self);
-        // SAFETY: consumed exactly once (ManuallyDrop skips the Drop answer).
+        // SAFETY: consumed exactly once (ManuallyDrop skips the Drop answer); a 1.1 host
+        // calls `release` once whatever it answers.
         let rc = unsafe { (this.api.respond)(this.raw, &response) };
         if rc == ffi::OK {
             Ok(())
@@ -522,6 +589,32 @@ impl Responder {
     }
 }
 
+/// A body handed to the host with [`Responder::respond_owned`]: the host's to release.
+struct Release {
+    release: ffi::ReleaseFn,
+    data: *mut c_void,
+}
+
+/// Whether the host releases plugin-owned response bodies (`spk_response.release`): every
+/// 1.1 host does, and only a 1.1 or later host writes a host API table larger than 1.0's.
+/// A 1.0 host ignores the field, copies the body and never calls it.
+fn takes_owned_bodies(api: &ffi::HostApi) -> bool {
+    api.struct_size > ffi::min_size::HOST_API
+}
+
+/// The `release` of [`Responder::respond_owned`]: drops the boxed body. A panic in its
+/// `Drop` is caught and logged: it must not unwind into the host.
+unsafe extern "C" fn release_box<B>(data: *mut c_void) {
+    // SAFETY: `data` is the `Box<B>` leaked by `respond_owned`; the host calls this once.
+    let body = unsafe { Box::from_raw(data.cast::<B>()) };
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(body))) {
+        tracing::error!(
+            "dropping a response body handed to the host panicked: {}",
+            panic_message(payload.as_ref())
+        );
+    }
+}
+
 impl Drop for Responder {
     fn drop(&mut self) {
         // SAFETY: not answered yet (answering forgets `self`).
@@ -592,6 +685,172 @@ mod tests {
         assert_eq!(r.http_version(), None);
         assert_eq!(r.route(), None);
         assert_eq!(r.timeout(), None);
+    }
+
+    mod owned_bodies {
+        //! `respond_owned` against stand-in host tables: what the host is given, and when the
+        //! body is dropped, on a 1.1 host (when the host releases it) and on a 1.0 one.
+
+        use std::cell::RefCell;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        use super::*;
+
+        /// A body that counts its drops.
+        struct Counted(Vec<u8>, &'static AtomicUsize);
+
+        impl AsRef<[u8]> for Counted {
+            fn as_ref(&self) -> &[u8] {
+                &self.0
+            }
+        }
+
+        impl Drop for Counted {
+            fn drop(&mut self) {
+                self.1.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+
+        thread_local! {
+            /// What the stand-in `respond` was given: the response, and the body's bytes
+            /// as read during the call.
+            static SEEN: RefCell<Option<(ffi::Response, Vec<u8>)>> = const { RefCell::new(None) };
+        }
+
+        fn record(response: *const ffi::Response) -> ffi::Response {
+            // SAFETY: the SDK's response, whole, valid for the call.
+            let response = unsafe { *response };
+            // SAFETY: borrowed for the call.
+            let bytes = unsafe { response.body.as_slice() }.to_vec();
+            SEEN.with(|seen| *seen.borrow_mut() = Some((response, bytes)));
+            response
+        }
+
+        /// A host that takes the answer (and keeps the body to release later).
+        unsafe extern "C" fn keep(_: *mut ffi::ResponderHandle, r: *const ffi::Response) -> i32 {
+            record(r);
+            ffi::OK
+        }
+
+        /// A host that refuses the answer, releasing the body before returning.
+        unsafe extern "C" fn refuse(_: *mut ffi::ResponderHandle, r: *const ffi::Response) -> i32 {
+            let response = record(r);
+            if let Some(release) = response.release {
+                // SAFETY: released once, as the host does.
+                unsafe { release(response.release_data) };
+            }
+            ffi::ERR
+        }
+
+        unsafe extern "C" fn log(_: *mut ffi::HostHandle, _: u32, _: ffi::Str, _: ffi::Str) {}
+        unsafe extern "C" fn log_enabled(_: *mut ffi::HostHandle, _: u32, _: ffi::Str) -> i32 {
+            0
+        }
+        unsafe extern "C" fn register_route(
+            _: *mut ffi::HostHandle,
+            _: *const ffi::RouteDecl,
+        ) -> i32 {
+            ffi::ERR
+        }
+        unsafe extern "C" fn respond_error(
+            _: *mut ffi::ResponderHandle,
+            _: u16,
+            _: ffi::Str,
+            _: *const ffi::Header,
+            _: usize,
+        ) -> i32 {
+            ffi::ERR
+        }
+        unsafe extern "C" fn set_error(_: *mut ffi::ErrorHandle, _: ffi::Str) {}
+        unsafe extern "C" fn config_dir(_: *mut ffi::HostHandle) -> ffi::Str {
+            ffi::Str::EMPTY
+        }
+
+        /// A host table of `struct_size` bytes answering with `respond`.
+        fn host(struct_size: usize, respond: ffi::RespondFn) -> &'static ffi::HostApi {
+            Box::leak(Box::new(ffi::HostApi {
+                struct_size,
+                abi_major: 1,
+                abi_minor: u32::from(struct_size > ffi::min_size::HOST_API),
+                log,
+                log_enabled,
+                register_route,
+                respond,
+                respond_error,
+                set_error,
+                config_dir,
+                set_cancel_token: None,
+                stream_start: None,
+                stream_write: None,
+                stream_on_ready: None,
+                stream_end: None,
+                body_next: None,
+            }))
+        }
+
+        fn responder(api: &'static ffi::HostApi) -> Responder {
+            // SAFETY: the stand-in host never dereferences the handle.
+            unsafe { Responder::from_raw(api, std::ptr::dangling_mut()) }
+        }
+
+        fn seen() -> (ffi::Response, Vec<u8>) {
+            SEEN.with(|seen| seen.borrow_mut().take())
+                .expect("respond was called")
+        }
+
+        #[test]
+        fn a_1_1_host_gets_the_buffer_itself_and_its_release_drops_it_once() {
+            let drops: &'static AtomicUsize = Box::leak(Box::default());
+            let body = Counted(b"zero copy".to_vec(), drops);
+            let at = body.0.as_ptr();
+            let api = host(size_of::<ffi::HostApi>(), keep);
+            assert_eq!(responder(api).respond_owned(200, &[], body), Ok(()));
+            let (response, bytes) = seen();
+            assert_eq!(
+                (response.body.ptr, response.body.len),
+                (at, 9),
+                "not copied"
+            );
+            assert_eq!(bytes, b"zero copy");
+            assert_eq!(drops.load(Ordering::SeqCst), 0, "the host still holds it");
+            let release = response.release.expect("a release");
+            // SAFETY: the host's one release.
+            unsafe { release(response.release_data) };
+            assert_eq!(drops.load(Ordering::SeqCst), 1);
+        }
+
+        #[test]
+        fn a_refused_answer_is_released_by_the_host_not_the_sdk() {
+            let drops: &'static AtomicUsize = Box::leak(Box::default());
+            let api = host(size_of::<ffi::HostApi>(), refuse);
+            let body = Counted(b"no".to_vec(), drops);
+            assert_eq!(responder(api).respond_owned(200, &[], body), Err(Refused));
+            assert_eq!(
+                drops.load(Ordering::SeqCst),
+                1,
+                "dropped once, by the release"
+            );
+        }
+
+        #[test]
+        fn a_1_0_host_copies_and_the_body_is_dropped_when_respond_owned_returns() {
+            let drops: &'static AtomicUsize = Box::leak(Box::default());
+            let api = host(ffi::min_size::HOST_API, keep);
+            let body = Counted(b"copied".to_vec(), drops);
+            assert_eq!(responder(api).respond_owned(200, &[], body), Ok(()));
+            let (response, bytes) = seen();
+            assert!(response.release.is_none(), "a 1.0 host would never call it");
+            assert_eq!(bytes, b"copied", "readable during the call");
+            assert_eq!(drops.load(Ordering::SeqCst), 1);
+        }
+
+        #[test]
+        fn respond_still_borrows() {
+            let api = host(size_of::<ffi::HostApi>(), keep);
+            assert_eq!(responder(api).respond(204, &[], b""), Ok(()));
+            let (response, _) = seen();
+            assert!(response.release.is_none() && response.release_data.is_null());
+        }
     }
 
     #[test]

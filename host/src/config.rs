@@ -206,6 +206,9 @@ pub struct RouteConfig {
     pub request_timeout: Option<Duration>,
     /// Overrides `server.request_ids` (the response's request id header) for this route.
     pub request_id: Option<bool>,
+    /// `stream_body`: the plugin reads the body itself, chunk by chunk (ABI 1.1 `body_next`),
+    /// instead of receiving it whole; never together with a `body` schema.
+    pub stream_body: bool,
     /// The route's own policy keys (`cors`, `auth`, `rate_limit`, `compression`).
     pub policies: Level,
     /// Where it is declared, for messages.
@@ -350,6 +353,8 @@ struct RawRoute {
     request_timeout_ms: Option<Spanned<u64>>,
     #[serde(default)]
     request_id: Option<bool>,
+    #[serde(default)]
+    stream_body: Option<Spanned<bool>>,
     cors: Option<crate::middleware::policy::Toggle<crate::middleware::cors::RawCors>>,
     auth: Option<crate::middleware::policy::Toggle<crate::middleware::auth::RawAuth>>,
     rate_limit:
@@ -651,7 +656,15 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
                 }
             }
         }
+        let stream_body = route.stream_body.as_ref().is_some_and(|s| *s.get_ref());
         if let Some(body) = route.body {
+            if let Some(stream) = route.stream_body.as_ref().filter(|s| *s.get_ref()) {
+                return source.error(
+                    stream.span().start,
+                    format!("{field}.stream_body"),
+                    "a streamed body reaches the plugin unread, so the host cannot validate it against the route's `body` schema; remove `body` (the plugin checks what it reads) or `stream_body`",
+                );
+            }
             schemas.body = Some(schema_value(&source, base, body, &format!("{field}.body"))?);
         }
         let response = match route.response {
@@ -711,6 +724,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
             max_json_depth,
             request_timeout,
             request_id: route.request_id,
+            stream_body,
             policies,
             at: source.at(span.start),
         });
@@ -1236,6 +1250,23 @@ mod tests {
         let e = err("[server]\nlisten = \"127.0.0.1:1\"\nlisen = 3\n");
         assert!(e.starts_with("t.toml:3:1:"), "{e}");
         assert!(e.contains("lisen"), "{e}");
+    }
+
+    #[test]
+    fn a_streamed_body_cannot_have_a_body_schema() {
+        let route = "[[routes]]\nmethod=\"POST\"\npath=\"/up\"\nplugin=\"echo\"\nhandler=\"upload\"\nstream_body = true\n";
+        let c = parse(Path::new("t.toml"), &format!("{PLUGIN}{route}")).unwrap();
+        assert!(c.routes[0].stream_body);
+        let e = err(&format!(
+            "{PLUGIN}{route}[routes.body]\ntype = \"object\"\n"
+        ));
+        assert!(e.starts_with("t.toml:9:15: routes[0].stream_body"), "{e}");
+        assert!(e.contains("`body` schema"), "{e}");
+        let off = format!(
+            "{PLUGIN}{}[routes.body]\ntype = \"object\"\n",
+            route.replace("true", "false")
+        );
+        assert!(!parse(Path::new("t.toml"), &off).unwrap().routes[0].stream_body);
     }
 
     #[test]

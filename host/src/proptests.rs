@@ -324,6 +324,7 @@ const ROUTE_KEYS: Keys = &[
     ("max_json_depth", false, &["8", "0", "200"]),
     ("request_timeout_ms", false, &["50", "0", "\"x\""]),
     ("request_id", false, &["false", "1"]),
+    ("stream_body", false, &["true", "false", "\"yes\""]),
     ("body", false, &[
         "{ type = \"object\", additionalProperties = false }",
         "\"schemas/missing.json\"",

@@ -39,6 +39,9 @@ pub struct Route {
     pub request_timeout: std::time::Duration,
     /// Whether the response carries the request id header.
     pub request_id_header: bool,
+    /// The plugin reads the body itself, chunk by chunk (`stream_body`): the host hands the
+    /// request over before reading it and enforces `body_limit` as the plugin reads.
+    pub stream_body: bool,
     /// The middleware it runs (CORS, auth, rate limit, compression).
     pub policies: config::Applied,
     /// Where it was declared, for messages.
@@ -134,6 +137,7 @@ fn registered_schemas(schemas: &Value) -> Result<Registered, String> {
     let mut response = None;
     let mut body_limit = None;
     let mut request_timeout = None;
+    let mut stream_body = false;
     for (key, value) in object {
         match key.as_str() {
             "path" => spec.path = Some(value),
@@ -161,18 +165,27 @@ fn registered_schemas(schemas: &Value) -> Result<Registered, String> {
                     })?;
                 request_timeout = Some(std::time::Duration::from_millis(ms));
             }
+            "stream_body" => {
+                stream_body = value
+                    .as_bool()
+                    .ok_or("stream_body must be true or false")?;
+            }
             other => {
                 return Err(format!(
-                    "unknown schema key `{other}`; use path, query, headers, cookies, body, response, body_limit or request_timeout_ms"
+                    "unknown schema key `{other}`; use path, query, headers, cookies, body, response, body_limit, request_timeout_ms or stream_body"
                 ))
             }
         }
+    }
+    if stream_body && spec.body.is_some() {
+        return Err("stream_body: a streamed body reaches the plugin unread, so the host cannot validate it against a `body` schema; drop \"body\" (the plugin checks what it reads) or \"stream_body\"".into());
     }
     Ok(Registered {
         spec,
         response,
         body_limit,
         request_timeout,
+        stream_body,
     })
 }
 
@@ -182,6 +195,7 @@ struct Registered {
     response: Option<Value>,
     body_limit: Option<usize>,
     request_timeout: Option<std::time::Duration>,
+    stream_body: bool,
 }
 
 /// Binds the config's routes and adds the plugins' own, in that order.
@@ -236,6 +250,7 @@ pub fn build(
             max_json_depth: rc.max_json_depth.unwrap_or(config.server.max_json_depth),
             request_timeout,
             request_id_header: rc.request_id.unwrap_or(config.server.request_ids),
+            stream_body: rc.stream_body,
             policies,
             origin: origin.clone(),
         });
@@ -259,6 +274,7 @@ pub fn build(
                 response,
                 body_limit,
                 request_timeout,
+                stream_body,
             } = registered_schemas(&reg.schemas).map_err(fail)?;
             let validator = RouteValidator::compile(&spec)
                 .map_err(fail)?
@@ -285,6 +301,7 @@ pub fn build(
                 max_json_depth: config.server.max_json_depth,
                 request_timeout,
                 request_id_header: config.server.request_ids,
+                stream_body,
                 policies,
                 origin,
             });
@@ -374,6 +391,14 @@ mod tests {
             Some(std::time::Duration::from_millis(250))
         );
         assert!(registered_schemas(&serde_json::json!({"bogus": 1})).is_err());
+        assert!(
+            registered_schemas(&serde_json::json!({"stream_body": true}))
+                .unwrap()
+                .stream_body
+        );
+        assert!(registered_schemas(&serde_json::json!({"stream_body": "yes"})).is_err());
+        let both = registered_schemas(&serde_json::json!({"stream_body": true, "body": {}}));
+        assert!(both.is_err_and(|e| e.starts_with("stream_body:") && e.contains("body")));
         assert!(registered_schemas(&serde_json::json!({"request_timeout_ms": 0})).is_err());
     }
 }

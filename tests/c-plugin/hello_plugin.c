@@ -267,7 +267,8 @@ static void hello_handle(void *ctx, const spk_request *req, spk_responder *respo
         return;
     }
     spk_header headers[1] = {{str_of("content-type"), str_of("application/json")}};
-    spk_response resp;
+    /* Zero-initialised: fields this code does not set (1.1's `release`) stay NULL. */
+    spk_response resp = {0};
     resp.struct_size = sizeof resp;
     resp.status = 200;
     resp.headers = headers;

@@ -1,8 +1,10 @@
 //! The host side of the ABI: the `spk_host_api` table handed to plugins, the
 //! per-plugin [`HostHandle`] and the error out-parameter. Responders are handles into the
 //! host's responder table ([`super::responders`]). Every function here is `extern "C"`,
-//! catches panics and copies what it keeps, as `spikard_plugin.h` promises; structs the
-//! plugin wrote are read with [`ffi::read_prefix`] after checking their 1.0 size.
+//! catches panics and copies what it keeps, as `spikard_plugin.h` promises — except a
+//! response body given with a `release` (ABI 1.1), sent from the plugin's memory and
+//! released exactly once when dropped; structs the plugin wrote are read with
+//! [`ffi::read_prefix`] after checking their 1.0 size.
 
 use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -15,6 +17,7 @@ use spikard_abi::ffi::{self, ErrorHandle, HostApi, Str};
 
 use super::log;
 use super::pending::ResponseStream;
+use super::responders::body_stream::{self, ChunkCall};
 use super::responders::{self, ReadyCall};
 
 /// A route a plugin declared during `init`, not yet checked against the
@@ -98,7 +101,8 @@ pub enum Answer {
         status: StatusCode,
         /// Headers, checked.
         headers: HeaderMap,
-        /// Body, copied.
+        /// Body: a copy, or the plugin's own buffer when it gave a `release` (ABI 1.1),
+        /// released when the last reference is dropped.
         body: Bytes,
     },
     /// A Problem Details response the host renders.
@@ -113,6 +117,9 @@ pub enum Answer {
     /// The plugin answered with something invalid; the reason is logged and
     /// the client gets a 500.
     Invalid(String),
+    /// The host answered for the plugin: the request body it was reading (`body_next`)
+    /// failed — over the route's `body_limit` (413), too slow (408), cut short (400).
+    Refused(crate::problem::Problem),
     /// The plugin started a stream (`stream_start`): send the head now, the body as it
     /// comes.
     Stream {
@@ -288,11 +295,64 @@ unsafe fn copy_headers(headers: *const ffi::Header, len: usize) -> Result<Header
     Ok(map)
 }
 
-/// Copies a plugin's response into an owned [`Answer`].
+/// A response body the plugin keeps (`spk_response.release`, ABI 1.1): the host sends it
+/// from the plugin's memory, and dropping this (when hyper has written the body, or when the
+/// answer is refused or never sent) gives it back through `release(release_data)`. Dropped
+/// exactly once, so `release` runs exactly once, and nothing reads the buffer after it.
+struct PluginBody {
+    /// The plugin's buffer, readable until `release`.
+    body: ffi::Bytes,
+    /// Gives the buffer back.
+    release: ffi::ReleaseFn,
+    /// `release`'s argument.
+    data: *mut c_void,
+}
+
+// SAFETY: the ABI makes the buffer readable from any thread until `release`, and `release`
+// callable from any thread.
+unsafe impl Send for PluginBody {}
+
+impl AsRef<[u8]> for PluginBody {
+    fn as_ref(&self) -> &[u8] {
+        // SAFETY: readable and unchanged until `release`, which runs only when `self` drops.
+        unsafe { self.body.as_slice() }
+    }
+}
+
+impl Drop for PluginBody {
+    fn drop(&mut self) {
+        // SAFETY: the plugin's function with its pointer, called once since this value is
+        // dropped once; the buffer is not read afterwards (`Bytes` dropped its last view).
+        unsafe { (self.release)(self.data) }
+    }
+}
+
+/// The body of a response the plugin wrote: its own buffer, wrapped without a copy, when it
+/// gave a `release` (covered by its `struct_size`: `read_prefix` leaves `None` otherwise);
+/// else a copy. Taken before anything else is checked, so that every later refusal of the
+/// response releases the buffer by dropping what this returns.
+///
+/// # Safety
+/// `response.body` must be readable for the call and, with a `release`, until `release`.
+unsafe fn response_body(response: &ffi::Response) -> Bytes {
+    match response.release {
+        Some(release) => Bytes::from_owner(PluginBody {
+            body: response.body,
+            release,
+            data: response.release_data,
+        }),
+        // SAFETY: borrowed for the call.
+        None => Bytes::copy_from_slice(unsafe { response.body.as_slice() }),
+    }
+}
+
+/// Turns a plugin's response into an owned [`Answer`]: headers copied and checked, the
+/// body copied or, with a `release`, kept where it is (and released by every answer that
+/// does not send it).
 ///
 /// # Safety
 /// `response` must be valid for the call.
-unsafe fn copy_response(response: *const ffi::Response) -> Answer {
+unsafe fn take_response(response: *const ffi::Response) -> Answer {
     if response.is_null() {
         return Answer::Invalid("respond called with a null response".into());
     }
@@ -306,6 +366,8 @@ unsafe fn copy_response(response: *const ffi::Response) -> Answer {
     }
     // SAFETY: `size` readable bytes, at least the 1.0 size.
     let response = unsafe { ffi::read_prefix(response, size) };
+    // SAFETY: per the contract. From here on every return releases the body (by drop).
+    let body = unsafe { response_body(&response) };
     let Ok(status) = StatusCode::from_u16(response.status) else {
         return Answer::Invalid(format!("status {} is not an HTTP status", response.status));
     };
@@ -314,8 +376,6 @@ unsafe fn copy_response(response: *const ffi::Response) -> Answer {
         Ok(headers) => headers,
         Err(reason) => return Answer::Invalid(reason),
     };
-    // SAFETY: borrowed for the call.
-    let body = Bytes::copy_from_slice(unsafe { response.body.as_slice() });
     Answer::Response {
         status,
         headers,
@@ -387,9 +447,10 @@ unsafe extern "C" fn host_respond(
     response: *const ffi::Response,
 ) -> i32 {
     guarded("respond", ffi::ERR, || {
-        // SAFETY: borrowed for the call.
-        let answer = catch_unwind(AssertUnwindSafe(|| unsafe { copy_response(response) }))
-            .unwrap_or_else(|_| Answer::Invalid("copying the response panicked".into()));
+        // SAFETY: borrowed for the call (a body with a `release`: until the release). A panic
+        // after the body was taken drops it, which releases it.
+        let answer = catch_unwind(AssertUnwindSafe(|| unsafe { take_response(response) }))
+            .unwrap_or_else(|_| Answer::Invalid("reading the response panicked".into()));
         responders::answer(responder, "respond", answer)
     })
 }
@@ -498,6 +559,20 @@ unsafe extern "C" fn host_stream_end(
     })
 }
 
+unsafe extern "C" fn host_body_next(
+    responder: *mut ffi::ResponderHandle,
+    on_chunk: Option<ffi::BodyChunkFn>,
+    user: *mut c_void,
+) -> i32 {
+    guarded("body_next", ffi::ERR, || {
+        let Some(on_chunk) = on_chunk else {
+            tracing::warn!("body_next called with a NULL callback; refused");
+            return ffi::ERR;
+        };
+        body_stream::body_next(responder, ChunkCall::new(on_chunk, user))
+    })
+}
+
 /// The table every plugin receives: ABI 1.1, every function present.
 pub static HOST_API: HostApi = HostApi {
     struct_size: std::mem::size_of::<HostApi>(),
@@ -515,6 +590,178 @@ pub static HOST_API: HostApi = HostApi {
     stream_write: Some(host_stream_write),
     stream_on_ready: Some(host_stream_on_ready),
     stream_end: Some(host_stream_end),
-    // Streamed request bodies: not offered yet (a plugin sees `None`, as on a 1.0 host).
-    body_next: None,
+    body_next: Some(host_body_next),
 };
+
+#[cfg(test)]
+mod tests {
+    //! Plugin-owned response bodies (`spk_response.release`) through `HOST_API.respond`, as a
+    //! plugin calls it, and the request's side as dispatch takes the answer: the body is sent
+    //! from the plugin's buffer, and `release` runs exactly once on every path.
+
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::Poll;
+
+    use super::*;
+    use crate::plugin::admission::Admission;
+    use crate::plugin::responders::{open, Delivery, Ticket};
+
+    static BODY: &[u8] = b"the plugin's own bytes";
+
+    /// A release counting its calls into the `AtomicUsize` behind `data`.
+    unsafe extern "C" fn count_release(data: *mut c_void) {
+        // SAFETY: every test passes a leaked AtomicUsize.
+        unsafe { &*(data as *const AtomicUsize) }.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A release counter that lives for the process (a late release must not dangle).
+    fn counter() -> &'static AtomicUsize {
+        Box::leak(Box::new(AtomicUsize::new(0)))
+    }
+
+    /// A whole 1.1 response whose body is [`BODY`], released into `released`.
+    fn owned(status: u16, header: &ffi::Header, released: &'static AtomicUsize) -> ffi::Response {
+        ffi::Response {
+            struct_size: std::mem::size_of::<ffi::Response>(),
+            status,
+            headers: header,
+            headers_len: 1,
+            body: ffi::Bytes::new(BODY),
+            release: Some(count_release),
+            release_data: (released as *const AtomicUsize).cast_mut().cast(),
+        }
+    }
+
+    fn header(name: &'static str) -> ffi::Header {
+        ffi::Header {
+            name: ffi::Str::new(name),
+            value: ffi::Str::new("text/plain"),
+        }
+    }
+
+    fn respond(handle: *mut ffi::ResponderHandle, response: &ffi::Response) -> i32 {
+        // SAFETY: the response and its body are 'static; the handle is checked by the host.
+        unsafe { (HOST_API.respond)(handle, response) }
+    }
+
+    fn open_ticket() -> Ticket {
+        open(Admission::leak("test", 4).try_acquire().unwrap()).unwrap()
+    }
+
+    fn delivered(ticket: &Ticket) -> Answer {
+        match ticket.poll_delivery(None) {
+            Poll::Ready(Delivery::Answer(answer)) => answer,
+            other => panic!("no whole answer: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_owned_body_is_sent_in_place_and_released_once_when_dropped() {
+        let released = counter();
+        let ticket = open_ticket();
+        let content_type = header("content-type");
+        assert_eq!(
+            respond(ticket.handle(), &owned(200, &content_type, released)),
+            ffi::OK
+        );
+        let Answer::Response { body, .. } = delivered(&ticket) else {
+            panic!("not a response");
+        };
+        assert_eq!(body.as_ptr(), BODY.as_ptr(), "not copied");
+        assert_eq!(&body[..], BODY);
+        let view = body.clone();
+        drop(body);
+        assert_eq!(released.load(Ordering::SeqCst), 0, "a view is still alive");
+        drop(view);
+        assert_eq!(released.load(Ordering::SeqCst), 1);
+        drop(ticket.release());
+        assert_eq!(released.load(Ordering::SeqCst), 1, "exactly once");
+    }
+
+    #[test]
+    fn a_refused_response_releases_its_body_before_respond_returns() {
+        let bad_name = header("bad header\n");
+        let good = header("content-type");
+        for (why, response) in [
+            ("bad header", owned(200, &bad_name, counter())),
+            ("bad status", owned(42, &good, counter())),
+        ] {
+            let ticket = open_ticket();
+            assert_eq!(respond(ticket.handle(), &response), ffi::ERR, "{why}");
+            // SAFETY: `owned` leaked the counter.
+            let released = unsafe { &*(response.release_data as *const AtomicUsize) };
+            assert_eq!(released.load(Ordering::SeqCst), 1, "{why}");
+            assert!(matches!(delivered(&ticket), Answer::Invalid(_)), "{why}");
+            drop(ticket.release());
+            assert_eq!(released.load(Ordering::SeqCst), 1, "{why}: exactly once");
+        }
+    }
+
+    #[test]
+    fn an_answer_on_a_dead_responder_releases_its_body() {
+        let content_type = header("content-type");
+        // Answered twice: the first answer is kept, the second body given back.
+        let ticket = open_ticket();
+        let first = counter();
+        let second = counter();
+        assert_eq!(
+            respond(ticket.handle(), &owned(200, &content_type, first)),
+            ffi::OK
+        );
+        assert_eq!(
+            respond(ticket.handle(), &owned(201, &content_type, second)),
+            ffi::ERR
+        );
+        assert_eq!(second.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            first.load(Ordering::SeqCst),
+            0,
+            "the first is still to send"
+        );
+        // The request ends without sending it (client gone): released with the slot.
+        drop(ticket.release());
+        assert_eq!(first.load(Ordering::SeqCst), 1);
+        // After the request ended, and on a handle the host never gave out.
+        let ticket = open_ticket();
+        let handle = ticket.handle();
+        drop(ticket.release());
+        for handle in [handle, std::ptr::null_mut()] {
+            let late = counter();
+            assert_eq!(respond(handle, &owned(200, &content_type, late)), ffi::ERR);
+            assert_eq!(late.load(Ordering::SeqCst), 1);
+        }
+        // SAFETY: a null response is refused before anything is read.
+        assert_eq!(
+            unsafe { (HOST_API.respond)(std::ptr::null_mut(), std::ptr::null()) },
+            ffi::ERR
+        );
+    }
+
+    #[test]
+    fn a_1_0_response_is_copied_and_its_bytes_past_1_0_are_not_read() {
+        let released = counter();
+        let content_type = header("content-type");
+        let response = ffi::Response {
+            struct_size: ffi::min_size::RESPONSE,
+            ..owned(200, &content_type, released)
+        };
+        let ticket = open_ticket();
+        assert_eq!(respond(ticket.handle(), &response), ffi::OK);
+        let Answer::Response { body, .. } = delivered(&ticket) else {
+            panic!("not a response");
+        };
+        assert_ne!(
+            body.as_ptr(),
+            BODY.as_ptr(),
+            "a 1.0 writer's body is copied"
+        );
+        assert_eq!(&body[..], BODY);
+        drop(body);
+        drop(ticket.release());
+        assert_eq!(
+            released.load(Ordering::SeqCst),
+            0,
+            "no release in a 1.0 response"
+        );
+    }
+}

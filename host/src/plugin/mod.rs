@@ -348,12 +348,15 @@ impl LoadedPlugin {
     /// Hands a request to the plugin and returns the answer to wait for. The permit
     /// stays with the request's responder slot until the plugin answers or the request
     /// ends (dropping the [`Pending`] ends it and cancels the plugin's work). After
-    /// `shutdown` began the plugin is not called and the answer is a 503.
+    /// `shutdown` began the plugin is not called and the answer is a 503. `body` is the
+    /// request body of a route with `stream_body` (the request's `flags` say so), which the
+    /// plugin reads with `body_next` from the request's responder slot.
     pub fn handle<'a>(
         self: &'a Arc<Self>,
         request: &ffi::Request,
         request_id: &'a str,
         permit: Permit,
+        body: Option<responders::body_stream::Inbound>,
     ) -> Pending<'a> {
         let refuse = |detail: &str| {
             let answer = Answer::Problem {
@@ -370,6 +373,9 @@ impl LoadedPlugin {
             tracing::error!(plugin = %self.name, "every responder handle is in use; answering 503");
             return refuse("the server holds too many requests");
         };
+        if let Some(body) = body {
+            ticket.attach_body(body);
+        }
         // SAFETY: the ABI contract; the request is borrowed for the call and the
         // responder is a handle the host checks on every use.
         unsafe { (self.vtable.handle)(self.ctx, request, ticket.handle()) };

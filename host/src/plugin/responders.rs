@@ -45,6 +45,10 @@ use spikard_abi::ffi;
 use super::admission::Permit;
 use super::host_api::Answer;
 
+pub mod body_stream;
+
+use body_stream::Inbound;
+
 /// Body bytes a stream may hold before `stream_write` answers `FULL`: a write is taken
 /// while fewer are pending, so one chunk may take it past the limit.
 pub const STREAM_BUFFER: usize = 64 * 1024;
@@ -114,6 +118,8 @@ struct State {
     token: Option<u64>,
     /// The request's task (waiting for the answer, or for body chunks).
     waker: Option<Waker>,
+    /// The request body, when its route streams it to the plugin (`body_next`).
+    body: Option<Box<Inbound>>,
 }
 
 /// Where a slot's request is.
@@ -252,6 +258,12 @@ impl Ticket {
         raw as *mut ffi::ResponderHandle
     }
 
+    /// Gives the slot the request body its plugin will read with `body_next` (a route with
+    /// `stream_body`); done before the plugin's `handle` is called.
+    pub fn attach_body(&self, body: Inbound) {
+        self.state().body = Some(Box::new(body));
+    }
+
     /// This request's slot, locked.
     fn state(&self) -> MutexGuard<'static, State> {
         let slot = slot(self.index as usize).expect("a ticket's slot exists");
@@ -335,6 +347,10 @@ impl Ticket {
             Phase::Answered(_) | Phase::Taken => (false, true),
             Phase::Free => (false, false),
         };
+        // The host answered for the plugin (its streamed body failed): not the plugin's end.
+        let body = state.body.take();
+        let refused = body.as_ref().is_some_and(|body| body.refused());
+        let (unfinished, answered) = (unfinished || refused, answered && !refused);
         let phase = std::mem::replace(&mut state.phase, Phase::Free);
         let ended = if answered {
             Ended::Answered
@@ -352,7 +368,7 @@ impl Ticket {
             Phase::Streaming(mut stream) => ReadyCalls(std::mem::take(&mut stream.ready)),
             _ => ReadyCalls::default(),
         };
-        drop((permit, waker));
+        drop((permit, waker, body));
         give_back(self.index);
         Released {
             unfinished,
@@ -746,6 +762,7 @@ impl State {
             permit: None,
             token: None,
             waker: None,
+            body: None,
         }
     }
 }
@@ -1214,5 +1231,6 @@ mod tests {
         assert!(HOST_API.stream_write.is_some());
         assert!(HOST_API.stream_on_ready.is_some());
         assert!(HOST_API.stream_end.is_some());
+        assert!(HOST_API.body_next.is_some());
     }
 }

@@ -8,6 +8,11 @@
 //! (only the client leaving or the server stopping end it early). The route's response
 //! schema is not checked on a stream: its body is not there to check when the head leaves.
 //! The request's metrics count the head; its access line is written when the body ends.
+//!
+//! A route with `stream_body` is handed over before its body is read: only a
+//! `Content-Length` over the limit is refused first (413). The plugin pulls the body with
+//! `body_next` (`crate::plugin::responders::body_stream`), which enforces the limit and the
+//! read timeout chunk by chunk and answers 413/408/400 for the plugin when the body fails.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -30,6 +35,7 @@ use crate::multipart::{self, Part};
 use crate::plugin::admission::Permit;
 use crate::plugin::host_api::Answer;
 use crate::plugin::pending::{Pending, ResponseStream};
+use crate::plugin::responders::body_stream::{BodyLimits, Inbound};
 use crate::problem::Problem;
 use crate::routes::Route;
 use crate::validation::{self, Decoded, RequestInput};
@@ -293,13 +299,25 @@ async fn run(
     let (parts, body) = request.into_parts();
     let path_values = path_values(route, &params, parts.uri.path())?;
     let principal = super::gate::pass(route, &parts)?;
-    let body = super::body::read(
-        body,
-        &parts.headers,
-        route.body_limit,
-        shared.body_read_timeout,
-    )
-    .await?;
+    let (body, inbound) = if route.stream_body {
+        let limits = BodyLimits {
+            limit: route.body_limit,
+            declared: super::body::declared_within(&parts.headers, route.body_limit)?,
+            timeout: shared.body_read_timeout,
+        };
+        let runtime = tokio::runtime::Handle::current();
+        let inbound = Inbound::new(body, limits, runtime, route.plugin.clone());
+        (axum::body::Bytes::new(), Some(inbound))
+    } else {
+        let body = super::body::read(
+            body,
+            &parts.headers,
+            route.body_limit,
+            shared.body_read_timeout,
+        )
+        .await?;
+        (body, None)
+    };
 
     let parsed = parse_body(route, &parts.headers, &body)?;
     let input = RequestInput {
@@ -334,7 +352,15 @@ async fn run(
     let permit = route.plugin.admit().ok_or_else(Problem::overloaded)?;
     // Dropping `pending` unanswered (the timeout below, or this future dropped when the
     // client leaves or the server abandons it) cancels the plugin's work.
-    let pending = hand_over(route, permit, request_id, &parts, &params_json, &body);
+    let pending = hand_over(
+        route,
+        permit,
+        request_id,
+        &parts,
+        &params_json,
+        &body,
+        inbound,
+    );
     let Some(answer) = await_answer(pending, route.request_timeout).await else {
         tracing::warn!(plugin = %route.plugin.name, request_id, "no answer within {:?}", route.request_timeout);
         return Err(Problem::timeout(route.request_timeout.as_millis()));
@@ -406,6 +432,7 @@ fn answer_to_reply(
             tracing::error!(plugin = %route.plugin.name, request_id, "invalid response from the plugin: {reason}");
             Err(Problem::plugin_failure())
         }
+        Answer::Refused(problem) => Err(problem),
     }
 }
 
@@ -459,7 +486,8 @@ fn version_text(version: http::Version) -> &'static str {
 }
 
 /// Builds the borrowed `spk_request` and calls the plugin. Synchronous so
-/// the raw pointers never live across an `.await`.
+/// the raw pointers never live across an `.await`. `inbound` is a streamed body (then
+/// `body` is empty and the request's flags say `BODY_STREAMED`).
 fn hand_over<'a>(
     route: &'a Route,
     permit: Permit,
@@ -467,6 +495,7 @@ fn hand_over<'a>(
     parts: &http::request::Parts,
     params_json: &str,
     body: &[u8],
+    inbound: Option<Inbound>,
 ) -> Pending<'a> {
     // Headers borrowed as they are; only values that are not UTF-8 are
     // copied (lossily) into `converted`, whose strings' buffers stay put
@@ -510,9 +539,13 @@ fn hand_over<'a>(
         route: ffi::Str::new(&route.path),
         // The timer starts when `handle` returns: all of it is left.
         timeout_ms: u64::try_from(route.request_timeout.as_millis()).unwrap_or(u64::MAX),
-        flags: 0,
+        flags: if inbound.is_some() {
+            ffi::request_flags::BODY_STREAMED
+        } else {
+            0
+        },
     };
-    route.plugin.handle(&request, request_id, permit)
+    route.plugin.handle(&request, request_id, permit, inbound)
 }
 
 /// Validates a JSON response against the route's response schema.

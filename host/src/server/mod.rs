@@ -3,7 +3,7 @@
 
 mod accept;
 mod access;
-mod body;
+pub(crate) mod body;
 mod conn_info;
 mod connection;
 mod dispatch;

@@ -24,6 +24,14 @@
 //!   ended" with the number of chunks, bytes and FULL answers, also sent as
 //!   the trailer `x-echo-full` to clients asking for trailers. On a 1.0 host
 //!   the whole body is sent at once instead.
+//! - `upload` reads the request body chunk by chunk (ABI 1.1, a route with
+//!   `stream_body = true`) and answers JSON `{"bytes": N, "checksum": "…",
+//!   "chunks": K}`: the byte count, the FNV-1a 64 hash of the bytes (16 hex
+//!   digits) and how many chunks the host delivered; it keeps one chunk at a
+//!   time, never the body. When the body fails (over `body_limit`, too slow,
+//!   the client gone) the host has answered: it logs "upload failed" and stops;
+//!   a cancellation logs "upload cancelled". On a route without `stream_body`
+//!   (or a 1.0 host) it answers the same for the whole body at once.
 
 use std::borrow::Cow;
 use std::cmp::Reverse;
@@ -36,7 +44,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 use spikard_abi::{
-    export_plugin, Host, Plugin, Request, Responder, RouteBinding, Stream, StreamError, Written,
+    export_plugin, BodyChunk, Host, Next, Plugin, Request, Responder, RouteBinding, Stream,
+    StreamError, Written,
 };
 
 /// `settings.status`: an integer from 100 to 999, 200 when absent.
@@ -235,6 +244,7 @@ enum Route {
     Delay(Arc<Canned>, Duration),
     Fail(FailMode),
     Stream(Arc<StreamPlan>),
+    Upload,
 }
 
 impl Route {
@@ -253,6 +263,7 @@ impl Route {
                 )
             }
             "stream" => Route::Stream(Arc::new(StreamPlan::from_settings(settings)?)),
+            "upload" => Route::Upload,
             "fail" => Route::Fail(match settings.get("mode").and_then(Value::as_str) {
                 Some("panic") => FailMode::Panic,
                 Some("drop") => FailMode::Drop,
@@ -268,7 +279,7 @@ impl Route {
             }),
             other => {
                 return Err(format!(
-                    "no handler named `{other}`; spikard_echo has `echo`, `respond`, `delay`, `fail` and `stream`"
+                    "no handler named `{other}`; spikard_echo has `echo`, `respond`, `delay`, `fail`, `stream` and `upload`"
                 ))
             }
         })
@@ -648,12 +659,108 @@ impl TimerState {
     }
 }
 
+/// What the `upload` handler learns of a body: its size, chunk count and FNV-1a 64 hash.
+struct Upload {
+    bytes: u64,
+    chunks: u64,
+    hash: u64,
+}
+
+impl Upload {
+    fn new() -> Self {
+        Upload {
+            bytes: 0,
+            chunks: 0,
+            hash: 0xcbf2_9ce4_8422_2325,
+        }
+    }
+
+    fn add(&mut self, chunk: &[u8]) {
+        self.bytes += chunk.len() as u64;
+        self.chunks += 1;
+        for &b in chunk {
+            self.hash = (self.hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn answer(&self, responder: Responder) {
+        let body = json!({
+            "bytes": self.bytes,
+            "checksum": format!("{:016x}", self.hash),
+            "chunks": self.chunks,
+        });
+        let bytes = serde_json::to_vec(&body).unwrap_or_default();
+        let _ = responder.respond(200, &[("content-type", "application/json")], &bytes);
+    }
+}
+
+/// A lock, also after a panic elsewhere poisoned it.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The `upload` handler: reads a streamed body chunk by chunk on the host's threads (each
+/// callback only hashes one chunk and asks for the next) and answers at its end. `token` is
+/// the request's cancel token, kept in `uploads` until the body ends or a cancel comes.
+fn upload(
+    request: &Request<'_>,
+    responder: Responder,
+    token: u64,
+    uploads: &Arc<Mutex<HashMap<u64, String>>>,
+) {
+    let mut sum = Upload::new();
+    if !request.body_streamed() {
+        sum.add(request.body());
+        sum.answer(responder);
+        return;
+    }
+    let request_id = request.request_id().to_owned();
+    // Set before reading: the cancellation of a failed body comes by token.
+    if responder.set_cancel_token(token).is_ok() {
+        lock(uploads).insert(token, request_id.clone());
+    }
+    let live = uploads.clone();
+    let started = responder.read_body(move |chunk| match chunk {
+        BodyChunk::Data(data, responder) => {
+            sum.add(data);
+            Next::More(responder)
+        }
+        BodyChunk::End(responder) => {
+            lock(&live).remove(&token);
+            tracing::info!(
+                request_id,
+                bytes = sum.bytes,
+                chunks = sum.chunks,
+                "upload complete"
+            );
+            sum.answer(responder);
+            Next::Stop
+        }
+        BodyChunk::Failed => {
+            // The host answered (413, 408, ...) or the client left; its cancel follows.
+            tracing::info!(
+                request_id,
+                bytes = sum.bytes,
+                chunks = sum.chunks,
+                "upload failed"
+            );
+            Next::Stop
+        }
+    });
+    if let Err((error, responder)) = started {
+        lock(uploads).remove(&token);
+        let _ = responder.respond_error(500, &format!("cannot read the body: {error}"), &[]);
+    }
+}
+
 /// The plugin instance.
 pub struct Echo {
     routes: RwLock<Vec<Route>>,
     timer: Timer,
     /// The cancel token of the next stream.
     next_token: AtomicU64,
+    /// Uploads being read, by cancel token: a cancellation of one is logged here.
+    uploads: Arc<Mutex<HashMap<u64, String>>>,
 }
 
 fn echo(request: &Request<'_>, responder: Responder) {
@@ -684,6 +791,7 @@ impl Plugin for Echo {
             routes: RwLock::new(Vec::new()),
             timer: Timer::start(),
             next_token: AtomicU64::new(1),
+            uploads: Arc::default(),
         })
     }
 
@@ -716,6 +824,10 @@ impl Plugin for Echo {
                 // responder's drop answers 500.
                 let _ = self.timer.send(job);
             }
+            Route::Upload => {
+                let token = self.next_token.fetch_add(1, Ordering::Relaxed);
+                upload(request, responder, token, &self.uploads);
+            }
             Route::Stream(plan) => {
                 let token = self.next_token.fetch_add(1, Ordering::Relaxed);
                 // Set before the timer has the responder, so no cancellation is missed. On a
@@ -746,6 +858,11 @@ impl Plugin for Echo {
 
     /// Stops the stream given this token: the client left or the server is stopping.
     fn cancel_token(&self, token: u64) {
+        let upload = lock(&self.uploads).remove(&token);
+        if let Some(request_id) = upload {
+            tracing::info!(request_id, "upload cancelled");
+            return;
+        }
         let _ = self.timer.send(Job::CancelToken(token));
     }
 
@@ -761,3 +878,22 @@ export_plugin!(
     name = "spikard_echo",
     version = env!("CARGO_PKG_VERSION")
 );
+
+#[cfg(test)]
+mod tests {
+    use super::Upload;
+
+    #[test]
+    fn the_upload_hash_is_fnv_1a_64_over_every_chunk() {
+        let mut whole = Upload::new();
+        whole.add(b"");
+        assert_eq!(whole.hash, 0xcbf2_9ce4_8422_2325, "the offset basis");
+        whole.add(b"a");
+        assert_eq!(whole.hash, 0xaf63_dc4c_8601_ec8c, "the published vector");
+        let mut split = Upload::new();
+        split.add(b"fo");
+        split.add(b"obar");
+        assert_eq!(split.hash, 0x8594_4171_f739_67e8, "FNV-1a 64 of \"foobar\"");
+        assert_eq!((split.bytes, split.chunks), (6, 2));
+    }
+}

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use pyo3::prelude::*;
+use pyo3::types::PyBytes;
 use pyo3_async_runtimes::TaskLocals;
 use spikard_abi::Responder;
 
@@ -211,7 +212,7 @@ fn answer(
     });
     match result {
         Ok((0, status, headers, payload)) => {
-            let body: &[u8] = match payload.bind(py).extract() {
+            let body = match payload.into_bound(py).cast_into::<PyBytes>() {
                 Ok(body) => body,
                 Err(_) => {
                     let _ = responder.respond_error(500, "the handler's body is not bytes", &[]);

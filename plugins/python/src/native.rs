@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
-use pyo3::types::{PyString, PyTuple};
+use pyo3::types::{PyBytes, PyString, PyTuple};
 use spikard_abi::{Host, Responder};
 
 use crate::stream::{self, PyStream};
@@ -209,17 +209,58 @@ fn borrowed<'a>(
         .collect()
 }
 
-/// Answers `responder` with `(status, headers, body)`, headers as Python pairs.
+/// Answers `responder` with `(status, headers, body)`, headers as Python pairs. The body's
+/// bytes are not copied: the host sends them from the `bytes` object, which it keeps alive
+/// until it is done ([`PyBody`]).
 pub fn respond_with(
     responder: Responder,
     status: u16,
     headers: &Bound<'_, PyAny>,
-    body: &[u8],
+    body: Bound<'_, PyBytes>,
 ) -> PyResult<()> {
     let pairs = header_pairs(headers)?;
     responder
-        .respond(status, &borrowed(&pairs)?, body)
+        .respond_owned(status, &borrowed(&pairs)?, PyBody::new(body))
         .map_err(|e| PyRuntimeError::new_err(e.to_string()))
+}
+
+/// A response body handed to the host without a copy: a strong reference to the `bytes`
+/// object, whose buffer the host sends from (a `bytes` object never changes nor moves).
+///
+/// The host drops it when done, on whichever thread that is. On a thread attached to the
+/// interpreter (a refused answer, released inside `respond`) that is a plain decref. On a
+/// host thread, which never holds the GIL, pyo3 (0.30, with its default reference pool)
+/// does not take the GIL: `Py::drop` queues the decref in its pool, which the next pyo3
+/// call on a Python thread (every request's answer is one) applies under the GIL. So no
+/// Python code (not even a `bytes` subclass's `__del__`) runs on a host thread.
+pub struct PyBody {
+    ptr: *const u8,
+    len: usize,
+    /// Keeps the buffer alive; only dropped, never used, off the GIL.
+    _owner: Py<PyBytes>,
+}
+
+// SAFETY: `Py<PyBytes>` is `Send`, and the pointer is into the immutable buffer it keeps
+// alive, readable from any thread.
+unsafe impl Send for PyBody {}
+
+impl PyBody {
+    /// Keeps `bytes` alive and borrows its buffer.
+    pub fn new(bytes: Bound<'_, PyBytes>) -> Self {
+        let buffer = bytes.as_bytes();
+        PyBody {
+            ptr: buffer.as_ptr(),
+            len: buffer.len(),
+            _owner: bytes.unbind(),
+        }
+    }
+}
+
+impl AsRef<[u8]> for PyBody {
+    fn as_ref(&self) -> &[u8] {
+        // SAFETY: the buffer of the `bytes` object `_owner` keeps alive; it never changes.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
 }
 
 /// Answers `responder` with Problem Details.
@@ -238,7 +279,12 @@ pub fn respond_problem(
 #[pymethods]
 impl PyResponder {
     /// `respond(status, headers, body)`.
-    fn respond(&self, status: u16, headers: &Bound<'_, PyAny>, body: &[u8]) -> PyResult<()> {
+    fn respond(
+        &self,
+        status: u16,
+        headers: &Bound<'_, PyAny>,
+        body: Bound<'_, PyBytes>,
+    ) -> PyResult<()> {
         match self.take()? {
             Some(responder) => respond_with(responder, status, headers, body),
             None => Ok(()),
