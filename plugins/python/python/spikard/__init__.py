@@ -25,15 +25,20 @@ async iterator of ``bytes``/``str`` (or a generator directly), or an
 ``EventSourceResponse`` of ``ServerSentEvent`` (``spikard.sse``); the
 producer advances only as fast as the client reads.
 
+Uploads: ``file: UploadFile``, ``data: bytes = File()``, ``note: str =
+Form()`` read a ``multipart/form-data`` body the host parsed and validated;
+uploads are closed after the response is sent.
+
 Importing this package needs only the standard library; msgspec is needed
 when routes are compiled and served.
 """
 
 from ._app import App, Route, State
-from ._params import Body, Cookie, Header, ParamInfo, Path, Query
+from ._params import Body, Cookie, File, Form, Header, ParamInfo, Path, Query
 from ._request import Request
 from ._responses import HTTPException, Response
 from ._streaming import StreamingResponse
+from ._upload import UploadFile
 from .sse import EventSourceResponse, ServerSentEvent
 
 __version__ = "0.1.0"
@@ -43,6 +48,8 @@ __all__ = [
     "Body",
     "Cookie",
     "EventSourceResponse",
+    "File",
+    "Form",
     "HTTPException",
     "Header",
     "ParamInfo",
@@ -54,5 +61,6 @@ __all__ = [
     "ServerSentEvent",
     "State",
     "StreamingResponse",
+    "UploadFile",
     "__version__",
 ]

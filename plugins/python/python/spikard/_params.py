@@ -1,4 +1,5 @@
-"""Parameter markers: ``Query``, ``Header``, ``Cookie``, ``Path`` and ``Body``.
+"""Parameter markers: ``Query``, ``Header``, ``Cookie``, ``Path``, ``Body``,
+``Form`` and ``File``.
 
 Each marker says where a handler parameter comes from and which constraints the
 host validates before the handler runs. Use one as the parameter's default
@@ -11,9 +12,9 @@ from __future__ import annotations
 
 from typing import Any, Final, Literal
 
-__all__ = ["Body", "Cookie", "Header", "ParamInfo", "Path", "Query", "Source"]
+__all__ = ["Body", "Cookie", "File", "Form", "Header", "ParamInfo", "Path", "Query", "Source"]
 
-Source = Literal["path", "query", "headers", "cookies", "body"]
+Source = Literal["path", "query", "headers", "cookies", "body", "form", "file"]
 
 
 class _Required:
@@ -46,6 +47,8 @@ class ParamInfo:
         "description",
         "convert_underscores",
         "embed",
+        "media_type",
+        "max_size",
     )
 
     def __init__(
@@ -64,6 +67,8 @@ class ParamInfo:
         description: str | None = None,
         convert_underscores: bool = True,
         embed: bool = False,
+        media_type: str | None = None,
+        max_size: int | None = None,
     ) -> None:
         self.source: Source = source
         self.default: Any = REQUIRED if default is ... else default
@@ -78,6 +83,10 @@ class ParamInfo:
         self.description = description
         self.convert_underscores = convert_underscores
         self.embed = embed
+        #: ``File``: the media types a file may have (``contentMediaType``).
+        self.media_type = media_type
+        #: ``File``: the largest file in bytes (``maxLength`` of a binary string).
+        self.max_size = max_size
 
     @property
     def required(self) -> bool:
@@ -244,4 +253,61 @@ def Body(  # noqa: N802
         max_length=max_length,
         pattern=pattern,
         description=description,
+    )
+
+
+def Form(  # noqa: N802
+    default: Any = REQUIRED,
+    *,
+    alias: str | None = None,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+    min_length: int | None = None,
+    max_length: int | None = None,
+    pattern: str | None = None,
+    description: str | None = None,
+) -> Any:
+    """A field of a ``multipart/form-data`` or
+    ``application/x-www-form-urlencoded`` body, named ``alias`` or the
+    parameter name; ``list[T]`` collects repeated fields. The host converts
+    the text by the declared type and validates it. A handler with ``Form``
+    or ``File`` parameters cannot also take a JSON body."""
+    return ParamInfo(
+        "form",
+        default,
+        alias=alias,
+        ge=ge,
+        gt=gt,
+        le=le,
+        lt=lt,
+        min_length=min_length,
+        max_length=max_length,
+        pattern=pattern,
+        description=description,
+    )
+
+
+def File(  # noqa: N802
+    default: Any = REQUIRED,
+    *,
+    alias: str | None = None,
+    media_type: str | None = None,
+    max_size: int | None = None,
+    description: str | None = None,
+) -> Any:
+    """A file of a ``multipart/form-data`` body: declare it ``UploadFile``,
+    ``bytes`` (the content), or a list of those (several parts of the same
+    name). The host checks ``media_type`` (``"image/png, image/jpeg"``,
+    ``"image/*"``; a part without ``Content-Type`` is ``text/plain``) and
+    ``max_size`` (bytes) and answers 422 at ``["files", name]`` otherwise.
+    ``UploadFile`` parameters need no marker unless optional or aliased."""
+    return ParamInfo(
+        "file",
+        default,
+        alias=alias,
+        description=description,
+        media_type=media_type,
+        max_size=max_size,
     )

@@ -49,6 +49,7 @@ from ._app import App
 from ._responses import HTTPException, Response
 from ._schema import HandlerPlan, handler_location
 from ._streaming import Source, StreamingResponse, Streamer
+from ._upload import UploadFile, release_all
 
 __all__ = [
     "Runtime",
@@ -234,12 +235,21 @@ def safe_outcome(plan: HandlerPlan, result: Any, request: Any) -> Outcome:
         return failure_of(exc, plan, request)
 
 
-def answer(responder: Responder, outcome: Outcome, streamer: Streamer | None = None, inline: bool = False) -> None:
+def answer(
+    responder: Responder,
+    outcome: Outcome,
+    streamer: Streamer | None = None,
+    inline: bool = False,
+    uploads: list[UploadFile] | None = None,
+) -> None:
     """Sends an outcome through the responder (a stream through
-    ``streamer``; ``inline``: on a sync worker); never raises."""
+    ``streamer``; ``inline``: on a sync worker), then closes the request's
+    ``uploads`` (a stream closes them when it ends); never raises."""
     kind, status, headers, payload = outcome
     if kind == STREAM:
         if streamer is not None:
+            if uploads:
+                payload.uploads = uploads  # type: ignore[union-attr]
             streamer.start(responder, status, headers, payload, inline)  # type: ignore[arg-type]
             return
         _log.error("request %s: a streamed response with no streamer", _request_id(responder))
@@ -250,6 +260,7 @@ def answer(responder: Responder, outcome: Outcome, streamer: Streamer | None = N
             responder.respond(status, headers, payload)  # type: ignore[arg-type]
         else:
             responder.respond_error(status, payload, headers)  # type: ignore[arg-type]
+        release_all(uploads)
         return
     except BaseException as exc:  # noqa: BLE001
         _log.error(
@@ -263,6 +274,7 @@ def answer(responder: Responder, outcome: Outcome, streamer: Streamer | None = N
         responder.respond_error(500, "Internal Server Error", [])
     except BaseException:  # noqa: BLE001 - already answered
         pass
+    release_all(uploads)
 
 
 # ---------------------------------------------------------------------------
@@ -307,15 +319,21 @@ async def _finish(plan: HandlerPlan, awaitable: Awaitable[Any], request: Any) ->
     return safe_outcome(plan, result, request)
 
 
-def _on_done(responder: Responder, plan: HandlerPlan, streamer: Streamer, task: asyncio.Future[Outcome]) -> None:
+def _on_done(
+    responder: Responder,
+    plan: HandlerPlan,
+    streamer: Streamer,
+    task: asyncio.Future[Outcome],
+    uploads: list[UploadFile] | None = None,
+) -> None:
     if task.cancelled():
-        answer(responder, _CANCELLED)
+        answer(responder, _CANCELLED, uploads=uploads)
         return
     exc = task.exception()
     if exc is not None:
-        answer(responder, failure_of(exc, plan, responder))
+        answer(responder, failure_of(exc, plan, responder), uploads=uploads)
     else:
-        answer(responder, task.result(), streamer)
+        answer(responder, task.result(), streamer, uploads=uploads)
 
 
 # ---------------------------------------------------------------------------
@@ -577,30 +595,36 @@ class Runtime:
         the coroutine at once and answers right away when it finishes
         without suspending; otherwise it goes on as a task. Never raises."""
         plan = None
+        uploads: list[UploadFile] | None = None
         try:
             plan = self.plans[handler_id]
-            coro = plan.invoke(
-                params_json, body, headers, responder.request_id if plan.wants_request else ""
-            )
+            request_id = responder.request_id if plan.wants_request else ""
+            if plan.uploads:
+                uploads = []
+                coro = plan.invoke(params_json, body, headers, request_id, uploads)
+            else:
+                coro = plan.invoke(params_json, body, headers, request_id)
         except BaseException as exc:  # noqa: BLE001
-            answer(responder, failure_of(exc, plan, responder))
+            answer(responder, failure_of(exc, plan, responder), uploads=uploads)
             return
         if not plan.is_async or plan.is_async_gen:  # no coroutine: the result is final
-            answer(responder, safe_outcome(plan, coro, responder), self._streamer)
+            answer(responder, safe_outcome(plan, coro, responder), self._streamer, uploads=uploads)
             return
-        self._start(plan, coro, responder)
+        self._start(plan, coro, responder, uploads)
 
-    def _start_manual(self, plan: HandlerPlan, coro: Any, responder: Responder) -> None:
+    def _start_manual(
+        self, plan: HandlerPlan, coro: Any, responder: Responder, uploads: list[UploadFile] | None = None
+    ) -> None:
         # The first step runs in a copy of the context, as a task's would, so
         # context variables set by one request never leak into the next.
         context = contextvars.copy_context()
         try:
             suspended_on = context.run(coro.send, None)
         except StopIteration as stop:
-            answer(responder, safe_outcome(plan, stop.value, responder), self._streamer)
+            answer(responder, safe_outcome(plan, stop.value, responder), self._streamer, uploads=uploads)
             return
         except BaseException as exc:  # noqa: BLE001
-            answer(responder, failure_of(exc, plan, responder))
+            answer(responder, failure_of(exc, plan, responder), uploads=uploads)
             return
         try:
             loop = self._loop or asyncio.get_running_loop()
@@ -611,11 +635,13 @@ class Runtime:
                 task = context.run(loop.create_task, rest)
         except BaseException as exc:  # noqa: BLE001 - e.g. no running loop
             coro.close()
-            answer(responder, failure_of(exc, plan, responder))
+            answer(responder, failure_of(exc, plan, responder), uploads=uploads)
             return
-        self._track(task, responder, plan)
+        self._track(task, responder, plan, uploads)
 
-    def _start_eager_task(self, plan: HandlerPlan, coro: Any, responder: Responder) -> None:
+    def _start_eager_task(
+        self, plan: HandlerPlan, coro: Any, responder: Responder, uploads: list[UploadFile] | None = None
+    ) -> None:
         # Python >= 3.12: an eager task runs its first step now, as a real
         # task (asyncio.current_task(), timeouts and TaskGroups work).
         try:
@@ -625,26 +651,37 @@ class Runtime:
             )
         except BaseException as exc:  # noqa: BLE001
             coro.close()
-            answer(responder, failure_of(exc, plan, responder))
+            answer(responder, failure_of(exc, plan, responder), uploads=uploads)
             return
         if task.done():
-            _on_done(responder, plan, self._streamer, task)
+            _on_done(responder, plan, self._streamer, task, uploads)
             return
-        self._track(task, responder, plan)
+        self._track(task, responder, plan, uploads)
 
-    def _track(self, task: asyncio.Future[Outcome], responder: Responder, plan: HandlerPlan) -> None:
+    def _track(
+        self,
+        task: asyncio.Future[Outcome],
+        responder: Responder,
+        plan: HandlerPlan,
+        uploads: list[UploadFile] | None = None,
+    ) -> None:
         # Kept by request id, for `cancel`, until done; one callback answers.
         request_id = responder.request_id
         self._tasks[request_id] = task
-        task.add_done_callback(functools.partial(self._task_done, request_id, responder, plan))
+        task.add_done_callback(functools.partial(self._task_done, request_id, responder, plan, uploads))
 
     def _task_done(
-        self, request_id: str, responder: Responder, plan: HandlerPlan, task: asyncio.Future[Outcome]
+        self,
+        request_id: str,
+        responder: Responder,
+        plan: HandlerPlan,
+        uploads: list[UploadFile] | None,
+        task: asyncio.Future[Outcome],
     ) -> None:
         tasks = self._tasks
         if tasks.get(request_id) is task:
             del tasks[request_id]
-        _on_done(responder, plan, self._streamer, task)
+        _on_done(responder, plan, self._streamer, task, uploads)
 
     def call_sync(
         self,
@@ -657,15 +694,19 @@ class Runtime:
         """Serves a ``def`` handler; call on a worker thread holding the GIL.
         Never raises; always answers."""
         plan = None
+        uploads: list[UploadFile] | None = None
         try:
             plan = self.plans[handler_id]
-            result = plan.invoke(
-                params_json, body, headers, responder.request_id if plan.wants_request else ""
-            )
+            request_id = responder.request_id if plan.wants_request else ""
+            if plan.uploads:
+                uploads = []
+                result = plan.invoke(params_json, body, headers, request_id, uploads)
+            else:
+                result = plan.invoke(params_json, body, headers, request_id)
             outcome = outcome_of(plan, result)
         except BaseException as exc:  # noqa: BLE001
             outcome = failure_of(exc, plan, responder)
-        answer(responder, outcome, self._streamer, inline=True)
+        answer(responder, outcome, self._streamer, inline=True, uploads=uploads)
 
     async def coroutine(
         self,
@@ -686,17 +727,31 @@ class Runtime:
         if task is not None:
             tasks[request_id] = task
         plan = None
+        uploads: list[UploadFile] | None = None
         try:
             plan = self.plans[handler_id]
-            result = plan.invoke(params_json, body, headers, request_id)
+            if plan.uploads:
+                uploads = []
+                result = plan.invoke(params_json, body, headers, request_id, uploads)
+            else:
+                result = plan.invoke(params_json, body, headers, request_id)
             if plan.is_async and not plan.is_async_gen:
                 result = await result
         except BaseException as exc:  # noqa: BLE001
+            release_all(uploads)
             return failure_of(exc, plan, request_id)
         finally:
             if task is not None and tasks.get(request_id) is task:
                 del tasks[request_id]
-        return safe_outcome(plan, result, request_id)
+        outcome = safe_outcome(plan, result, request_id)
+        if uploads:
+            # The bridge sends the outcome after this returns; its body is
+            # bytes by now, so only a stream still needs the uploads.
+            if outcome[0] == STREAM:
+                outcome[3].uploads = uploads  # type: ignore[union-attr]
+            else:
+                release_all(uploads)
+        return outcome
 
     def begin_stream(self, responder: Responder, status: int, headers: Headers, source: Source) -> None:
         """The "into_future" bridge's answer for a stream outcome (from the

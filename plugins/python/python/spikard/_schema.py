@@ -11,6 +11,7 @@ converts those that need it and calls the handler.
 
 from __future__ import annotations
 
+import binascii
 import collections.abc
 import dataclasses
 import datetime
@@ -32,6 +33,7 @@ from ._params import REQUIRED, ParamInfo
 from ._request import Request
 from ._responses import HTTPException
 from ._streaming import DEFAULT_MEDIA_TYPE, is_generator_function
+from ._upload import UploadFile
 
 if TYPE_CHECKING:
     from ._app import Route
@@ -465,6 +467,7 @@ class HandlerPlan:
         "response_convert",
         "stream_head",
         "params",
+        "uploads",
         "invoke",
     )
 
@@ -478,6 +481,10 @@ class HandlerPlan:
         self.is_async = self.is_async_gen or _is_async(route.handler)
         self.wants_request = False
         self.params: list[_Param] = []
+        #: The handler takes ``UploadFile``s: ``invoke`` has a fifth
+        #: argument, the list the request's uploads are put in, which the
+        #: runtime closes after the response is sent.
+        self.uploads = False
         self.schema: dict[str, Any] = {}
         self.schema_json = "{}"
         self.response_convert: Converter | None = None
@@ -540,6 +547,7 @@ def compile_route(route: Route) -> HandlerPlan:
     in_path = path_params(route.path)
     params: list[_Param] = []
     bodies: list[tuple[str, Any, ParamInfo | None, Any, list[Any]]] = []
+    forms: list[tuple[str, str, Any, ParamInfo | None, Any, list[Any]]] = []
     request_kw: str | None = None
 
     for name, parameter in signature.parameters.items():
@@ -575,6 +583,8 @@ def compile_route(route: Route) -> HandlerPlan:
             source: str = info.source
         elif name in in_path:
             source = "path"
+        elif _is_upload_type(tp):
+            source = "file"
         elif _is_body_type(tp):
             source = "body"
         else:
@@ -582,6 +592,9 @@ def compile_route(route: Route) -> HandlerPlan:
 
         if source == "body":
             bodies.append((name, tp, info, default, metadata))
+            continue
+        if source in ("form", "file"):
+            forms.append((name, source, tp, info, default, metadata))
             continue
         try:
             params.append(_make_param(name, source, tp, info, default, metadata, in_path))
@@ -622,6 +635,24 @@ def compile_route(route: Route) -> HandlerPlan:
         schema[source] = obj
 
     body_reader = None
+    form_reader = None
+    if forms and bodies:
+        raise RouteError(
+            f"handler {where}: parameter {bodies[0][0]!r} is a JSON body but {forms[0][0]!r} is a form field "
+            "(Form/File/UploadFile); a request has one body, either a form (multipart/form-data or urlencoded) "
+            "or JSON: declare the model's fields as Form() parameters, or move the file to another route"
+        )
+    if forms:
+        try:
+            form_reader, form_schema, plan.uploads = _make_form(forms, in_path)
+        except RouteError as exc:
+            raise RouteError(f"handler {where}: {exc}") from None
+        except TypeError as exc:
+            raise RouteError(
+                f"handler {where}: {exc}; a Form() field is int, float, str, bool, UUID, date, datetime, "
+                "an Enum, a Literal, or a list of those"
+            ) from None
+        schema["body"] = form_schema
     if bodies:
         try:
             body_reader, body_schema = _make_body(bodies)
@@ -641,7 +672,10 @@ def compile_route(route: Route) -> HandlerPlan:
     plan.wants_request = request_kw is not None
     plan.schema = schema
     plan.schema_json = msgspec.json.encode(schema).decode()
-    plan.invoke = _make_invoke(handler, params, body_reader, request_kw)
+    if form_reader is not None:
+        plan.invoke = _make_form_invoke(handler, params, form_reader, request_kw)
+    else:
+        plan.invoke = _make_invoke(handler, params, body_reader, request_kw)
     return plan
 
 
@@ -801,6 +835,273 @@ def _make_body(
                 raise _body_error(codec, exc) from exc
 
     return read_members, embedded
+
+
+# ---------------------------------------------------------------------------
+# Forms and uploads
+
+#: The schema of an uploaded file: the host treats a ``binary`` string
+#: property as a file field (checks its rules, hands it over as an object).
+_FILE_SCHEMA: Final = {"type": "string", "format": "binary"}
+
+FormConverter = Callable[[Any, list[UploadFile]], Any]
+
+
+def _is_upload(tp: Any) -> bool:
+    tp = _strip_annotated(tp)[0]
+    return isinstance(tp, type) and issubclass(tp, UploadFile)
+
+
+def _list_item(tp: Any) -> Any:
+    """The item type of ``list[T]`` & co., else ``_MISSING``."""
+    origin = get_origin(tp)
+    if origin in _ARRAY_ORIGINS or tp in _ARRAY_ORIGINS:
+        if origin is tuple:
+            args = get_args(tp)
+            return args[0] if len(args) == 2 and args[1] is Ellipsis else _MISSING
+        args = get_args(tp)
+        return args[0] if args else Any
+    return _MISSING
+
+
+def _is_upload_type(tp: Any) -> bool:
+    """``UploadFile``, optional or in a list: a file without a marker."""
+    inner = _split_optional(_strip_annotated(tp)[0])[0]
+    item = _list_item(inner)
+    return _is_upload(inner if item is _MISSING else item)
+
+
+def _not_a_file(key: str, value: Any) -> HTTPException:
+    received = "a list" if isinstance(value, list) else "text"
+    return HTTPException(
+        422,
+        f"form field {key!r}: expected a file (a multipart/form-data part with a filename), received {received}",
+    )
+
+
+def _upload_of(key: str, value: Any, files: list[UploadFile]) -> UploadFile:
+    if type(value) is not dict:
+        raise _not_a_file(key, value)
+    upload = UploadFile.from_part(value)
+    files.append(upload)
+    return upload
+
+
+def _bytes_of(value: Any) -> bytes:
+    """A file's content, or a text field's UTF-8 bytes."""
+    if type(value) is dict:
+        content = value.get("content") or ""
+        if value.get("content_encoding") == "base64":
+            return binascii.a2b_base64(content)
+        return str(content).encode()
+    return str(value).encode()
+
+
+def _form_converter(key: str, kind: str, container: Callable[[Any], Any] | None, conv: Converter | None) -> FormConverter:
+    """How one member's validated value becomes the handler's argument."""
+    if kind == "upload":
+        return lambda value, files: _upload_of(key, value, files)
+    if kind == "uploads":
+
+        def uploads(value: Any, files: list[UploadFile]) -> Any:
+            items = value if isinstance(value, list) else [value]
+            result = [_upload_of(key, item, files) for item in items]
+            return container(result) if container is not None else result
+
+        return uploads
+    if kind == "bytes":
+        return lambda value, files: _bytes_of(value)
+    if kind == "bytes_list":
+
+        def bytes_list(value: Any, files: list[UploadFile]) -> Any:
+            items = value if isinstance(value, list) else [value]
+            result = [_bytes_of(item) for item in items]
+            return container(result) if container is not None else result
+
+        return bytes_list
+
+    def field(value: Any, files: list[UploadFile]) -> Any:
+        if type(value) is dict or (type(value) is list and any(type(v) is dict for v in value)):
+            raise HTTPException(
+                422, f"form field {key!r}: expected text, received a file (a part with a filename)"
+            )
+        if conv is None:
+            return value
+        try:
+            return conv(value)
+        except (ValueError, TypeError) as exc:
+            raise HTTPException(422, f"form field {key!r}: {exc}") from exc
+
+    return field
+
+
+def _file_schema(info: ParamInfo | None) -> dict[str, Any]:
+    schema = dict(_FILE_SCHEMA)
+    if info is not None:
+        if info.media_type:
+            schema["contentMediaType"] = info.media_type
+        if info.max_size is not None:
+            schema["maxLength"] = int(info.max_size)
+    return schema
+
+
+def _make_form(
+    forms: list[tuple[str, str, Any, ParamInfo | None, Any, list[Any]]],
+    in_path: list[str],
+) -> tuple[Callable[[dict[str, Any], Any, list[UploadFile]], None], dict[str, Any], bool]:
+    """The reader that puts the form members into the kwargs, the body
+    schema describing the form, and whether it makes ``UploadFile``s."""
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    defs: dict[str, Any] = {}
+    members: list[tuple[str, str, Any, FormConverter]] = []
+    has_files = False
+    makes_uploads = False
+    for name, source, tp, info, default, metadata in forms:
+        key = (info.alias if info is not None and info.alias else None) or name
+        if key in properties:
+            other = next(m[0] for m in members if m[1] == key)
+            raise RouteError(f"parameters {other!r} and {name!r} both read form field {key!r}; give one another alias")
+        inner, nullable = _split_optional(tp)
+        inner = _strip_annotated(inner)[0]
+        item = _list_item(inner)
+        target = inner if item is _MISSING else _split_optional(_strip_annotated(item)[0])[0]
+        container = None if item is _MISSING else _ARRAY_ORIGINS.get(get_origin(inner) or inner)
+        if container is list:
+            container = None
+        if nullable and default is REQUIRED:
+            default = None
+        if _is_upload(target) or (target in (bytes, bytearray) and source == "file"):
+            is_upload = _is_upload(target)
+            file_schema = _file_schema(info)
+            if item is _MISSING:
+                sub = file_schema
+                kind = "upload" if is_upload else "bytes"
+            else:
+                sub = {"type": "array", "items": file_schema}
+                kind = "uploads" if is_upload else "bytes_list"
+            if info is not None and info.description:
+                sub["description"] = info.description
+            has_files = True
+            makes_uploads = makes_uploads or is_upload
+            conv = _form_converter(key, kind, container, None)
+        elif source == "file":
+            raise RouteError(
+                f"File() parameter {name!r} is declared {tp!r}; declare it UploadFile, bytes or a list of those, "
+                "or use Form() for a text field"
+            )
+        elif _is_body_type(target):
+            raise RouteError(
+                f"Form() parameter {name!r} is a model ({tp!r}); declare one Form() parameter per field, "
+                "or drop Form(): a model body accepts urlencoded and multipart forms as well as JSON"
+            )
+        elif target in (bytes, bytearray):
+            sub = {"type": "string"} if item is _MISSING else {"type": "array", "items": {"type": "string"}}
+            if info is not None and info.description:
+                sub["description"] = info.description
+            conv = _form_converter(key, "bytes" if item is _MISSING else "bytes_list", container, None)
+        else:
+            param = _make_param(name, "form", tp, info, default, metadata, in_path)
+            sub = param.schema
+            inner_defs = sub.pop("$defs", None)
+            if inner_defs:
+                defs.update(inner_defs)
+            conv = _form_converter(key, "field", None, param.conv)
+            default = _MISSING if param.required else param.default
+        if default is REQUIRED:
+            default = _MISSING
+        if default is _MISSING:
+            required.append(key)
+        properties[key] = sub
+        members.append((name, key, default, conv))
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = required
+    if defs:
+        schema["$defs"] = defs
+    accepted = "multipart/form-data" if has_files else "multipart/form-data or application/x-www-form-urlencoded"
+    not_a_form = f"this route takes a form body: send it as {accepted}, not JSON"
+    entries = tuple(members)
+    missing = _MISSING
+
+    def read_form(kwargs: dict[str, Any], decoded: Any, files: list[UploadFile]) -> None:
+        form = decoded.get("form") if isinstance(decoded, dict) else None
+        if not isinstance(form, dict):
+            raise HTTPException(415, not_a_form)
+        for name, key, default, conv in entries:
+            value = form.get(key, missing)
+            if value is missing:
+                if default is missing:
+                    raise HTTPException(422, f"form field {key!r} is required")
+                kwargs[name] = default
+            else:
+                kwargs[name] = conv(value, files)
+
+    return read_form, schema, makes_uploads
+
+
+def _read_groups(
+    kwargs: dict[str, Any],
+    decoded: dict[str, Any],
+    groups: tuple[tuple[str, tuple[tuple[str, str, Any, Converter | None], ...]], ...],
+) -> None:
+    """Path, query, header and cookie parameters into the kwargs."""
+    missing = _MISSING
+    for source, entries in groups:
+        values = decoded.get(source) or {}
+        for name, key, default, conv in entries:
+            value = values.get(key, missing)
+            if value is missing:
+                if default is not missing:
+                    kwargs[name] = default
+            elif conv is None:
+                kwargs[name] = value
+            else:
+                try:
+                    kwargs[name] = conv(value)
+                except (ValueError, TypeError) as exc:
+                    raise HTTPException(422, f"{source} parameter {key!r}: {exc}") from exc
+
+
+def _make_form_invoke(
+    handler: Callable[..., Any],
+    params: list[_Param],
+    form_reader: Callable[[dict[str, Any], Any, list[UploadFile]], None],
+    request_kw: str | None,
+) -> Callable[..., Any]:
+    """The per-request function of a form route: ``invoke(params_json, body,
+    headers, request_id, files=None)``; the uploads it makes are appended to
+    ``files`` as they are made, for the runtime to close."""
+    groups = tuple(
+        (
+            source,
+            tuple(
+                (p.name, p.key, _MISSING if p.required else p.default, p.conv)
+                for p in params
+                if p.source == source
+            ),
+        )
+        for source in _SOURCES
+        if any(p.source == source for p in params)
+    )
+    decode = msgspec.json.Decoder().decode
+
+    def invoke_form(
+        params_json: Any, body: bytes, headers: Any, request_id: str, files: list[UploadFile] | None = None
+    ) -> Any:
+        if isinstance(params_json, dict):
+            decoded = params_json
+        else:
+            decoded = decode(params_json) if params_json else {}
+        kwargs: dict[str, Any] = {}
+        if groups:
+            _read_groups(kwargs, decoded, groups)
+        form_reader(kwargs, decoded, files if files is not None else [])
+        if request_kw is not None:
+            kwargs[request_kw] = Request(headers, decoded, body, request_id)
+        return handler(**kwargs)
+
+    return invoke_form
 
 
 def _response_converter(model: Any) -> Converter:

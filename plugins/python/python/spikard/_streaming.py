@@ -37,6 +37,7 @@ from collections.abc import AsyncIterable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, Final, Optional, Protocol
 
 from ._responses import HeadersLike, Response
+from ._upload import UploadFile, release_all
 
 if TYPE_CHECKING:
     from ._schema import HandlerPlan
@@ -164,9 +165,9 @@ class StreamingResponse(Response):
 class Source:
     """What a stream's body comes from: the iterator (sync or async), how an
     item becomes bytes, the keep-alive interval and the handler (for log
-    lines)."""
+    lines), and the request's uploads, closed with the producer."""
 
-    __slots__ = ("iterator", "is_async", "encode", "ping", "plan")
+    __slots__ = ("iterator", "is_async", "encode", "ping", "plan", "uploads")
 
     def __init__(self, content: Any, encode: Encoder, ping: float | None, plan: HandlerPlan | None) -> None:
         if isinstance(content, (types.AsyncGeneratorType, types.GeneratorType)):
@@ -180,6 +181,8 @@ class Source:
         self.encode = encode
         self.ping = ping
         self.plan = plan
+        #: The request's ``UploadFile``s: closed when the stream ends.
+        self.uploads: list[UploadFile] | None = None
 
     @classmethod
     def of_generator(cls, generator: Any, plan: HandlerPlan) -> Source:
@@ -187,24 +190,28 @@ class Source:
         return cls(generator, encode_chunk, None, plan)
 
     def close(self) -> None:
-        """Closes a sync producer (its ``finally`` blocks run); errors are logged."""
+        """Closes a sync producer (its ``finally`` blocks run), then the
+        request's uploads; errors are logged."""
         close = getattr(self.iterator, "close", None)
-        if close is None:
-            return
         try:
-            close()
+            if close is not None:
+                close()
         except BaseException as exc:  # noqa: BLE001 - a failing finally block
             self._log_close_failure(exc)
+        finally:
+            release_all(self.uploads)
 
     async def aclose(self) -> None:
-        """Closes an async producer (its ``finally`` blocks run); errors are logged."""
+        """Closes an async producer (its ``finally`` blocks run), then the
+        request's uploads; errors are logged."""
         aclose = getattr(self.iterator, "aclose", None)
-        if aclose is None:
-            return
         try:
-            await aclose()
+            if aclose is not None:
+                await aclose()
         except BaseException as exc:  # noqa: BLE001 - a failing finally block, or a second cancel
             self._log_close_failure(exc)
+        finally:
+            release_all(self.uploads)
 
     def where(self) -> str:
         """``GET /path: handler app:f (app.py:12)``."""
