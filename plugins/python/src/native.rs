@@ -209,9 +209,9 @@ fn borrowed<'a>(
         .collect()
 }
 
-/// Answers `responder` with `(status, headers, body)`, headers as Python pairs. The body's
-/// bytes are not copied: the host sends them from the `bytes` object, which it keeps alive
-/// until it is done ([`PyBody`]).
+/// Answers `responder` with `(status, headers, body)`, headers as Python pairs. A body of
+/// [`OWNED_BODY_MIN`] bytes or more is not copied: the host sends it from the `bytes`
+/// object, which it keeps alive until it is done ([`PyBody`]).
 pub fn respond_with(
     responder: Responder,
     status: u16,
@@ -219,10 +219,20 @@ pub fn respond_with(
     body: Bound<'_, PyBytes>,
 ) -> PyResult<()> {
     let pairs = header_pairs(headers)?;
-    responder
-        .respond_owned(status, &borrowed(&pairs)?, PyBody::new(body))
-        .map_err(|e| PyRuntimeError::new_err(e.to_string()))
+    let headers = borrowed(&pairs)?;
+    let answered = if body.as_bytes().len() < OWNED_BODY_MIN {
+        // Copying a small body costs less than keeping the object alive across threads
+        // (a box, the release call, and a deferred decref through pyo3's pool).
+        responder.respond(status, &headers, body.as_bytes())
+    } else {
+        responder.respond_owned(status, &headers, PyBody::new(body))
+    };
+    answered.map_err(|e| PyRuntimeError::new_err(e.to_string()))
 }
+
+/// Bodies from this size on are handed to the host without a copy ([`PyBody`]); smaller
+/// ones are copied during `respond`.
+pub const OWNED_BODY_MIN: usize = 8 * 1024;
 
 /// A response body handed to the host without a copy: a strong reference to the `bytes`
 /// object, whose buffer the host sends from (a `bytes` object never changes nor moves).
