@@ -529,22 +529,13 @@ pub fn stream_start(
 
 /// `stream_write`: copies `chunk` into the stream unless it is full.
 pub fn stream_write(raw: *mut ffi::ResponderHandle, chunk: &[u8]) -> i32 {
-    let mut guard = match lookup(raw) {
-        Ok(state) => state,
-        Err(dead) => {
-            dead.log("stream_write");
-            return dead.stream_code();
-        }
+    let mut guard = match running_slot(raw, "stream_write") {
+        Ok(guard) => guard,
+        Err(code) => return code,
     };
     let state = &mut *guard;
-    let stream = match running(&mut state.phase) {
-        Ok(stream) => stream,
-        Err(why) => {
-            let plugin = state.plugin;
-            drop(guard);
-            misuse(plugin, "stream_write", why);
-            return ffi::ERR;
-        }
+    let Ok(stream) = running(&mut state.phase) else {
+        return ffi::ERR; // checked by `running_slot`, under the same lock
     };
     if chunk.is_empty() {
         return ffi::OK;
@@ -562,22 +553,13 @@ pub fn stream_write(raw: *mut ffi::ResponderHandle, chunk: &[u8]) -> i32 {
 
 /// `stream_on_ready`: `call` runs once the reader has room for more, or the request ends.
 pub fn stream_on_ready(raw: *mut ffi::ResponderHandle, call: ReadyCall) -> i32 {
-    let mut guard = match lookup(raw) {
-        Ok(state) => state,
-        Err(dead) => {
-            dead.log("stream_on_ready");
-            return dead.stream_code();
-        }
+    let mut guard = match running_slot(raw, "stream_on_ready") {
+        Ok(guard) => guard,
+        Err(code) => return code,
     };
     let state = &mut *guard;
-    let stream = match running(&mut state.phase) {
-        Ok(stream) => stream,
-        Err(why) => {
-            let plugin = state.plugin;
-            drop(guard);
-            misuse(plugin, "stream_on_ready", why);
-            return ffi::ERR;
-        }
+    let Ok(stream) = running(&mut state.phase) else {
+        return ffi::ERR; // checked by `running_slot`, under the same lock
     };
     stream.ready.push(call);
     // Room already: the reader's next poll runs it (never this call), so wake the reader.
@@ -594,22 +576,13 @@ pub fn stream_on_ready(raw: *mut ffi::ResponderHandle, call: ReadyCall) -> i32 {
 /// `stream_end`: no more chunks; `trailers` follow them (or why they were malformed: the
 /// stream ends without them and the call fails).
 pub fn stream_end(raw: *mut ffi::ResponderHandle, trailers: Result<HeaderMap, String>) -> i32 {
-    let mut guard = match lookup(raw) {
-        Ok(state) => state,
-        Err(dead) => {
-            dead.log("stream_end");
-            return dead.stream_code();
-        }
+    let mut guard = match running_slot(raw, "stream_end") {
+        Ok(guard) => guard,
+        Err(code) => return code,
     };
     let state = &mut *guard;
-    let stream = match running(&mut state.phase) {
-        Ok(stream) => stream,
-        Err(why) => {
-            let plugin = state.plugin;
-            drop(guard);
-            misuse(plugin, "stream_end", why);
-            return ffi::ERR;
-        }
+    let Ok(stream) = running(&mut state.phase) else {
+        return ffi::ERR; // checked by `running_slot`, under the same lock
     };
     stream.ended = true;
     let invalid = match trailers {
@@ -656,6 +629,25 @@ pub fn set_cancel_token(raw: *mut ffi::ResponderHandle, token: u64) -> i32 {
     }
     state.token = Some(token);
     ffi::OK
+}
+
+/// The slot of `raw` with its stream running, locked; otherwise the code the call returns
+/// (after logging a dead handle or the misuse).
+fn running_slot(
+    raw: *mut ffi::ResponderHandle,
+    call: &'static str,
+) -> Result<MutexGuard<'static, State>, i32> {
+    let mut guard = lookup(raw).map_err(|dead| {
+        dead.log(call);
+        dead.stream_code()
+    })?;
+    if let Err(why) = running(&mut guard.phase) {
+        let plugin = guard.plugin;
+        drop(guard);
+        misuse(plugin, call, why);
+        return Err(ffi::ERR);
+    }
+    Ok(guard)
 }
 
 /// The stream a stream call may use, or why it may not.
