@@ -1040,10 +1040,30 @@ def _make_form(
     return read_form, schema, makes_uploads
 
 
+_Groups = tuple[tuple[str, tuple[tuple[str, str, Any, Converter | None], ...]], ...]
+
+
+def _param_groups(params: list[_Param]) -> _Groups:
+    """The parameters by source, each as ``(name, key, default or _MISSING, converter)``:
+    what both invokers read per request, built once."""
+    return tuple(
+        (
+            source,
+            tuple(
+                (p.name, p.key, _MISSING if p.required else p.default, p.conv)
+                for p in params
+                if p.source == source
+            ),
+        )
+        for source in _SOURCES
+        if any(p.source == source for p in params)
+    )
+
+
 def _read_groups(
     kwargs: dict[str, Any],
     decoded: dict[str, Any],
-    groups: tuple[tuple[str, tuple[tuple[str, str, Any, Converter | None], ...]], ...],
+    groups: _Groups,
 ) -> None:
     """Path, query, header and cookie parameters into the kwargs."""
     missing = _MISSING
@@ -1072,18 +1092,7 @@ def _make_form_invoke(
     """The per-request function of a form route: ``invoke(params_json, body,
     headers, request_id, files=None)``; the uploads it makes are appended to
     ``files`` as they are made, for the runtime to close."""
-    groups = tuple(
-        (
-            source,
-            tuple(
-                (p.name, p.key, _MISSING if p.required else p.default, p.conv)
-                for p in params
-                if p.source == source
-            ),
-        )
-        for source in _SOURCES
-        if any(p.source == source for p in params)
-    )
+    groups = _param_groups(params)
     decode = msgspec.json.Decoder().decode
 
     def invoke_form(
@@ -1134,18 +1143,7 @@ def _make_invoke(
 
         return invoke_bare
 
-    groups: tuple[tuple[str, tuple[tuple[str, str, Any, Converter | None], ...]], ...] = tuple(
-        (
-            source,
-            tuple(
-                (p.name, p.key, _MISSING if p.required else p.default, p.conv)
-                for p in params
-                if p.source == source
-            ),
-        )
-        for source in _SOURCES
-        if any(p.source == source for p in params)
-    )
+    groups = _param_groups(params)
     decode = msgspec.json.Decoder().decode
     missing = _MISSING
     empty: dict[str, Any] = {}
