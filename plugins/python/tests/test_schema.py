@@ -15,7 +15,7 @@ import pydantic
 import pytest
 
 from spikard import App, Body, Cookie, Header, Path, Query, Request
-from spikard._schema import RouteError
+from spikard._invoke import RouteError
 
 
 class Color(enum.Enum):

@@ -15,7 +15,7 @@ import pytest
 
 from spikard import App, Body, File, Form, HTTPException, Query, StreamingResponse, UploadFile
 from spikard._runtime import Runtime
-from spikard._schema import RouteError
+from spikard._invoke import RouteError
 
 
 class Item(msgspec.Struct):

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar, Union
 
 if TYPE_CHECKING:
-    from ._schema import HandlerPlan
+    from ._invoke import HandlerPlan
 
 __all__ = ["App", "Route", "State", "METHODS"]
 
@@ -84,7 +84,7 @@ class Route:
         or option (``timeout``)."""
         plan = self._plan
         if plan is None:
-            from ._schema import compile_route
+            from ._invoke import compile_route
 
             plan = self._plan = compile_route(self)
         return plan

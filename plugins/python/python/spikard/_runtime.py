@@ -47,7 +47,7 @@ import msgspec
 from . import _json, _process
 from ._app import App
 from ._responses import HTTPException, Response
-from ._schema import HandlerPlan, handler_location
+from ._invoke import HandlerPlan, handler_location
 from ._streaming import Source, StreamingResponse, Streamer
 from ._upload import UploadFile, release_all
 

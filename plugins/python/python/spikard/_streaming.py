@@ -40,7 +40,7 @@ from ._responses import HeadersLike, Response
 from ._upload import UploadFile, release_all
 
 if TYPE_CHECKING:
-    from ._schema import HandlerPlan
+    from ._invoke import HandlerPlan
 
 __all__ = ["StreamingResponse", "Source", "Streamer", "Stream", "encode_chunk", "SLICE"]
 
