@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
-from fastapi import FastAPI, Query
+from fastapi import Depends, FastAPI, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
@@ -43,6 +43,15 @@ async def create_item(item: Item) -> Item:
 @app.get("/items/{item_id}")
 async def get_item(item_id: int, q: Annotated[str | None, Query()] = None) -> dict:
     return {"item_id": item_id, "q": q}
+
+
+async def common_parameters(q: str | None = None, skip: int = 0, limit: int = 100) -> dict:
+    return {"q": q, "skip": skip, "limit": limit}
+
+
+@app.get("/items-dep/{item_id}")
+async def get_item_dep(item_id: int, commons: Annotated[dict, Depends(common_parameters)]) -> dict:
+    return {"item_id": item_id, **commons}
 
 
 @app.get("/big")

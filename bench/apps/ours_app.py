@@ -17,6 +17,10 @@ try:
     from spikard import StreamingResponse
 except ImportError:  # an older build (bench/run --baseline) without streaming: no /stream
     StreamingResponse = None
+try:
+    from spikard import Depends
+except ImportError:  # an older build (bench/run --baseline) without `Depends`: no /items-dep
+    Depends = None
 
 from payload import BIG, HELLO, SLEEP_SECONDS, SLEPT, STREAM_CHUNK, STREAM_CHUNKS, cpu_work
 
@@ -74,3 +78,13 @@ if StreamingResponse is not None:
                 yield STREAM_CHUNK
 
         return StreamingResponse(chunks(), media_type="text/plain")
+
+
+if Depends is not None:
+
+    async def common_parameters(q: str | None = None, skip: int = 0, limit: int = 100) -> dict:
+        return {"q": q, "skip": skip, "limit": limit}
+
+    @app.get("/items-dep/{item_id}")
+    async def get_item_dep(item_id: int, commons: Annotated[dict, Depends(common_parameters)]) -> dict:
+        return {"item_id": item_id, **commons}

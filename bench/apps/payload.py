@@ -24,6 +24,10 @@ ITEM_ID = 42
 QUERY = "hello"
 ITEM_GET = {"item_id": ITEM_ID, "q": QUERY}
 
+# GET /items-dep/{item_id}?q=...&limit=...: the query read by a dependency (`Depends`).
+LIMIT = 5
+ITEM_DEP = {"item_id": ITEM_ID, "q": QUERY, "skip": 0, "limit": LIMIT}
+
 # GET /stream: a streamed body of STREAM_CHUNKS chunks of 1 KiB each (text/plain), written
 # one by one by the handler (an async generator where the framework has one).
 STREAM_CHUNKS = 100
