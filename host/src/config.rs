@@ -15,8 +15,10 @@ use toml::Spanned;
 
 use crate::validation::SchemaSpec;
 
+mod openapi;
 mod policies;
 
+pub use openapi::OpenApiConfig;
 pub use policies::{Applied, Level, Policies};
 
 /// The resolved configuration the server runs on.
@@ -34,6 +36,8 @@ pub struct Config {
     pub policies: Policies,
     /// `[[static]]`: directories served under URL prefixes.
     pub statics: Vec<crate::middleware::static_files::StaticMount>,
+    /// `[openapi]`: the OpenAPI document and docs page the host serves (off by default).
+    pub openapi: OpenApiConfig,
 }
 
 /// `[server]`: how the host listens and behaves for every route.
@@ -211,6 +215,8 @@ pub struct RouteConfig {
     pub stream_body: bool,
     /// The route's own policy keys (`cors`, `auth`, `rate_limit`, `compression`).
     pub policies: Level,
+    /// `openapi = { … }`: how the route appears in the OpenAPI document.
+    pub openapi: crate::openapi::RouteMeta,
     /// Where it is declared, for messages.
     pub at: Location,
 }
@@ -273,6 +279,8 @@ struct RawConfig {
     policies: Vec<Spanned<policies::RawPolicy>>,
     #[serde(default, rename = "static")]
     statics: Vec<Spanned<crate::middleware::static_files::RawStatic>>,
+    #[serde(default)]
+    openapi: Option<Spanned<openapi::RawOpenApi>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -355,6 +363,8 @@ struct RawRoute {
     request_id: Option<bool>,
     #[serde(default)]
     stream_body: Option<Spanned<bool>>,
+    #[serde(default)]
+    openapi: Option<Spanned<toml::Table>>,
     cors: Option<crate::middleware::policy::Toggle<crate::middleware::cors::RawCors>>,
     auth: Option<crate::middleware::policy::Toggle<crate::middleware::auth::RawAuth>>,
     rate_limit:
@@ -712,6 +722,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
             &field,
             base,
         )?;
+        let openapi = openapi::route_meta(&source, route.openapi, &field)?;
         routes.push(RouteConfig {
             method,
             path,
@@ -726,13 +737,15 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
             request_id: route.request_id,
             stream_body,
             policies,
+            openapi,
             at: source.at(span.start),
         });
     }
 
     check_health_paths(&source, &process, &routes)?;
-    server.process = process.config;
     let statics = resolve_statics(&source, &raw.statics, base)?;
+    let openapi = openapi::resolve(&source, raw.openapi, &process, &routes, &statics)?;
+    server.process = process.config;
 
     Ok(Config {
         file: file.to_path_buf(),
@@ -741,6 +754,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         routes,
         policies: server_policies,
         statics,
+        openapi,
     })
 }
 
@@ -880,7 +894,7 @@ fn check_health_paths(
 }
 
 /// Whether the route template `template` matches the literal request path `path`.
-fn template_matches(template: &str, path: &str) -> bool {
+pub(crate) fn template_matches(template: &str, path: &str) -> bool {
     let mut want = path.split('/');
     for segment in template.split('/') {
         if segment.starts_with("{*") {

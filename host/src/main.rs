@@ -13,6 +13,7 @@ mod logging;
 mod media_type;
 mod middleware;
 mod multipart;
+mod openapi;
 mod plugin;
 mod problem;
 #[cfg(unix)]
@@ -148,11 +149,17 @@ fn run(args: Args, inherited: Option<std::net::TcpListener>) -> Result<ExitCode,
             plugin.shutdown(deadline);
         }
     };
-    let routes = match routes::build(&config, &plugins) {
-        Ok(routes) => routes,
+    let built = routes::build(&config, &plugins)
+        .map_err(|e| e.to_string())
+        .and_then(|mut routes| {
+            let openapi = openapi::build(&config.openapi, &mut routes)?;
+            Ok((routes, openapi))
+        });
+    let (routes, openapi) = match built {
+        Ok(built) => built,
         Err(e) => {
             shutdown_plugins(std::time::Duration::ZERO);
-            return Err(e.to_string());
+            return Err(e);
         }
     };
     drop(plugins);
@@ -187,6 +194,7 @@ fn run(args: Args, inherited: Option<std::net::TcpListener>) -> Result<ExitCode,
         config.policies.server_compression().as_deref(),
         shared,
         &config.server.process,
+        openapi,
     )?;
     let router = match &config.server.security_headers {
         Some(set) => set.clone().layer(router),
@@ -282,6 +290,13 @@ fn print_check(config: &config::Config, plugins: &[Arc<LoadedPlugin>], routes: &
             route.path,
             route.plugin.name,
             route.handler
+        );
+    }
+    if config.openapi.enabled {
+        println!(
+            "openapi {}, docs {}",
+            config.openapi.path,
+            config.openapi.docs_path.as_deref().unwrap_or("off")
         );
     }
     println!("{} route(s), {} plugin(s)", routes.len(), plugins.len());

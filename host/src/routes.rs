@@ -44,6 +44,9 @@ pub struct Route {
     pub stream_body: bool,
     /// The middleware it runs (CORS, auth, rate limit, compression).
     pub policies: config::Applied,
+    /// Its schemas and metadata for the OpenAPI document, while `[openapi]` is on; taken
+    /// (and dropped) when the document is built at start-up.
+    pub doc: Option<Box<crate::openapi::RouteDoc>>,
     /// Where it was declared, for messages.
     pub origin: String,
 }
@@ -138,6 +141,8 @@ fn registered_schemas(schemas: &Value) -> Result<Registered, String> {
     let mut body_limit = None;
     let mut request_timeout = None;
     let mut stream_body = false;
+    let mut meta = crate::openapi::RouteMeta::default();
+    let mut info = None;
     for (key, value) in object {
         match key.as_str() {
             "path" => spec.path = Some(value),
@@ -170,9 +175,11 @@ fn registered_schemas(schemas: &Value) -> Result<Registered, String> {
                     .as_bool()
                     .ok_or("stream_body must be true or false")?;
             }
+            "openapi" => meta = crate::openapi::RouteMeta::parse(&value)?,
+            "info" => info = Some(crate::openapi::Info::parse(&value)?),
             other => {
                 return Err(format!(
-                    "unknown schema key `{other}`; use path, query, headers, cookies, body, response, body_limit, request_timeout_ms or stream_body"
+                    "unknown schema key `{other}`; use path, query, headers, cookies, body, response, body_limit, request_timeout_ms, stream_body, openapi or info"
                 ))
             }
         }
@@ -186,6 +193,8 @@ fn registered_schemas(schemas: &Value) -> Result<Registered, String> {
         body_limit,
         request_timeout,
         stream_body,
+        meta,
+        info,
     })
 }
 
@@ -196,6 +205,8 @@ struct Registered {
     body_limit: Option<usize>,
     request_timeout: Option<std::time::Duration>,
     stream_body: bool,
+    meta: crate::openapi::RouteMeta,
+    info: Option<crate::openapi::Info>,
 }
 
 /// Binds the config's routes and adds the plugins' own, in that order.
@@ -252,6 +263,15 @@ pub fn build(
             request_id_header: rc.request_id.unwrap_or(config.server.request_ids),
             stream_body: rc.stream_body,
             policies,
+            doc: config.openapi.enabled.then(|| {
+                Box::new(crate::openapi::RouteDoc {
+                    schemas: rc.schemas.clone(),
+                    response: rc.response.clone(),
+                    meta: rc.openapi.clone(),
+                    info: None,
+                    stream_body: rc.stream_body,
+                })
+            }),
             origin: origin.clone(),
         });
     }
@@ -275,13 +295,24 @@ pub fn build(
                 body_limit,
                 request_timeout,
                 stream_body,
+                meta,
+                info,
             } = registered_schemas(&reg.schemas).map_err(fail)?;
             let validator = RouteValidator::compile(&spec)
                 .map_err(fail)?
                 .with_max_errors(config.server.max_validation_errors);
-            let response = compile_response(response.as_ref()).map_err(fail)?;
-            note_backtracking(&origin, &validator, response.as_ref().map(|(_, e)| *e));
-            let response = response.map(|(validator, _)| validator);
+            let compiled = compile_response(response.as_ref()).map_err(fail)?;
+            note_backtracking(&origin, &validator, compiled.as_ref().map(|(_, e)| *e));
+            let doc = config.openapi.enabled.then(|| {
+                Box::new(crate::openapi::RouteDoc {
+                    schemas: spec,
+                    response,
+                    meta,
+                    info,
+                    stream_body,
+                })
+            });
+            let response = compiled.map(|(validator, _)| validator);
             let policies = config
                 .policies
                 .for_route(&config::Level::default(), &method, &reg.path);
@@ -303,6 +334,7 @@ pub fn build(
                 request_id_header: config.server.request_ids,
                 stream_body,
                 policies,
+                doc,
                 origin,
             });
         }
@@ -400,5 +432,17 @@ mod tests {
         let both = registered_schemas(&serde_json::json!({"stream_body": true, "body": {}}));
         assert!(both.is_err_and(|e| e.starts_with("stream_body:") && e.contains("body")));
         assert!(registered_schemas(&serde_json::json!({"request_timeout_ms": 0})).is_err());
+        let documented = registered_schemas(&serde_json::json!({
+            "openapi": {"summary": "s", "include": false}, "info": {"title": "T"}
+        }))
+        .unwrap();
+        assert_eq!(documented.meta.summary.as_deref(), Some("s"));
+        assert!(!documented.meta.include);
+        assert_eq!(documented.info.unwrap().title.as_deref(), Some("T"));
+        assert!(
+            registered_schemas(&serde_json::json!({"openapi": {"tags": "x"}}))
+                .is_err_and(|e| e == "openapi.tags must be a list of strings")
+        );
+        assert!(registered_schemas(&serde_json::json!({"info": []})).is_err());
     }
 }

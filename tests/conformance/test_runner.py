@@ -801,5 +801,322 @@ class RawHttp(unittest.TestCase):
             rawhttp.exchange("127.0.0.1", port, "GET", "/", [], None, timeout=2)
 
 
+# ---------------------------------------------------------------------------
+# Python mode: the generator (runner/pygen.py, features.py, pymode.py)
+
+from runner import features, pygen, pymode  # noqa: E402
+
+SPIKARD_SRC = Path(__file__).resolve().parents[2] / "plugins" / "python" / "python"
+
+
+def spikard_importable() -> bool:
+    """The round-trip tests compile generated routes with the package's own
+    code (plugins/python/python), which needs msgspec: run them with the
+    project venv's python (.venv/bin/python -m pytest tests/conformance)."""
+    try:
+        import msgspec  # noqa: F401, PLC0415
+    except ImportError:
+        return False
+    return SPIKARD_SRC.is_dir()
+
+
+def exec_generated(gen: pygen.Generated, extra: dict | None = None) -> dict:
+    """Runs a generated case module (MODULE_HEAD + the case) and returns its namespace."""
+    import types  # noqa: PLC0415
+
+    support = types.ModuleType("conf_app._support")
+    exec(pymode.SUPPORT, support.__dict__)  # noqa: S102
+    pkg = types.ModuleType("conf_app")
+    pkg.__path__ = []
+    sys.modules["conf_app"], sys.modules["conf_app._support"] = pkg, support
+    ns: dict = {"__name__": "conf_app.cases_x", "__package__": "conf_app"}
+    exec(compile(pymode.MODULE_HEAD.format(category="x") + gen.source, "generated", "exec"), ns)  # noqa: S102
+    return ns
+
+
+class PythonGenerator(unittest.TestCase):
+    def test_identifiers_are_valid_and_unique(self):
+        used: set[str] = set()
+        names = [pygen.ident(n, used, "h") for n in ("X-API-Key", "x_api_key", "class", "1abc", "", "ü")]
+        self.assertEqual(len(set(names)), len(names))
+        self.assertTrue(all(n.isidentifier() for n in names), names)
+
+    def test_parameter_keywords_go_to_hint_marker_or_meta(self):
+        used: set[str] = set()
+        p = pygen.scalar_param(
+            "query",
+            "page-size",
+            {"type": "integer", "minimum": 1, "exclusiveMaximum": 100, "multipleOf": 5, "description": "d"},
+            True,
+            used,
+        )
+        self.assertEqual(
+            p.annotation,
+            "Annotated[int, Query(alias='page-size', ge=1, lt=100, description='d'), "
+            "msgspec.Meta(extra_json_schema={'multipleOf': 5})]",
+        )
+        p = pygen.scalar_param("headers", "X-Tags", {"type": "array", "items": {"type": "string"}, "maxItems": 3}, False, used)
+        self.assertEqual(p.annotation, "Annotated[list[str] | None, Header(None, alias='X-Tags', max_length=3)]")
+        p = pygen.scalar_param("cookies", "mode", {"type": "string", "enum": ["a", "b"], "default": "a"}, False, used)
+        self.assertEqual(p.annotation, "Annotated[Literal['a', 'b'], Cookie('a', alias='mode')]")
+        p = pygen.scalar_param("path", "id", {"type": "string", "format": "uuid"}, True, used)
+        self.assertEqual(p.annotation, "Annotated[UUID, Path(alias='id')]")
+        # item rules the hint cannot carry: the whole items schema as extra
+        p = pygen.scalar_param("query", "n", {"type": "array", "items": {"type": "integer", "minimum": 0}}, True, used)
+        self.assertIn("extra_json_schema={'items': {'type': 'integer', 'minimum': 0}}", p.annotation)
+
+    def test_echoed_parameters_and_body(self):
+        case = case_from(
+            {
+                "handler": {"route": "/items/{id}", "method": "POST", "parameters": {
+                    "path": {"id": {"type": "integer"}}, "query": {"q": {"type": "string"}}},
+                    "body_schema": {"type": "object", "properties": {"n": {"type": "integer"}}}},
+                "request": {"method": "POST", "path": "/items/5?q=x", "body": {"n": 1}},
+                "expected_response": {"status_code": 200, "body": {"id": 5, "q": "x", "other": 1}},
+            }
+        )
+        gen = pygen.generate_case("case_1", "/c1/items/{id}", case)
+        self.assertIn("data['id'] = p_id", gen.source)
+        self.assertIn("data['q'] = q_q", gen.source)
+        self.assertNotIn("data['other']", gen.source)
+        compile(gen.source, "generated", "exec")
+        # a body expected to be the request's own: the decoded body goes back
+        case = case_from(
+            {
+                "handler": {"route": "/b", "method": "POST", "body_schema": {"type": "object"}},
+                "request": {"method": "POST", "path": "/b", "body": {"n": [1, 2]}},
+                "expected_response": {"status_code": 201, "body": {"n": [1, 2]}},
+            }
+        )
+        self.assertIn("Response(content=msgspec.json.encode(body), status_code=201", pygen.generate_case("case_2", "/c2/b", case).source)
+
+    def test_multipart_files_and_fields(self):
+        case = case_from(
+            {
+                "handler": {"route": "/u", "method": "POST", "body_schema": {"type": "object", "properties": {
+                    "doc": {"type": "string", "format": "binary"}, "raw": {"type": "string", "format": "binary"},
+                    "note": {"type": "string", "minLength": 2}}, "required": ["doc", "note"]},
+                    "parameters": {"files": {"doc": {"required": True, "content_type": ["image/png"], "max_size": 9}}}},
+                "request": {"method": "POST", "path": "/u", "files": [
+                    {"field_name": "doc", "filename": "a.png", "content": "x", "content_type": "image/png"},
+                    {"field_name": "raw", "content": "y"}], "data": {"note": "hi"}},
+                "expected_response": {"status_code": 200, "body": {"ok": True}},
+            },
+            "multipart",
+        )
+        src = pygen.generate_case("case_1", "/c1/u", case).source
+        self.assertIn("Annotated[UploadFile, File(alias='doc', media_type='image/png', max_size=9)]", src)
+        self.assertIn("Annotated[bytes | None, File(None, alias='raw')]", src)  # sent without a filename
+        self.assertIn("Form(alias='note', min_length=2)", src)
+
+    def test_host_route_keys_are_not_expressible(self):
+        case = case_from(
+            {
+                "handler": {"route": "/r", "method": "GET", "middleware": {"request_id": {"enabled": False}}},
+                "request": {"method": "GET", "path": "/r"},
+                "expected_response": {"status_code": 200},
+            },
+            "request_id",
+        )
+        with self.assertRaises(pygen.NotExpressible):
+            pygen.generate_case("case_1", "/c1/r", case)
+
+    def test_streams(self):
+        case = case_from(
+            {
+                "handler": {"route": "/s", "method": "GET"},
+                "streaming": {"content_type": "text/csv", "chunks": [{"type": "text", "value": "a,b\n"}, {"type": "text", "value": "1,2\n"}]},
+                "request": {"method": "GET", "path": "/s"},
+                "expected_response": {"status_code": 200, "headers": {"content-type": "text/csv"}},
+            },
+            "streaming",
+        )
+        src = pygen.generate_case("case_1", "/c1/s", case).source
+        self.assertIn("StreamingResponse(chunks()", src)
+        self.assertIn("('content-type', 'text/csv')", src)  # as a header: no charset added
+        compile(src, "generated", "exec")
+
+    def test_refused_prefix_and_policies(self):
+        self.assertEqual(pymode.refused_prefix("error: route GET /c12/items: bad schema"), "/c12")
+        self.assertIsNone(pymode.refused_prefix("listening on http://127.0.0.1:1/c3"))
+        case = case_from(
+            {
+                "handler": {"route": "/a", "method": "GET", "middleware": {"rate_limit": {"per_second": 2, "burst": 1}}},
+                "request": {"method": "GET", "path": "/a"},
+                "expected_response": {"status_code": 200},
+            },
+            "rate_limit",
+        )
+        block = "\n".join(pymode.policy_blocks("/c4", case))
+        data = tomllib.loads(block.split("\n", 1)[1])
+        self.assertEqual(data["policies"][0], {"path": "/c4/**", "rate_limit": {"per_second": 2, "burst": 1}})
+
+    def test_need_names_what_is_missing(self):
+        import types  # noqa: PLC0415
+
+        fake = types.ModuleType("spikard")
+        fake.App = type("App", (), {"exception_handler": lambda self: None})
+        saved = sys.modules.get("spikard")
+        sys.modules["spikard"] = fake
+        try:
+            ns: dict = {}
+            exec(pymode.SUPPORT, ns)  # noqa: S102
+            ns["need"]("App.exception_handler")  # present: no error
+            with self.assertRaises(ns["Needs"]) as cm:
+                ns["need"]("Depends", "App.exception_handler", "App.middleware")
+            self.assertEqual(str(cm.exception), "Depends, App.middleware")
+        finally:
+            if saved is None:
+                sys.modules.pop("spikard", None)
+            else:
+                sys.modules["spikard"] = saved
+
+    def test_same_as_token(self):
+        filled = tomlgen.fill_tokens({"a": "<<uuid>>", "b": "<<same_as:a>>"})
+        self.assertEqual(filled["a"], filled["b"])
+        self.assertTrue(cmp.matches({"a": "<<uuid>>", "b": "<<same_as:a>>"}, filled))
+        self.assertFalse(cmp.matches({"a": "<<uuid>>", "b": "<<same_as:a>>"}, {**filled, "b": "other"}))
+
+    def di_case(self, handler: dict, body: dict) -> fx.Case:
+        with tempfile.TemporaryDirectory() as d:
+            root = Path(d)
+            (root / "di").mkdir()
+            f = root / "di" / "01.json"
+            f.write_text(json.dumps({
+                "handler": {"route": "/d", "method": "GET", **handler},
+                "request": {"method": "GET", "path": "/d"},
+                "expected_response": {"status_code": 200, "body": body},
+            }))
+            return features.load_feature_case(root, f)
+
+    def test_di_graph(self):
+        with self.assertRaises(pygen.NotExpressible):  # a cycle
+            self.di_case({"dependencies": {
+                "a": {"type": "factory", "depends_on": ["b"]}, "b": {"type": "factory", "depends_on": ["a"]}},
+                "handler_dependencies": ["a"]}, {})
+        with self.assertRaises(pygen.NotExpressible):  # not registered
+            self.di_case({"dependencies": {}, "handler_dependencies": ["x"]}, {})
+        pc = self.di_case({"dependencies": {
+            "cfg": {"type": "value", "value": {"name": "N"}},
+            "svc": {"type": "async_factory", "depends_on": ["cfg"], "cacheable": False},
+            "db": {"type": "factory", "cleanup": True}},
+            "handler_dependencies": ["svc", "cfg", "cfg", "db"]}, {"name": "N"})
+        src = pc.generate("case_1", "/c1").source
+        compile(src, "generated", "exec")
+        self.assertIn("async def dep_svc(*, u_cfg: Annotated[Any, Depends(dep_cfg)])", src)
+        self.assertIn("Depends(dep_svc, use_cache=False)", src)
+        self.assertIn("if d2_cfg is not d1_cfg", src)  # asked twice: one cached value
+        self.assertIn("yield value", src)  # cleanup: a generator dependency
+        self.assertIn("data['name'] = d1_cfg['name']", src)  # the body member from the injected value
+        # the order dependencies are defined in: before their users
+        self.assertLess(src.index("def dep_cfg"), src.index("def dep_svc"))
+
+    def test_struct_bodies(self):
+        from runner import models  # noqa: PLC0415
+
+        classes, root = models.struct_source(
+            {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string", "minLength": 1},
+                    "price": {"type": ["number", "null"], "exclusiveMinimum": 0},
+                    "tags": {"type": "array", "items": {"type": "string"}, "maxItems": 3, "default": []},
+                    "kind": {"type": "string", "enum": ["a", "b"]},
+                    "owner": {"type": "object", "properties": {"id": {"type": "string", "format": "uuid"}},
+                              "required": ["id"], "additionalProperties": False},
+                },
+                "required": ["name", "owner"],
+                "additionalProperties": False,
+            },
+            "Body",
+        )
+        self.assertEqual(root, "Body")
+        self.assertEqual(
+            classes,
+            [
+                "class Body_owner(msgspec.Struct, forbid_unknown_fields=True):\n    id: UUID",
+                "class Body(msgspec.Struct, forbid_unknown_fields=True):\n"
+                "    name: Annotated[str, msgspec.Meta(min_length=1)]\n"
+                "    owner: Body_owner\n"
+                "    price: Annotated[float, msgspec.Meta(gt=0)] | None | msgspec.UnsetType = msgspec.UNSET\n"
+                "    tags: Annotated[list[str], msgspec.Meta(max_length=3)] = []\n"
+                "    kind: Literal['a', 'b'] | msgspec.UnsetType = msgspec.UNSET",
+            ],
+        )
+        for inexact in (
+            {"type": "object", "properties": {"a": {"type": "string"}}, "minProperties": 1},
+            {"type": "object", "properties": {"a-b": {"type": "string"}}},
+            {"type": "object", "properties": {"a": {"allOf": [{"type": "string"}]}}},
+            {"type": "object", "properties": {"a": {"type": "string", "default": "x"}}, "required": ["a"]},
+            {"type": "array", "items": {"type": "string"}},
+        ):
+            self.assertIsNone(models.struct_source(inexact, "Body"), inexact)
+
+    @unittest.skipUnless(spikard_importable(), "needs msgspec (run with .venv/bin/python)")
+    def test_struct_round_trip_through_the_package(self):
+        """A Struct body's schema, as the package hands it to the host, has
+        the fixture's keywords."""
+        sys.path.insert(0, str(SPIKARD_SRC))
+        import spikard  # noqa: PLC0415
+
+        body = {"type": "object", "properties": {
+            "name": {"type": "string", "minLength": 1, "pattern": "^[a-z]+$"},
+            "n": {"type": "integer", "minimum": 0, "multipleOf": 2},
+            "mail": {"type": "string", "format": "email"},
+            "items": {"type": "array", "items": {"type": "object", "properties": {"q": {"type": "boolean"}},
+                                                 "required": ["q"]}, "minItems": 1},
+        }, "required": ["name", "items"], "additionalProperties": False}
+        case = case_from({
+            "handler": {"route": "/m", "method": "POST", "body_schema": body},
+            "request": {"method": "POST", "path": "/m", "body": {"name": "a", "items": [{"q": True}]}},
+            "expected_response": {"status_code": 200, "body": {"name": "a", "items": [{"q": True}]}},
+        })
+        gen = pygen.generate_case("case_1", "/c1/m", case)
+        self.assertIn("body: Body", gen.source)
+        self.assertIn("msgspec.json.encode(body)", gen.source)  # the decoded Struct goes back
+        ns = exec_generated(gen)
+        schema = ns["case_1"](spikard.App())[0].schema["body"]
+        self.assertEqual(sorted(schema["required"]), ["items", "name"])
+        self.assertIs(schema["additionalProperties"], False)
+        for name, want in body["properties"].items():
+            have = schema["properties"][name]
+            for k, v in want.items():
+                if k != "items":
+                    self.assertEqual(have.get(k), v, f"{name}.{k}: {have}")
+
+    @unittest.skipUnless(spikard_importable(), "needs msgspec (run with .venv/bin/python)")
+    def test_round_trip_through_the_package(self):
+        """The schemas spikard derives from the generated type hints are the
+        echo mode's schemas, keyword for keyword."""
+        sys.path.insert(0, str(SPIKARD_SRC))
+        import spikard  # noqa: PLC0415
+
+        query = {"type": "object", "properties": {
+            "n": {"type": "integer", "minimum": 1, "exclusiveMaximum": 10, "multipleOf": 2},
+            "tags": {"type": "array", "items": {"type": "string", "minLength": 2}, "minItems": 1},
+            "mail": {"type": "string", "format": "email", "maxLength": 40},
+            "when": {"type": "string", "format": "date"},
+            "kind": {"type": "string", "enum": ["a", "b"]},
+        }, "required": ["n", "tags", "mail", "when", "kind"]}
+        body = {"type": "object", "properties": {"x": {"type": "number", "maximum": 3}}, "required": ["x"],
+                "additionalProperties": False}
+        case = case_from({
+            "handler": {"route": "/r", "method": "POST", "parameters": {"query": query["properties"]}, "body_schema": body},
+            "request": {"method": "POST", "path": "/r", "body": {"x": 1}},
+            "expected_response": {"status_code": 200, "body": {"ok": True}},
+        })
+        ns = exec_generated(pygen.generate_case("case_1", "/c1/r", case))
+        app = spikard.App()
+        routes = ns["case_1"](app)
+        schema = routes[0].schema
+        self.assertEqual({k: v for k, v in schema["body"].items() if k != "title"}, body)  # a Struct: + its title
+        got = schema["query"]
+        self.assertEqual(sorted(got["required"]), sorted(query["required"]))
+        for name, want in query["properties"].items():
+            have = got["properties"][name]
+            for k, v in want.items():
+                self.assertEqual(have.get(k), v, f"{name}.{k}: {have}")
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -157,7 +157,8 @@ fn format_uuid(high: u64, low: u64) -> String {
         nibble -= 1;
         *slot = HEX[((bits >> (nibble * 4)) & 0xF) as usize];
     }
-    out.iter().map(|&b| char::from(b)).collect()
+    // Hex digits and dashes only: always UTF-8.
+    String::from_utf8(out.to_vec()).unwrap_or_default()
 }
 
 #[cfg(test)]

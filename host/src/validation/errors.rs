@@ -200,6 +200,12 @@ impl Mapping<'_> {
 /// Appends the [`FieldError`]s for one jsonschema error, or only counts them once `out` is
 /// full (mapping is what costs; see [`FieldErrors`]).
 pub(crate) fn push_mapped(err: &ValidationError<'_>, cx: &Mapping<'_>, out: &mut FieldErrors) {
+    if let Some(branch) = chosen_branch(err) {
+        for inner in branch {
+            push_mapped(inner, cx, out);
+        }
+        return;
+    }
     if !out.has_room() {
         out.omit(entries_of(err));
         return;
@@ -239,12 +245,72 @@ pub(crate) fn push_mapped(err: &ValidationError<'_>, cx: &Mapping<'_>, out: &mut
 
 /// How many entries one jsonschema error becomes.
 fn entries_of(err: &ValidationError<'_>) -> usize {
+    if let Some(branch) = chosen_branch(err) {
+        return branch.iter().map(entries_of).sum();
+    }
     match err.kind() {
         K::AdditionalProperties { unexpected } | K::UnevaluatedProperties { unexpected } => {
             unexpected.len()
         }
         _ => 1,
     }
+}
+
+/// The branch whose errors an `anyOf`/`oneOf` failure is reported by, at their own (leaf)
+/// locations, instead of one "not valid under any of the schemas" error at the parent.
+///
+/// An optional model (`{"anyOf": [{"$ref": "#/$defs/Supplier"}, {"type": "null"}]}`) sent as
+/// an object with a bad field is a bad *field*, as pydantic reports it
+/// (`["body","supplier","name"]`). The branch is chosen when it is the only one left after
+/// dropping `null` branches (the value is not null), or else the only one whose type the
+/// value has (no type error at the value itself). Otherwise (the value fits several
+/// branches, or none) no branch is singled out and the parent error stands: which branch the
+/// client meant is a guess (`{"required": ["email"]}` or `{"required": ["phone"]}`).
+///
+/// Reads only the errors jsonschema already collected for the branches.
+fn chosen_branch<'e, 'i>(err: &'e ValidationError<'i>) -> Option<&'e [ValidationError<'static>]> {
+    let context = match err.kind() {
+        K::AnyOf { context } | K::OneOfNotValid { context } => context,
+        _ => return None,
+    };
+    let at = err.instance_path().as_str();
+    let not_null: Vec<&Vec<ValidationError<'static>>> = context
+        .iter()
+        .filter(|branch| !is_null_branch(branch, at))
+        .collect();
+    let chosen = match not_null.as_slice() {
+        [only] => *only,
+        several => {
+            let mut typed = several
+                .iter()
+                .filter(|branch| !branch.iter().any(|e| is_type_error_at(e, at)));
+            match (typed.next(), typed.next()) {
+                (Some(only), None) => *only,
+                _ => return None,
+            }
+        }
+    };
+    (!chosen.is_empty()).then_some(chosen.as_slice())
+}
+
+/// A branch that failed only because the value is not `null` (`{"type": "null"}`).
+fn is_null_branch(branch: &[ValidationError<'_>], at: &str) -> bool {
+    let [only] = branch else { return false };
+    only.instance_path().as_str() == at
+        && match only.kind() {
+            K::Type {
+                kind: TypeKind::Single(JsonType::Null),
+            } => true,
+            K::Type {
+                kind: TypeKind::Multiple(set),
+            } => set.len() == 1 && set.contains(JsonType::Null),
+            _ => false,
+        }
+}
+
+/// A type error about the value at `at` itself (not one of its members).
+fn is_type_error_at(err: &ValidationError<'_>, at: &str) -> bool {
+    matches!(err.kind(), K::Type { .. }) && err.instance_path().as_str() == at
 }
 
 /// One jsonschema error being mapped: the error, its `loc` and the value it is about.

@@ -26,6 +26,68 @@ pub(crate) fn is_uuid(text: &str) -> bool {
     }
 }
 
+/// An ISO 8601 duration as the decoders behind the host take it (msgspec, pydantic):
+/// `P1DT2H30M`, and also signed (`-P1D`) and with a fractional last unit (`PT1.5S`), which
+/// the strict RFC 3339 grammar of jsonschema's `duration` refuses. Registered for the
+/// `duration` format so the host never refuses a duration the handler's decoder takes; the
+/// decoder still refuses what it does not (msgspec has no years, months or weeks).
+pub(crate) fn is_duration(text: &str) -> bool {
+    let text = text.strip_prefix(['+', '-']).unwrap_or(text);
+    let Some(rest) = text.strip_prefix('P') else {
+        return false;
+    };
+    let (date, time) = match rest.split_once('T') {
+        Some((date, time)) => (date, Some(time)),
+        None => (rest, None),
+    };
+    let date_units = duration_units(date, &['Y', 'M', 'W', 'D']);
+    let time_units = match time {
+        Some(time) => match duration_units(time, &['H', 'M', 'S']) {
+            Some(0) | None => return false, // `P1DT`: a time part needs a unit
+            units => units,
+        },
+        None => Some(0),
+    };
+    matches!((date_units, time_units), (Some(d), Some(t)) if d + t > 0)
+}
+
+/// How many `<number><unit>` components `part` is, units in `order` and each at most once;
+/// only the last may have a fraction (`1.5`, `1,5`). `None` when it is not such a list.
+fn duration_units(part: &str, order: &[char]) -> Option<usize> {
+    let mut next_unit = 0;
+    let mut count = 0;
+    let mut rest = part;
+    let mut fractional = false;
+    while !rest.is_empty() {
+        if fractional {
+            return None;
+        }
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == ','))
+            .unwrap_or(rest.len());
+        let number = &rest[..digits];
+        let (whole, fraction) = match number.split_once(['.', ',']) {
+            Some((whole, fraction)) => (whole, Some(fraction)),
+            None => (number, None),
+        };
+        if whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        if let Some(fraction) = fraction {
+            if fraction.is_empty() || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            fractional = true;
+        }
+        let unit = rest[digits..].chars().next()?;
+        let position = order[next_unit..].iter().position(|&u| u == unit)?;
+        next_unit += position + 1;
+        count += 1;
+        rest = &rest[digits + unit.len_utf8()..];
+    }
+    Some(count)
+}
+
 /// Why `text` is not a UUID, in the `uuid` crate's words (what pydantic reports).
 pub(crate) fn uuid_reason(text: &str) -> Option<String> {
     let (body, offset, simple) = if let Some(inner) = text.strip_prefix("urn:uuid:") {
@@ -215,6 +277,30 @@ pub(crate) fn url_reason(text: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_as_the_decoders_take_them() {
+        for ok in [
+            "P1D",
+            "PT5M",
+            "P1DT2H30M",
+            "-P1DT2H",
+            "+PT1S",
+            "PT1.5S",
+            "PT0,5S",
+            "P1W",
+            "P1Y2M3D",
+            "PT36H",
+        ] {
+            assert!(is_duration(ok), "{ok}");
+        }
+        for bad in [
+            "", "P", "PT", "P1DT", "1D", "P1", "PD", "P1S", "PT1D", "P1D1D", "PT1.5H2M", "P-1D",
+            "P1.D", "P.5D", "1 day", "P1DTT1H", "PT1HM",
+        ] {
+            assert!(!is_duration(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn uuid_forms() {

@@ -11,6 +11,7 @@ mod collected;
 mod errors;
 mod files;
 mod formats;
+mod lax;
 mod long_keys;
 mod numbers;
 pub mod patterns;

@@ -9,6 +9,7 @@ use super::coerce::{self, Plan, Types};
 use super::errors::{self, Mapping, Style};
 use super::files::{self, FileRules, Upload};
 use super::formats;
+use super::lax;
 use super::long_keys::KeyShortener;
 use super::patterns::{self, Engine};
 use super::urlencoded::{key_shape, Decoded, KeyShape};
@@ -126,6 +127,7 @@ impl ParamSource {
                 jsonschema::options()
                     .should_validate_formats(true)
                     .with_format("uuid", formats::is_uuid)
+                    .with_format("duration", formats::is_duration)
             };
             patterns::build(options, schema).map_err(|err| {
                 let at = err.instance_path().as_str();
@@ -136,14 +138,24 @@ impl ParamSource {
                 }
             })
         };
-        let (validator, engine) = build(schema)?;
+        // A body a lax library decodes is checked with the widened schema (see [`lax`]);
+        // coercion plans, file rules and long keys still read the schema as written.
+        let checked = if source == "body" {
+            lax::widened(schema)
+        } else {
+            Cow::Borrowed(schema)
+        };
+        let (validator, engine) = build(&checked)?;
         let (form_schema, file_rules) = if source == "body" {
             files::split_rules(schema).map_err(|e| format!("invalid {source} schema: {e}"))?
         } else {
             (None, Vec::new())
         };
         let form_validator = match form_schema {
-            Some(form_schema) => Some((build(&form_schema)?.0, form_schema)),
+            Some(form_schema) => {
+                let form_schema = lax::widened(&form_schema).into_owned();
+                Some((build(&form_schema)?.0, form_schema))
+            }
             None => None,
         };
         let props = schema
@@ -168,7 +180,7 @@ impl ParamSource {
         Ok(Self {
             validator,
             engine,
-            schema: schema.clone(),
+            schema: checked.into_owned(),
             shortener: KeyShortener::for_schema(schema),
             form_validator,
             props,

@@ -596,6 +596,135 @@ fn combinator_errors_use_jsonschema_wording() {
     );
 }
 
+/// An optional nested model, as pydantic and msgspec write it.
+fn optional_model_route() -> RouteValidator {
+    body_route(json!({
+        "type": "object",
+        "required": ["name"],
+        "properties": {
+            "name": {"type": "string"},
+            "supplier": {"anyOf": [{"$ref": "#/$defs/Supplier"}, {"type": "null"}], "default": null},
+            "parts": {"type": "array", "items": {"oneOf": [{"$ref": "#/$defs/Supplier"}, {"type": "null"}]}},
+            "qty": {"anyOf": [{"type": "integer", "minimum": 1}, {"type": "null"}]},
+            "either": {"anyOf": [{"type": "integer"}, {"$ref": "#/$defs/Supplier"}]}
+        },
+        "$defs": {"Supplier": {
+            "type": "object",
+            "required": ["name"],
+            "properties": {"name": {"type": "string", "minLength": 2}, "country": {"type": "string"}}
+        }}
+    }))
+}
+
+#[test]
+fn optional_models_report_their_leaf_errors() {
+    let v = optional_model_route();
+    let body = json!({"name": "w", "supplier": {"country": 3}});
+    assert_eq!(
+        json_body(&v, &body).unwrap_err(),
+        json!([
+            {"type": "string_type", "loc": ["body", "supplier", "country"],
+             "msg": "Input should be a valid string", "input": 3},
+            {"type": "missing", "loc": ["body", "supplier", "name"], "msg": "Field required",
+             "input": {"country": 3}},
+        ])
+    );
+    // Through oneOf, in an array, and a constraint of an optional scalar.
+    let body = json!({"name": "w", "parts": [null, {"name": "x"}], "qty": 0});
+    assert_eq!(
+        json_body(&v, &body).unwrap_err(),
+        json!([
+            {"type": "string_too_short", "loc": ["body", "parts", 1, "name"],
+             "msg": "String should have at least 2 characters", "input": "x",
+             "ctx": {"min_length": 2}},
+            {"type": "greater_than_equal", "loc": ["body", "qty"],
+             "msg": "Input should be greater than or equal to 1", "input": 0, "ctx": {"ge": 1}},
+        ])
+    );
+    // A wrong type for an optional scalar is that scalar's type error.
+    let errors = json_body(&v, &json!({"name": "w", "qty": "many"})).unwrap_err();
+    assert_eq!(
+        errors,
+        json!([{"type": "int_parsing", "loc": ["body", "qty"],
+                "msg": "Input should be a valid integer, unable to parse string as an integer",
+                "input": "many"}])
+    );
+    // Only one branch takes an object: its errors, at the leaf.
+    let errors = json_body(&v, &json!({"name": "w", "either": {"name": 1}})).unwrap_err();
+    assert_eq!(errors[0]["loc"], json!(["body", "either", "name"]));
+    assert_eq!(errors[0]["type"], "string_type");
+    // Valid values pass; null passes.
+    assert!(json_body(&v, &json!({"name": "w", "supplier": null, "parts": [null]})).is_ok());
+    assert!(json_body(
+        &v,
+        &json!({"name": "w", "supplier": {"name": "ok"}, "either": 3})
+    )
+    .is_ok());
+}
+
+#[test]
+fn ambiguous_unions_keep_the_parent_error() {
+    let v = optional_model_route();
+    // A string fits neither branch of `either` (integer or object): no branch is singled out.
+    let errors = json_body(&v, &json!({"name": "w", "either": "x"})).unwrap_err();
+    assert_eq!(errors.as_array().map(Vec::len), Some(1));
+    assert_eq!(errors[0]["loc"], json!(["body", "either"]));
+    assert_eq!(errors[0]["type"], "validation_error");
+    assert!(errors[0]["msg"]
+        .as_str()
+        .is_some_and(|m| m.contains("anyOf")));
+}
+
+#[test]
+fn union_leaf_errors_respect_the_error_limit() {
+    let v = optional_model_route().with_max_errors(3);
+    let parts: Vec<Value> = (0..50).map(|_| json!({"name": 1, "country": 2})).collect();
+    let body = json!({"name": "w", "parts": parts});
+    let req = Request {
+        body: Body::Json(&body),
+        ..Request::default()
+    };
+    let (listed, omitted) = bounded(&v, &req);
+    assert_eq!((listed.len(), omitted), (3, 97));
+    assert_eq!(listed[0]["loc"], json!(["body", "parts", 0, "country"]));
+}
+
+#[test]
+fn pydantic_bodies_are_checked_laxly() {
+    let v = body_route(json!({
+        "x-spikard-lax": "pydantic",
+        "type": "object",
+        "required": ["qty"],
+        "properties": {
+            "qty": {"type": "integer", "minimum": 1},
+            "price": {"type": "number"},
+            "ok": {"type": "boolean"},
+            "at": {"type": "string", "format": "date-time"},
+            "tags": {"type": "array", "items": {"type": "string"}, "uniqueItems": true},
+            "supplier": {"anyOf": [{"$ref": "#/$defs/Supplier"}, {"type": "null"}]}
+        },
+        "$defs": {"Supplier": {"type": "object", "required": ["name"],
+                               "properties": {"name": {"type": "string"}, "rating": {"type": "integer"}}}}
+    }));
+    let lax = json!({"qty": "5", "price": "9.5", "ok": "true", "at": "2024-01-01",
+                     "tags": ["a", "a"], "supplier": {"name": "s", "rating": 5.0}});
+    assert!(json_body(&v, &lax).is_ok());
+    assert!(json_body(&v, &json!({"qty": 5.0, "ok": 1, "at": 1_700_000_000})).is_ok());
+    // Constraints that apply to the value's own type stay, so do structure and required.
+    let errors = json_body(&v, &json!({"qty": 0, "supplier": {}})).unwrap_err();
+    assert_eq!(
+        errors,
+        json!([
+            {"type": "greater_than_equal", "loc": ["body", "qty"],
+             "msg": "Input should be greater than or equal to 1", "input": 0, "ctx": {"ge": 1}},
+            {"type": "missing", "loc": ["body", "supplier", "name"], "msg": "Field required",
+             "input": {}},
+        ])
+    );
+    let errors = json_body(&v, &json!({"qty": [1]})).unwrap_err();
+    assert_eq!(errors[0]["loc"], json!(["body", "qty"]));
+}
+
 #[test]
 fn missing_body_is_reported() {
     let v = body_route(json!({"type": "object"}));

@@ -32,6 +32,12 @@
 //!   the client gone) the host has answered: it logs "upload failed" and stops;
 //!   a cancellation logs "upload cancelled". On a route without `stream_body`
 //!   (or a 1.0 host) it answers the same for the whole body at once.
+//!
+//! The plugin's own `settings.register` lists routes it declares itself during `init`
+//! (`register_route`), as a framework plugin does for its application's routes: each entry
+//! is `{method, path, handler, settings, schema}`, `schema` being the registration's
+//! `schema_json` (schemas, limits, `openapi`, `info`): an object, or its JSON text as a
+//! string. Tests use it to reach the host's checks of registered routes.
 
 use std::borrow::Cow;
 use std::cmp::Reverse;
@@ -44,8 +50,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 use spikard_abi::{
-    export_plugin, BodyChunk, Host, Next, Plugin, Request, Responder, RouteBinding, Stream,
-    StreamError, Written,
+    export_plugin, BodyChunk, Host, Next, Plugin, Request, Responder, RouteBinding, RouteDecl,
+    Stream, StreamError, Written,
 };
 
 /// `settings.status`: an integer from 100 to 999, 200 when absent.
@@ -784,11 +790,52 @@ fn echo(request: &Request<'_>, responder: Responder) {
     let _ = responder.respond(200, &[("content-type", "application/json")], &bytes);
 }
 
+/// Declares the routes of `settings.register` with the host; they take handler ids from 0,
+/// before any config route binds.
+fn register_routes(host: &Host, settings_json: &str) -> Result<Vec<Route>, String> {
+    let settings: Value =
+        serde_json::from_str(settings_json).map_err(|e| format!("settings are not JSON: {e}"))?;
+    let Some(entries) = settings.get("register") else {
+        return Ok(Vec::new());
+    };
+    let entries = entries
+        .as_array()
+        .ok_or("settings.register must be a list of routes")?;
+    let mut routes = Vec::with_capacity(entries.len());
+    for (i, entry) in entries.iter().enumerate() {
+        let text = |key: &str| {
+            entry
+                .get(key)
+                .and_then(Value::as_str)
+                .ok_or_else(|| format!("settings.register[{i}].{key} must be a string"))
+        };
+        let (method, path, handler) = (text("method")?, text("path")?, text("handler")?);
+        let route_settings = entry.get("settings").cloned().unwrap_or_else(|| json!({}));
+        let route = Route::bind(handler, &route_settings)
+            .map_err(|e| format!("settings.register[{i}]: {e}"))?;
+        let schema = match entry.get("schema") {
+            Some(Value::String(text)) => text.clone(),
+            Some(object) => object.to_string(),
+            None => String::new(),
+        };
+        host.register_route(&RouteDecl {
+            method,
+            path,
+            handler_id: routes.len() as u64,
+            schema_json: &schema,
+        })
+        .map_err(|_| format!("settings.register[{i}]: the host refused the route"))?;
+        routes.push(route);
+    }
+    Ok(routes)
+}
+
 impl Plugin for Echo {
-    fn init(_host: Host, _settings_json: &str) -> Result<Self, String> {
+    fn init(host: Host, settings_json: &str) -> Result<Self, String> {
+        let routes = register_routes(&host, settings_json)?;
         tracing::info!("spikard_echo ready");
         Ok(Echo {
-            routes: RwLock::new(Vec::new()),
+            routes: RwLock::new(routes),
             timer: Timer::start(),
             next_token: AtomicU64::new(1),
             uploads: Arc::default(),

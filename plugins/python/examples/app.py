@@ -1,9 +1,9 @@
 """The bundled example: ``spikard-host --config config/spikard.toml``.
 
-    curl -i localhost:8000/hello
-    curl -i 'localhost:8000/items/7?q=hi' -H 'x-token: t'
-    curl -i localhost:8000/items/zero                      # 422 Problem Details
-    curl -i localhost:8000/items -d '{"name": "pen", "price": 1.5}'
+curl -i localhost:8000/hello
+curl -i 'localhost:8000/items/7?q=hi' -H 'x-token: t'
+curl -i localhost:8000/items/zero                      # 422 Problem Details
+curl -i localhost:8000/items -d '{"name": "pen", "price": 1.5}'
 """
 
 from __future__ import annotations

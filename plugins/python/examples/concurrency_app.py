@@ -139,5 +139,4 @@ def sync_cpu(n: int = 1000) -> dict[str, int]:
 
 @app.get("/sync/thread")
 def sync_thread() -> dict[str, object]:
-    return {"main": threading.current_thread() is threading.main_thread(),
-            "name": threading.current_thread().name}
+    return {"main": threading.current_thread() is threading.main_thread(), "name": threading.current_thread().name}

@@ -80,4 +80,4 @@ async def pydantic_body(body: NumbersModel) -> dict[str, Any]:
 
 @app.post("/request/{n}")
 async def raw_request(n: int, request: Request) -> dict[str, Any]:
-    return typed(path=request.path_params["n"], body=request.json()["n"])
+    return typed(path=request.path_params["n"], body=(await request.json())["n"])

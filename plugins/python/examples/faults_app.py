@@ -55,8 +55,12 @@ def ok_sync() -> dict[str, bool]:
 
 @app.get("/counts")
 async def counts() -> dict[str, int]:
-    return {"finished_async": finished["async"], "finished_sync": finished["sync"],
-            "started_async": started["async"], "started_sync": started["sync"]}
+    return {
+        "finished_async": finished["async"],
+        "finished_sync": finished["sync"],
+        "started_async": started["async"],
+        "started_sync": started["sync"],
+    }
 
 
 # -- faults ---------------------------------------------------------------------------------
@@ -132,7 +136,7 @@ async def upload_async(data: bytes = Body(), seconds: float = 0.1) -> dict[str, 
 
 @app.post("/json")
 async def parse_json(request: Request) -> object:
-    return request.json()
+    return await request.json()
 
 
 @app.post("/json/schema")
@@ -148,6 +152,6 @@ def exit_now() -> None:
 
 @app.get("/segfault")
 def segfault() -> None:
-    import ctypes  # noqa: PLC0415
+    import ctypes
 
     ctypes.string_at(0)  # reads address 0: SIGSEGV in C code

@@ -48,8 +48,10 @@ class User(pydantic.BaseModel):
 
 
 def typed(value: Any) -> dict[str, Any]:
-    return {"value": value if isinstance(value, (int, float, str, bool, type(None))) else str(value),
-            "type": type(value).__name__}
+    return {
+        "value": value if isinstance(value, (int, float, str, bool, type(None))) else str(value),
+        "type": type(value).__name__,
+    }
 
 
 # -- path ---------------------------------------------------------------------
@@ -166,8 +168,7 @@ async def body_list(items: list[Item]) -> dict[str, Any]:
 
 @app.post("/body/embedded")
 async def body_embedded(item: Item, user: User, note: str = Body("none")) -> dict[str, Any]:
-    return {"item": item.name, "user": user.name, "note": note,
-            "types": [type(item).__name__, type(user).__name__]}
+    return {"item": item.name, "user": user.name, "note": note, "types": [type(item).__name__, type(user).__name__]}
 
 
 @app.put("/body/raw")

@@ -193,9 +193,10 @@ def log_exception() -> dict[str, bool]:
 
 @app.get("/imports")
 def imports() -> dict[str, object]:
-    import _ctypes  # noqa: PLC0415 - C extensions of the stdlib
-    import _decimal  # noqa: PLC0415
-    import msgspec as m  # noqa: PLC0415
+    import _ctypes
+    import _decimal
+
+    import msgspec as m
 
     # (`_decimal` calls itself "decimal", so list what was imported.)
     modules = {"msgspec": m, "_ctypes": _ctypes, "_decimal": _decimal}
@@ -206,7 +207,7 @@ def imports() -> dict[str, object]:
             extras.append(__import__(optional).__name__)
         except ImportError:
             pass
-    import decimal  # noqa: PLC0415
+    import decimal
 
     return {
         "names": names,

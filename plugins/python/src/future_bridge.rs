@@ -19,6 +19,7 @@ use crate::backpressure::{Gate, RETRY_AFTER};
 use crate::job::Job;
 use crate::native::{respond_problem, respond_with, InFlight, PyResponder};
 use crate::settings::Bounds;
+use crate::source::{PyRequestSource, Source};
 
 /// Task locals of the one event loop, created once.
 static LOCALS: OnceLock<TaskLocals> = OnceLock::new();
@@ -119,17 +120,24 @@ impl FutureBridge {
             let handler_id = job.work.handler_id;
             let request_id = job.work.request_id.clone();
             let responder = Python::attach(|py| {
-                let ((id, params, body, headers), responder, request_id) = job.into_args(py);
+                let ((id, params, body, headers), responder, source) = job.into_args(py);
                 let future = LOCALS
                     .get()
                     .ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("no event loop"))
                     .and_then(|locals| {
+                        let request_id = source.request_id.clone();
+                        // The request's properties, for a handler that takes the request.
+                        let source = match source.info {
+                            Some(_) => Some(Bound::new(py, PyRequestSource(source))?),
+                            None => None,
+                        };
                         let coro = coroutine.bind(py).call1((
                             id,
                             params,
                             body,
                             headers,
                             request_id.as_ref(),
+                            source,
                         ))?;
                         pyo3_async_runtimes::into_future_with_locals(locals, coro)
                     });
@@ -174,7 +182,14 @@ impl StreamEntry<'_> {
     ) {
         let responder = match Bound::new(
             py,
-            PyResponder::new(responder, self.request_id, self.handler_id),
+            PyResponder::new(
+                responder,
+                Source {
+                    request_id: self.request_id,
+                    info: None,
+                },
+                self.handler_id,
+            ),
         ) {
             Ok(responder) => responder,
             Err(e) => {

@@ -1,9 +1,11 @@
 //! Starting the embedded CPython: make its symbols visible to C extensions,
-//! initialise it, put the app's directories and virtual environment on
-//! `sys.path`, install the embedded `spikard` package and the native module,
-//! and import the user's `App`.
+//! initialise it (as the virtual environment's own `python` would start),
+//! put the app's directories on `sys.path`, install the embedded `spikard`
+//! package and the native module, and import the user's `App`.
 
-use std::ffi::CStr;
+use std::ffi::{CStr, CString};
+use std::mem::MaybeUninit;
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use pyo3::prelude::*;
@@ -46,8 +48,137 @@ pub fn make_libpython_global() -> Option<String> {
     }
 }
 
-/// Puts the settings' directories first on `sys.path` and the virtual
-/// environment's site-packages after them.
+/// Starts CPython. With a virtual environment (`settings.venv`, a directory
+/// with a `pyvenv.cfg`) it starts as `<venv>/bin/python` would: the
+/// interpreter's `executable` is that path, so CPython's start-up finds
+/// `pyvenv.cfg` beside it, takes the standard library from its `home`, and
+/// `site` makes the venv `sys.prefix`, puts its site-packages on `sys.path`
+/// and honours `include-system-site-packages` (`false`: the base
+/// installation's site-packages are absent and their `.pth` files never run;
+/// `true`: they come after the venv's). Without one, the interpreter starts
+/// as pyo3 starts it.
+///
+/// Everything else is what pyo3's `Py_InitializeEx(0)` does: no signal
+/// handlers (the host owns signals), no C stdio changes, no `argv` parsing,
+/// no C-locale coercion or UTF-8 mode (which would change the process's
+/// locale under the host's threads).
+pub fn initialize(settings: &Settings) -> Result<(), String> {
+    let venv = settings
+        .venv
+        .as_deref()
+        .filter(|venv| venv.join(VENV_CONFIG).is_file());
+    if let Some(venv) = venv {
+        check_venv_version(venv)?;
+        // SAFETY: called once, before anything else touches CPython (the
+        // caller checked it is not running).
+        unsafe { initialize_as(&venv.join("bin").join("python"))? };
+    }
+    // Marks pyo3's start-up as done (it is a no-op once CPython runs).
+    Python::initialize();
+    Ok(())
+}
+
+/// The file that makes a directory a virtual environment (PEP 405).
+const VENV_CONFIG: &str = "pyvenv.cfg";
+
+/// Refuses a venv made by another Python `major.minor` than the embedded
+/// one: its `home` would give CPython a foreign standard library.
+fn check_venv_version(venv: &Path) -> Result<(), String> {
+    let config = std::fs::read_to_string(venv.join(VENV_CONFIG)).map_err(|e| {
+        format!(
+            "settings.venv: cannot read {}: {e}",
+            venv.join(VENV_CONFIG).display()
+        )
+    })?;
+    let made_by = config.lines().find_map(|line| {
+        let (key, value) = line.split_once('=')?;
+        matches!(key.trim(), "version" | "version_info").then(|| value.trim().to_owned())
+    });
+    // SAFETY: a static string, readable before initialisation.
+    let embedded = unsafe { CStr::from_ptr(pyo3::ffi::Py_GetVersion()) }.to_string_lossy();
+    let minor = |v: &str| v.split('.').take(2).collect::<Vec<_>>().join(".");
+    let embedded = minor(embedded.split_whitespace().next().unwrap_or_default());
+    match made_by {
+        Some(version) if minor(&version) != embedded => Err(format!(
+            "settings.venv: {} was made by Python {version}, but the plugin embeds Python {embedded}; create the virtual environment with python{embedded} -m venv",
+            venv.display()
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// `Py_InitializeFromConfig` with `executable` set, then the GIL released
+/// (as pyo3 leaves it).
+///
+/// # Safety
+/// Once per process, before CPython is initialised.
+unsafe fn initialize_as(executable: &Path) -> Result<(), String> {
+    use pyo3::ffi;
+    let executable = CString::new(executable.as_os_str().as_bytes())
+        .map_err(|_| "settings.venv: the path contains a NUL byte".to_owned())?;
+    // SAFETY: the pre-configuration is initialised by CPython before use.
+    unsafe {
+        let mut pre = MaybeUninit::<ffi::PyPreConfig>::uninit();
+        ffi::PyPreConfig_InitPythonConfig(pre.as_mut_ptr());
+        let mut pre = pre.assume_init();
+        // The compatible ("embedded") defaults, as `Py_InitializeEx` has them.
+        pre.parse_argv = 0;
+        pre.coerce_c_locale = 0;
+        pre.coerce_c_locale_warn = 0;
+        pre.utf8_mode = 0;
+        status(ffi::Py_PreInitialize(&pre), "pre-initialising Python")?;
+    }
+    let mut config = MaybeUninit::<ffi::PyConfig>::uninit();
+    // SAFETY: `config` is initialised by `PyConfig_InitPythonConfig` and
+    // cleared on every path after it.
+    unsafe {
+        ffi::PyConfig_InitPythonConfig(config.as_mut_ptr());
+        let config = config.as_mut_ptr();
+        (*config).install_signal_handlers = 0;
+        (*config).configure_c_stdio = 0;
+        (*config).parse_argv = 0;
+        let started = status(
+            ffi::PyConfig_SetBytesString(
+                config,
+                std::ptr::addr_of_mut!((*config).executable),
+                executable.as_ptr(),
+            ),
+            "setting the interpreter's executable",
+        )
+        .and_then(|()| {
+            status(
+                ffi::Py_InitializeFromConfig(config),
+                "starting Python for settings.venv",
+            )
+        });
+        ffi::PyConfig_Clear(config);
+        started?;
+        ffi::PyEval_SaveThread();
+    }
+    Ok(())
+}
+
+/// A `PyStatus` as a result; its message names `what` failed.
+fn status(status: pyo3::ffi::PyStatus, what: &str) -> Result<(), String> {
+    // SAFETY: reads a status CPython returned; `err_msg` is a static string or null.
+    unsafe {
+        if pyo3::ffi::PyStatus_Exception(status) == 0 {
+            return Ok(());
+        }
+        let message = if status.err_msg.is_null() {
+            format!("exit code {}", status.exitcode)
+        } else {
+            CStr::from_ptr(status.err_msg)
+                .to_string_lossy()
+                .into_owned()
+        };
+        Err(format!("{what} failed: {message}"))
+    }
+}
+
+/// Puts the settings' directories first on `sys.path`, and the site-packages
+/// of a `venv` that is not a virtual environment (no `pyvenv.cfg`, so
+/// [`initialize`] could not start from it) after them.
 pub fn configure_paths(py: Python<'_>, settings: &Settings) -> Result<(), String> {
     let sys = py.import("sys").map_err(|e| e.to_string())?;
     let path = sys
@@ -60,6 +191,9 @@ pub fn configure_paths(py: Python<'_>, settings: &Settings) -> Result<(), String
     }
     if let Some(venv) = &settings.venv {
         let site_packages = site_packages(py, venv)?;
+        if venv.join(VENV_CONFIG).is_file() {
+            return Ok(()); // `site` put it on sys.path at start-up
+        }
         py.import("site")
             .and_then(|site| site.call_method1("addsitedir", (site_packages,)))
             .map_err(|e| format!("settings.venv: adding its site-packages failed: {e}"))?;

@@ -8,6 +8,7 @@ use pyo3::types::{PyBytes, PyList, PyString};
 use spikard_abi::Responder;
 
 use crate::native::{AnswerSlot, PyResponder};
+use crate::source::{RequestInfo, Source};
 
 /// One request for a Python handler: what the handler gets, and where the
 /// answer goes.
@@ -30,6 +31,9 @@ pub struct Work {
     pub headers: Option<Vec<(String, String)>>,
     /// The host's request id (shared, not copied, with whoever tracks it).
     pub request_id: Arc<str>,
+    /// The request line and properties, only for handlers that asked for
+    /// the request.
+    pub info: Option<Box<RequestInfo>>,
 }
 
 /// The Python arguments every runtime entry point starts with:
@@ -52,11 +56,12 @@ impl Work {
             .headers
             .as_ref()
             .map_or(0, |h| h.iter().map(|(n, v)| n.len() + v.len()).sum());
-        self.params_json.len() + self.body.len() + headers
+        let info = self.info.as_ref().map_or(0, |i| i.size());
+        self.params_json.len() + self.body.len() + headers + info
     }
 
-    /// The Python arguments and the request id.
-    pub fn into_args(self, py: Python<'_>) -> (Args<'_>, Arc<str>) {
+    /// The Python arguments and the request's source.
+    pub fn into_args(self, py: Python<'_>) -> (Args<'_>, Source) {
         let headers = match &self.headers {
             None => py.None().into_bound(py),
             Some(headers) => PyList::new(py, headers)
@@ -69,19 +74,23 @@ impl Work {
             PyBytes::new(py, &self.body),
             headers,
         );
-        (args, self.request_id)
+        let source = Source {
+            request_id: self.request_id,
+            info: self.info,
+        };
+        (args, source)
     }
 
     /// Calls `entry` with the arguments, answering through `slot`, which
     /// the caller keeps to cancel the call while it runs.
     pub fn run_shared(self, py: Python<'_>, entry: &Bound<'_, PyAny>, slot: Arc<AnswerSlot>) {
         let handler_id = self.handler_id;
-        let (args, request_id) = self.into_args(py);
+        let (args, source) = self.into_args(py);
         call(
             py,
             entry,
             args,
-            PyResponder::shared(slot, request_id, handler_id),
+            PyResponder::shared(slot, source, handler_id),
         );
     }
 }
@@ -107,10 +116,10 @@ impl Job {
         let _ = self.responder.respond_error(503, detail, headers);
     }
 
-    /// Splits the job into its Python arguments and its responder.
-    pub fn into_args(self, py: Python<'_>) -> (Args<'_>, Responder, Arc<str>) {
-        let (args, request_id) = self.work.into_args(py);
-        (args, self.responder, request_id)
+    /// Splits the job into its Python arguments, its responder and its source.
+    pub fn into_args(self, py: Python<'_>) -> (Args<'_>, Responder, Source) {
+        let (args, source) = self.work.into_args(py);
+        (args, self.responder, source)
     }
 
     /// Calls `entry(handler_id, params_json, body, headers, responder)`; a
@@ -118,17 +127,22 @@ impl Job {
     /// and answered 500.
     pub fn run(self, py: Python<'_>, entry: &Bound<'_, PyAny>) {
         let handler_id = self.work.handler_id;
-        let (args, responder, request_id) = self.into_args(py);
+        let (args, responder, source) = self.into_args(py);
         call(
             py,
             entry,
             args,
-            PyResponder::new(responder, request_id, handler_id),
+            PyResponder::new(responder, source, handler_id),
         );
     }
 }
 
-fn call(py: Python<'_>, entry: &Bound<'_, PyAny>, args: Args<'_>, responder: PyResponder) {
+fn call(
+    py: Python<'_>,
+    entry: &Bound<'_, PyAny>,
+    args: Args<'_>,
+    responder: PyClassInitializer<PyResponder>,
+) {
     let responder = match Bound::new(py, responder) {
         Ok(r) => r,
         Err(e) => {

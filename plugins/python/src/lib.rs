@@ -21,7 +21,8 @@
 //!
 //! Settings: `app = "module:attribute"` (required), `python_path` (list,
 //! relative to the config file; default: the config's directory), `venv`
-//! (default: `$VIRTUAL_ENV`), `bridge` (`"queue"`, the default, or
+//! (default: `$VIRTUAL_ENV`; the interpreter starts as that venv's `python`
+//! would), `bridge` (`"queue"`, the default, or
 //! `"into_future"`), `sync_workers` (default 4), `max_pending` and
 //! `max_pending_bytes` (default: sized from the machine),
 //! `loop_stall_warning_ms` (default 100) and `max_json_depth` (default 32).
@@ -35,6 +36,7 @@ mod mailbox;
 mod native;
 mod settings;
 mod shutdown;
+mod source;
 mod stream;
 mod watchdog;
 mod workers;
@@ -58,6 +60,8 @@ use workers::SyncWorkers;
 /// What the plugin knows of one handler.
 struct Handler {
     is_async: bool,
+    /// The handler takes `request: Request`: its headers and request line
+    /// are copied for it (no other request pays for them).
     wants_headers: bool,
     /// `module:qualname`, for log lines.
     label: String,
@@ -151,7 +155,7 @@ impl PythonPlugin {
             return Err("CPython is already running in this process; configure one python plugin and serve several apps from one App".into());
         }
         native::set_host(host);
-        Python::initialize();
+        interpreter::initialize(settings)?;
         Python::attach(|py| {
             tracing::info!(
                 "embedded {} from {}",
@@ -337,6 +341,9 @@ impl Plugin for PythonPlugin {
                         .collect()
                 }),
                 request_id: request.request_id().into(),
+                info: handler
+                    .wants_headers
+                    .then(|| source::RequestInfo::copy(request)),
             },
             responder,
         };

@@ -10,6 +10,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString, PyTuple};
 use spikard_abi::{Host, Responder};
 
+use crate::source::{PyRequestSource, Source};
 use crate::stream::{self, PyStream};
 
 static HOST: OnceLock<Host> = OnceLock::new();
@@ -134,10 +135,13 @@ impl std::ops::Deref for Slot {
 /// A request's answer slot, as Python sees it: answer once, from any thread.
 /// Dropped unanswered (e.g. collected after a bug), it answers 500. After a
 /// cancellation answered the request, the handler's answer is discarded.
-#[pyclass(frozen, name = "Responder", module = "spikard._native")]
+///
+/// It is also the request's source (a [`PyRequestSource`] subclass):
+/// `request_id`, and what was copied of the request for a handler that takes
+/// `request: Request` (`client`, `scheme`, `method`, ...).
+#[pyclass(frozen, extends = PyRequestSource, name = "Responder", module = "spikard._native")]
 pub struct PyResponder {
     slot: Slot,
-    request_id: Arc<str>,
     /// The handler's index: a stream's steps on the sync pool carry it, for
     /// the shutdown log.
     handler_id: u64,
@@ -145,21 +149,26 @@ pub struct PyResponder {
 
 impl PyResponder {
     /// Wraps a responder; counts the request as in flight until answered.
-    pub fn new(responder: Responder, request_id: Arc<str>, handler_id: u64) -> Self {
-        PyResponder {
-            slot: Slot::Own(AnswerSlot::new(responder)),
-            request_id,
-            handler_id,
-        }
+    pub fn new(
+        responder: Responder,
+        source: Source,
+        handler_id: u64,
+    ) -> PyClassInitializer<PyResponder> {
+        Self::with_slot(Slot::Own(AnswerSlot::new(responder)), source, handler_id)
     }
 
     /// Answers through a slot the sync pool shares, so it can cancel it.
-    pub fn shared(slot: Arc<AnswerSlot>, request_id: Arc<str>, handler_id: u64) -> Self {
-        PyResponder {
-            slot: Slot::Shared(slot),
-            request_id,
-            handler_id,
-        }
+    pub fn shared(
+        slot: Arc<AnswerSlot>,
+        source: Source,
+        handler_id: u64,
+    ) -> PyClassInitializer<PyResponder> {
+        Self::with_slot(Slot::Shared(slot), source, handler_id)
+    }
+
+    fn with_slot(slot: Slot, source: Source, handler_id: u64) -> PyClassInitializer<PyResponder> {
+        PyClassInitializer::from(PyRequestSource(source))
+            .add_subclass(PyResponder { slot, handler_id })
     }
 
     /// The responder, or `None` when a cancellation answered already (the
@@ -313,25 +322,24 @@ impl PyResponder {
     /// streamed response; `None` when the request is over already (or was
     /// cancelled and answered). Raises when the host refuses the head (it
     /// answered 500) or for a second answer.
-    fn start_stream(&self, status: u16, headers: &Bound<'_, PyAny>) -> PyResult<Option<PyStream>> {
+    fn start_stream(
+        slf: &Bound<'_, Self>,
+        status: u16,
+        headers: &Bound<'_, PyAny>,
+    ) -> PyResult<Option<PyStream>> {
         let pairs = header_pairs(headers)?;
         let borrowed = borrowed(&pairs)?;
-        match self.take()? {
+        let this = slf.get();
+        match this.take()? {
             Some(responder) => stream::start(
                 responder,
                 status,
                 &borrowed,
-                self.request_id.clone(),
-                self.handler_id,
+                slf.as_super().get().0.request_id.clone(),
+                this.handler_id,
             ),
             None => Ok(None),
         }
-    }
-
-    /// The host's id of the request, for logs and cancellation.
-    #[getter]
-    fn request_id(&self) -> &str {
-        &self.request_id
     }
 }
 
@@ -396,6 +404,8 @@ pub fn module(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     module.add_function(wrap_pyfunction!(log, &module)?)?;
     module.add_function(wrap_pyfunction!(log_enabled, &module)?)?;
     module.add_function(wrap_pyfunction!(json_error, &module)?)?;
+    module.add_function(wrap_pyfunction!(stream::run_on_pool, &module)?)?;
+    module.add_class::<PyRequestSource>()?;
     module.add_class::<PyResponder>()?;
     module.add_class::<PyStream>()?;
     Ok(module)

@@ -28,7 +28,8 @@ pub struct Settings {
     pub attribute: String,
     /// Directories put first on `sys.path`, absolute.
     pub python_path: Vec<PathBuf>,
-    /// A virtual environment whose packages are made importable.
+    /// The virtual environment the interpreter runs in, as its own `python`
+    /// would (see `interpreter::initialize`).
     pub venv: Option<PathBuf>,
     /// The async bridge.
     pub bridge: BridgeKind,

@@ -47,6 +47,24 @@ pub fn install(mailbox: Mailbox, steps: StepQueue) {
     let _ = SCHEDULER.set(Scheduler { mailbox, steps });
 }
 
+/// `spikard._native.run_on_pool(callback, request_id, handler_id) -> bool`:
+/// runs `callback()` (which must not raise) on a sync worker soon, queued
+/// like a stream's step: the `def` background tasks of a request served on
+/// the event loop, so they never block the loop and shutdown names them.
+/// `False` when there is no pool (the plugin is not serving yet).
+#[pyfunction]
+pub fn run_on_pool(callback: Py<PyAny>, request_id: &str, handler_id: u64) -> bool {
+    let Some(scheduler) = SCHEDULER.get() else {
+        return false;
+    };
+    scheduler.steps.submit(Step {
+        call: callback,
+        request_id: Arc::from(request_id),
+        handler_id,
+    });
+    true
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -275,8 +275,9 @@ class Host:
                     raise AssertionError(f"no log line matching {predicate!r} within {timeout} s:\n{self.log}")
                 self._cond.wait(min(remaining, 0.2))
 
-    def request(self, method: str, path: str, body: Any = None, headers: Mapping[str, str] | None = None,
-                timeout: float = 15.0) -> HttpResponse:
+    def request(
+        self, method: str, path: str, body: Any = None, headers: Mapping[str, str] | None = None, timeout: float = 15.0
+    ) -> HttpResponse:
         if self.process.poll() is not None:
             raise HostError(f"spikard-host is not running (exit {self.process.returncode}):\n{self.log}")
         return http_request(self.port, method, path, body, headers, timeout)
@@ -340,7 +341,7 @@ def host_fixture(app: str, **settings: Any) -> Callable[..., Iterator[Host]]:
     def fixture(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Host]:
         if missing_binaries():
             pytest.skip(f"needs {', '.join(missing_binaries())}: {BUILD_HINT}")
-        tmp = tmp_path_factory.mktemp(f"{app.split(':')[0].split('.')[-1]}-{request.param}")
+        tmp = tmp_path_factory.mktemp(f"{app.split(':', maxsplit=1)[0].rsplit('.', maxsplit=1)[-1]}-{request.param}")
         host = start_app_host(tmp, app, request.param, **settings)
         try:
             yield host

@@ -9,6 +9,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+
 from conftest import Host, HttpResponse, host_fixture, problem
 
 pytestmark = pytest.mark.e2e
@@ -120,6 +121,12 @@ def test_sleeping_sync_handler_does_not_stall_async_ones(host: Host) -> None:
 
 
 def test_mixed_load(host: Host) -> None:
-    paths = ["/async/no-await", "/async/sleep0", "/sync/cpu?n=2000", "/async/sleep?seconds=0.02", "/sync/sleep?seconds=0.01"] * 20
+    paths = [
+        "/async/no-await",
+        "/async/sleep0",
+        "/sync/cpu?n=2000",
+        "/async/sleep?seconds=0.02",
+        "/sync/sleep?seconds=0.01",
+    ] * 20
     results, _ = concurrently(host, paths, workers=40)
     assert [r.status for r in results] == [200] * len(paths)

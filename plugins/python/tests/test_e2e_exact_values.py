@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 import pytest
+
 from conftest import Host, host_fixture, problem
 
 pytestmark = pytest.mark.e2e

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from conftest import Host, host_fixture, problem
 
 pytestmark = pytest.mark.e2e

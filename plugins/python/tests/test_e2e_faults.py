@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from conftest import BRIDGES, Host, HttpResponse, missing_binaries, problem, start_app_host
 
 pytestmark = pytest.mark.e2e
@@ -71,7 +72,7 @@ def in_background(call: Callable[[], HttpResponse]) -> tuple[threading.Thread, l
     def run() -> None:
         try:
             out.append(call())
-        except Exception as exc:  # noqa: BLE001 - the test looks at it
+        except Exception as exc:
             out.append(exc)
 
     thread = threading.Thread(target=run, daemon=True)
@@ -259,7 +260,7 @@ def test_sigterm_with_a_handler_that_never_returns_exits_in_time(tmp_path: Path,
     took = time.monotonic() - started
     assert code == 0, host.log
     assert took < GRACE_S + 1.0, (took, host.log)
-    line = host.wait_for_log(lambda l: f"handler examples.faults_app:spin_{kind}" in l and "shutdown" in l)
+    line = host.wait_for_log(lambda text: f"handler examples.faults_app:spin_{kind}" in text and "shutdown" in text)
     assert "still running at shutdown" in line and "abandoned" in line
     if kind == "sync":  # the loop is free: the hooks run
         assert (tmp_path / "shutdown-hook").exists(), host.log

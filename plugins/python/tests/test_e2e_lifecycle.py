@@ -8,6 +8,7 @@ import signal
 from pathlib import Path
 
 import pytest
+
 from conftest import BRIDGES, start_app_host
 
 pytestmark = pytest.mark.e2e

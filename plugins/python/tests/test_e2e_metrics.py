@@ -7,8 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import missing_binaries, start_app_host
 from prometheus_client.parser import text_string_to_metric_families
+
+from conftest import missing_binaries, start_app_host
 
 pytestmark = pytest.mark.e2e
 
@@ -31,9 +32,7 @@ def series(name: str, **labels: str) -> tuple[str, tuple[tuple[str, str], ...]]:
 def test_counters_equal_the_requests_sent(tmp_path: Path) -> None:
     if missing_binaries():
         pytest.skip("needs the built host and plugin")
-    host = start_app_host(
-        tmp_path, "examples.app:app", server={"metrics_path": "/metrics", "body_limit": "1KiB"}
-    )
+    host = start_app_host(tmp_path, "examples.app:app", server={"metrics_path": "/metrics", "body_limit": "1KiB"})
     try:
         for _ in range(3):
             assert host.get("/hello").status == 200

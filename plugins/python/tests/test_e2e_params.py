@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+
 from conftest import Host, error_locs, host_fixture, problem
 
 pytestmark = pytest.mark.e2e
@@ -121,7 +122,9 @@ def test_required_query(host: Host) -> None:
 
 
 def test_header_alias(host: Host) -> None:
-    r = host.get("/headers", headers={"X-Token": "secret", "x-count": "3", "User-Agent": "tests/1", "X-Trace-Id": "t-9"})
+    r = host.get(
+        "/headers", headers={"X-Token": "secret", "x-count": "3", "User-Agent": "tests/1", "X-Trace-Id": "t-9"}
+    )
     assert r.status == 200, r.body
     assert r.json() == {"x_token": "secret", "x_count": 3, "user_agent": "tests/1", "trace": "t-9"}
 
@@ -162,7 +165,9 @@ def test_body_struct(host: Host) -> None:
 
 def test_body_struct_from_form(host: Host) -> None:
     r = host.request(
-        "POST", "/body/struct", b"name=pen&price=2.5&tags=a&tags=b",
+        "POST",
+        "/body/struct",
+        b"name=pen&price=2.5&tags=a&tags=b",
         {"content-type": "application/x-www-form-urlencoded"},
     )
     assert r.status == 200, r.body

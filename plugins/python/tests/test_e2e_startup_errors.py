@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from conftest import PLUGIN_DIR, plugin_settings, run_check, write_config
 
 pytestmark = pytest.mark.e2e

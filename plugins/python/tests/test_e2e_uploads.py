@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
+
 from conftest import BRIDGES, BUILD_HINT, Host, error_locs, missing_binaries, problem, start_app_host
 
 pytestmark = pytest.mark.e2e
@@ -122,9 +123,7 @@ def test_defaults_and_coercion_errors(host: Host) -> None:
     # A form field is converted by its type: "seven" is no int.
     r = post_form(host, "/upload", [("note", "n"), ("file", "a.txt", None, b"x"), ("count", "seven")])
     body = problem(r, 422)
-    assert [(e["type"], e["loc"], e["input"]) for e in body["errors"]] == [
-        ("int_parsing", ["body", "count"], "seven")
-    ]
+    assert [(e["type"], e["loc"], e["input"]) for e in body["errors"]] == [("int_parsing", ["body", "count"], "seven")]
 
 
 def test_missing_required_file_and_field(host: Host) -> None:
@@ -209,9 +208,7 @@ def open_temp_files(host: Host) -> dict[str, object]:
 
 
 @pytest.mark.parametrize("path", ["/big", "/big-sync"])
-def test_file_past_the_threshold_is_on_disk_and_removed_after(
-    served: tuple[Host, Path], path: str
-) -> None:
+def test_file_past_the_threshold_is_on_disk_and_removed_after(served: tuple[Host, Path], path: str) -> None:
     host, spool = served
     all_closed(host)
     content = os.urandom(1024 * 1024 + 4096)  # past the 1 MiB threshold

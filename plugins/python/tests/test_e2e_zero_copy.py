@@ -10,6 +10,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+
 from conftest import Host, host_fixture
 
 pytestmark = pytest.mark.e2e

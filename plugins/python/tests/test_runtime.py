@@ -21,8 +21,7 @@ import msgspec
 import pydantic
 import pytest
 
-from spikard import App, Header, HTTPException, Query, Request, Response
-from spikard import _runtime
+from spikard import App, Header, HTTPException, Query, Request, Response, _runtime
 from spikard._runtime import HookError, NativeLogHandler, Runtime
 
 
@@ -235,7 +234,7 @@ async def settle(responder: FakeResponder, timeout: float = 2.0) -> None:
 
 
 def test_runtime_needs_an_app(native: FakeNative) -> None:
-    with pytest.raises(TypeError, match="expected a spikard.App"):
+    with pytest.raises(TypeError, match=r"expected a spikard\.App"):
         Runtime(object(), native)  # type: ignore[arg-type]
 
 
@@ -335,7 +334,9 @@ def test_crashes_are_500_and_logged_with_traceback(rt: Runtime, native: FakeNati
             await settle(responder)
             assert responder.answer == ("problem", 500, "Internal Server Error", [])
             errors = [m for level, target, m in native.records if level == 1 and target == "spikard"]
-            assert any(secret in m and "Traceback (most recent call last)" in m and f"rid-{path}" in m for m in errors), errors
+            assert any(
+                secret in m and "Traceback (most recent call last)" in m and f"rid-{path}" in m for m in errors
+            ), errors
 
     run(main())
 
@@ -578,7 +579,15 @@ def test_outcome_of_responses() -> None:
 def test_failure_of_exceptions(native: FakeNative) -> None:
     f = _runtime.failure_of
     assert f(HTTPException(404), None) == (1, 404, [], "Not Found")
-    assert f(HTTPException(400, {"a": 1}), None) == (1, 400, [], '{"a":1}')
+    kind, status, headers, body = f(HTTPException(400, {"a": 1}), None, "r-1")  # structured: a JSON value
+    assert (kind, status, headers) == (0, 400, [("content-type", "application/problem+json")])
+    assert json.loads(body) == {
+        "type": "https://spikard.dev/errors/bad-request",
+        "title": "Bad Request",
+        "status": 400,
+        "detail": {"a": 1},
+        "request_id": "r-1",
+    }
     assert f(HTTPException(401, "no", {"www-authenticate": "Bearer"}), None) == (
         1,
         401,
@@ -631,7 +640,7 @@ def test_hooks(native: FakeNative) -> None:
 
 
 def test_logging_bridge(native: FakeNative) -> None:
-    rt = Runtime(App(), native)
+    Runtime(App(), native)
     try:
         root = logging.getLogger()
         assert root.level == logging.INFO  # the lowest level FakeNative keeps (3 = INFO)
@@ -665,7 +674,13 @@ def test_logging_bridge(native: FakeNative) -> None:
 
 
 def test_root_level_follows_host(native: FakeNative) -> None:
-    for up_to, level in ((5, logging.DEBUG), (4, logging.DEBUG), (2, logging.WARNING), (1, logging.ERROR), (0, logging.CRITICAL)):
+    for up_to, level in (
+        (5, logging.DEBUG),
+        (4, logging.DEBUG),
+        (2, logging.WARNING),
+        (1, logging.ERROR),
+        (0, logging.CRITICAL),
+    ):
         rt = Runtime(App(), FakeNative(up_to))
         try:
             assert logging.getLogger().level == level
@@ -842,7 +857,9 @@ def test_describe_loop_names_the_blocking_handler(native: FakeNative) -> None:
         loop.call_soon_threadsafe(rt.dispatch, 0, PARAMS, b"", None, FakeResponder())
         assert blocking.wait(5)
         described = rt.describe_loop()
-        assert described.startswith("handler test_runtime:test_describe_loop_names_the_blocking_handler.<locals>.block (at ")
+        assert described.startswith(
+            "handler test_runtime:test_describe_loop_names_the_blocking_handler.<locals>.block (at "
+        )
         assert " in block; now at " in described and "threading.py" in described
     finally:
         release.set()

@@ -14,8 +14,9 @@ import msgspec
 import pytest
 
 from spikard import App, Body, File, Form, HTTPException, Query, StreamingResponse, UploadFile
-from spikard._runtime import Runtime
+from spikard._background import AfterResponse
 from spikard._invoke import RouteError
+from spikard._runtime import Runtime
 
 
 class Item(msgspec.Struct):
@@ -80,7 +81,12 @@ def test_optional_list_and_bytes_files() -> None:
 
     body = plan_of(h).schema["body"]
     assert body["properties"] == {
-        "avatar": {"type": "string", "format": "binary", "contentMediaType": "image/png, image/jpeg", "maxLength": 1024},
+        "avatar": {
+            "type": "string",
+            "format": "binary",
+            "contentMediaType": "image/png, image/jpeg",
+            "maxLength": 1024,
+        },
         "files": {"type": "array", "items": {"type": "string", "format": "binary"}, "description": "attachments"},
         "data": {"type": "string", "format": "binary"},
         "more": {"type": "array", "items": {"type": "string", "format": "binary"}},
@@ -136,15 +142,21 @@ def test_reader_builds_uploads_and_converts_fields() -> None:
         seen.update(file=file, files=files, data=data, count=count, content=await file.read())
 
     binary = bytes(range(256))
-    params = {"form": {"file": part(b"hello", "a.txt", "text/plain"), "files": [part(binary), part(b"")],
-                       "data": part(binary), "count": 4}}
-    uploads: list[UploadFile] = []
-    run(plan_of(h).invoke(params, b"", None, "", uploads))
+    params = {
+        "form": {
+            "file": part(b"hello", "a.txt", "text/plain"),
+            "files": [part(binary), part(b"")],
+            "data": part(binary),
+            "count": 4,
+        }
+    }
+    after = AfterResponse()
+    run(plan_of(h).invoke(params, b"", None, "", after))
     assert seen["content"] == b"hello"
     assert (seen["file"].filename, seen["file"].content_type, seen["file"].size) == ("a.txt", "text/plain", 5)
     assert [f.size for f in seen["files"]] == [256, 0]
     assert seen["data"] == binary and seen["count"] == 4
-    assert uploads == [seen["file"], *seen["files"]]
+    assert after.uploads == [seen["file"], *seen["files"]]
 
 
 def test_reader_refuses_json_and_text_for_files() -> None:
@@ -152,10 +164,10 @@ def test_reader_refuses_json_and_text_for_files() -> None:
 
     plan = plan_of(h)
     with pytest.raises(HTTPException) as info:
-        plan.invoke({"body": {}}, b'{"file": "x"}', None, "", [])
+        plan.invoke({"body": {}}, b'{"file": "x"}', None, "", AfterResponse())
     assert info.value.status_code == 415 and "multipart/form-data" in info.value.detail
     with pytest.raises(HTTPException) as info:
-        plan.invoke({"form": {"file": "text"}}, b"", None, "", [])
+        plan.invoke({"form": {"file": "text"}}, b"", None, "", AfterResponse())
     assert info.value.status_code == 422 and "expected a file" in info.value.detail
 
     def f(name: str = Form()) -> None: ...
@@ -169,7 +181,7 @@ def test_optional_file_absent_gets_its_default() -> None:
     def h(file: UploadFile | None = File(None), note: str = Form("n")) -> Any:
         return file, note
 
-    assert plan_of(h).invoke('{"form": {"note": "n"}}', b"", None, "", []) == (None, "n")
+    assert plan_of(h).invoke('{"form": {"note": "n"}}', b"", None, "", AfterResponse()) == (None, "n")
 
 
 # -- UploadFile -------------------------------------------------------------------------------
@@ -198,7 +210,7 @@ def test_small_upload_reads_without_copies() -> None:
             await upload.read()
 
     def await_same(upload: UploadFile) -> bytes:
-        data = upload._data  # noqa: SLF001 - the in-memory bytes, returned as is
+        data = upload._data
         assert data is not None
         return data
 
@@ -320,10 +332,10 @@ def test_streamed_answer_closes_uploads_when_the_source_closes(runtime_of: Any) 
 
     runtime = runtime_of(app)
     plan = runtime.plans[0]
-    uploads: list[UploadFile] = []
-    result = plan.invoke({"form": {"file": part(b"x")}}, b"", None, "", uploads)
+    after = AfterResponse()
+    result = plan.invoke({"form": {"file": part(b"x")}}, b"", None, "", after)
     source = result.source(plan)
-    source.uploads = uploads
+    source.after = after
     assert not seen[0].closed
     source.close()
     assert seen[0].closed

@@ -10,4 +10,13 @@ Modules:
              streamed bodies and their framing.
 - sse:       SSE events: encoding, parsing, the schema check of their data.
 - main:      command line, skips, expected-pass list, report.
+
+The Python mode (`--python`):
+- pygen:     a case -> the source of its route in the Python API (type
+             hints, markers, msgspec.Meta, the handler's answer).
+- models:    a JSON body schema -> msgspec Struct classes, when exact.
+- features:  di, lifecycle_hooks, background, openapi_schemas as Depends,
+             exception handlers, BackgroundTasks, route metadata.
+- pymode:    the generated package (one module per category) and config.
+- pyrun:     the run: one host with the Python plugin, status.json, report.
 """

@@ -31,6 +31,7 @@ from .fixtures import MISSING, Case
 from .rawhttp import Response
 
 TOKEN = re.compile(r"^<<([a-z_]+)>>$")
+SAME_AS = re.compile(r"^<<same_as:([^<>]+)>>$")
 UUID = re.compile(r"^(urn:uuid:)?\{?[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}\}?$")
 DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$")
 
@@ -107,6 +108,13 @@ def match(expected: Any, actual: Any, where: str, partial: bool, diffs: list[str
             return
         for k, v in expected.items():
             sub = f"{where}.{k}"
+            same = SAME_AS.match(v) if isinstance(v, str) else None
+            if same:
+                # `<<same_as:member>>`: equal to a sibling member's value.
+                ref = same.group(1)
+                if k not in actual or ref not in actual or actual[k] != actual[ref]:
+                    diffs.append(f"{sub}: expected the same value as {ref} ({short(actual.get(ref, MISSING))}), got {short(actual.get(k, MISSING))}")
+                continue
             if v == "<<absent>>":
                 if k in actual:
                     diffs.append(f"{sub}: expected absent, got {short(actual[k])}")

@@ -105,19 +105,20 @@ def target_dir() -> Path:
     return base / "debug"
 
 
-def build(skip_build: bool) -> tuple[Path, Path]:
+def build(skip_build: bool, build_cmd: list[str] = BUILD_CMD, library: str = "libspikard_echo.so") -> tuple[Path, Path]:
+    """Builds (unless told not to) and returns the host binary and the plugin library."""
     host = target_dir() / "spikard-host"
-    plugin = target_dir() / "libspikard_echo.so"
-    command = f"(cd {REPO} && {' '.join(BUILD_CMD)})"
+    plugin = target_dir() / library
+    command = f"(cd {REPO} && {' '.join(build_cmd)})"
     if not skip_build:
         if shutil.which("cargo") is None:
             if not (host.exists() and plugin.exists()):
                 raise SystemExit(f"conformance: cargo is not installed; build the host and plugin with: {command}")
             print("conformance: cargo not found; using the binaries already built", flush=True)
         else:
-            print(f"conformance: building: {' '.join(BUILD_CMD)}", flush=True)
+            print(f"conformance: building: {' '.join(build_cmd)}", flush=True)
             started = time.monotonic()
-            proc = subprocess.run(BUILD_CMD, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            proc = subprocess.run(build_cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
             if proc.returncode != 0:
                 tail = proc.stdout.decode("utf-8", "replace").splitlines()[-40:]
                 raise SystemExit(
@@ -149,11 +150,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("fixtures", metavar="FIXTURES_DIR", help="e.g. ../shared/spikard-fixtures/testing_data")
     ap.add_argument("--category", action="append", default=[], metavar="C", help="only this category (repeatable)")
     ap.add_argument("--case", action="append", default=[], metavar="FILE", help="only this case file (repeatable)")
-    ap.add_argument("--update-expected", action="store_true", help="rewrite expected-pass.txt from this run")
+    ap.add_argument(
+        "--update-expected",
+        action="store_true",
+        help="rewrite expected-pass.txt (with --python: expected-pass-python.txt) from this run",
+    )
     ap.add_argument("--no-build", action="store_true", help="do not run cargo build; use target/debug as is")
     ap.add_argument("--keep", action="store_true", help="keep the generated config directory and print its path")
     ap.add_argument("--timeout", type=float, default=15.0, help="seconds per request (default 15)")
     ap.add_argument("-v", "--verbose", action="store_true", help="all diffs, notes and soft mismatches")
+    ap.add_argument(
+        "--python",
+        action="store_true",
+        help="Python mode: generate a spikard app per case and serve it through the Python plugin "
+        "(skips-python.toml, expected-pass-python.txt)",
+    )
     return ap.parse_args(argv)
 
 
@@ -170,6 +181,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"conformance: {root} is not a directory", file=sys.stderr)
         return 2
     root = root.resolve()
+    if args.python:
+        from .pyrun import run_python  # noqa: PLC0415
+
+        return run_python(args, root)
     skips = load_skips(SKIPS_FILE)
     expected = load_expected(EXPECTED_FILE)
 
@@ -272,47 +287,7 @@ def run_cases(cases: list[Case], skips, host_bin: Path, plugin: Path, workdir: P
 
         print(f"conformance: spikard-host listening on 127.0.0.1:{port}; {len(active)} cases", flush=True)
         for prefix, case in active:
-            entry = skips.get(case.id)
-            mode = entry.compare if entry else None
-            relaxed = f"{mode}: {entry.reason}" if entry and mode else ""
-            if not host.alive():
-                results.append(Result(case.id, case.category, FAILED, "the host is not running (it exited during the run)"))
-                continue
-            try:
-                req = case.request
-                warmup_diff = run_warmup(case, prefix, port, args.timeout)
-                if warmup_diff:
-                    results.append(Result(case.id, case.category, FAILED, warmup_diff, relaxed, notes=case.notes))
-                    continue
-                resp = exchange(
-                    "127.0.0.1",
-                    port,
-                    req.method,
-                    prefix + req.target,
-                    req.headers,
-                    req.body,
-                    timeout=args.timeout,
-                    half_close=req.explicit_length,
-                )
-                verdict = cmp.compare(case, resp, mode)
-                outcome = PASSED if verdict.ok else FAILED
-                # Soft statistics measure the host, so cases whose expectations
-                # contradict the other fixtures (compared partly) stay out.
-                soft = {} if relaxed else verdict.soft
-                results.append(
-                    Result(case.id, case.category, outcome, verdict.line() if not verdict.ok else "", relaxed, soft, case.notes)
-                )
-                if args.verbose and not verdict.ok and len(verdict.diffs) > 1:
-                    for d in verdict.diffs[1:]:
-                        print(f"      {case.id}: {d}")
-            except HttpError as e:
-                results.append(Result(case.id, case.category, FAILED, f"request failed: {e}", relaxed, notes=case.notes))
-            except Exception as e:  # noqa: BLE001 - a runner bug fails one case, not the run
-                tb = traceback.format_exc(limit=3).strip().splitlines()[-1]
-                results.append(Result(case.id, case.category, FAILED, f"runner error: {type(e).__name__}: {e} ({tb})", relaxed))
-            if args.verbose and case.notes:
-                for n in case.notes:
-                    print(f"      note {case.id}: {n}")
+            results.append(run_one(case, prefix, host, port, skips, args))
     finally:
         if host is not None:
             host.stop()
@@ -320,6 +295,74 @@ def run_cases(cases: list[Case], skips, host_bin: Path, plugin: Path, workdir: P
                 if any(r.outcome == FAILED and "not running" in r.reason for r in results):
                     print("conformance: host output (tail):\n" + "\n".join(list(host.tail)[-30:]))
     return results
+
+
+def run_one(case: Case, prefix: str, host: Host, port: int, skips, args, followups=()) -> Result:
+    """Sends one case's request (after its warm-up requests) and compares
+    the answer; `followups` are (method, path, status, JSON body) requests
+    checked after it (the Python mode's background state)."""
+    entry = skips.get(case.id)
+    mode = entry.compare if entry else None
+    relaxed = f"{mode}: {entry.reason}" if entry and mode else ""
+    if not host.alive():
+        return Result(case.id, case.category, FAILED, "the host is not running (it exited during the run)")
+    try:
+        req = case.request
+        warmup_diff = run_warmup(case, prefix, port, args.timeout)
+        if warmup_diff:
+            return Result(case.id, case.category, FAILED, warmup_diff, relaxed, notes=case.notes)
+        resp = exchange(
+            "127.0.0.1",
+            port,
+            req.method,
+            prefix + req.target,
+            req.headers,
+            req.body,
+            timeout=args.timeout,
+            half_close=req.explicit_length,
+        )
+        verdict = cmp.compare(case, resp, mode)
+        if verdict.ok:
+            verdict.diffs += run_followups(followups, prefix, port, args.timeout)
+        outcome = PASSED if verdict.ok else FAILED
+        # Soft statistics measure the host, so cases whose expectations
+        # contradict the other fixtures (compared partly) stay out.
+        soft = {} if relaxed else verdict.soft
+        if args.verbose and not verdict.ok and len(verdict.diffs) > 1:
+            for d in verdict.diffs[1:]:
+                print(f"      {case.id}: {d}")
+        if args.verbose and case.notes:
+            for n in case.notes:
+                print(f"      note {case.id}: {n}")
+        return Result(case.id, case.category, outcome, verdict.line() if not verdict.ok else "", relaxed, soft, case.notes)
+    except HttpError as e:
+        return Result(case.id, case.category, FAILED, f"request failed: {e}", relaxed, notes=case.notes)
+    except Exception as e:  # noqa: BLE001 - a runner bug fails one case, not the run
+        tb = traceback.format_exc(limit=3).strip().splitlines()[-1]
+        return Result(case.id, case.category, FAILED, f"runner error: {type(e).__name__}: {e} ({tb})", relaxed)
+
+
+def run_followups(followups, prefix: str, port: int, timeout: float) -> list[str]:
+    """Each follow-up request must get its status and JSON body (a list of
+    differences; polled for up to 2 s, as background work runs after the
+    response)."""
+    diffs: list[str] = []
+    for method, path, status, body in followups:
+        deadline = time.monotonic() + 2.0
+        while True:
+            resp = exchange("127.0.0.1", port, method, prefix + path, [], None, timeout=timeout)
+            got: object = None
+            try:
+                got = json.loads(resp.body.decode("utf-8"))
+            except ValueError:
+                got = resp.body.decode("utf-8", "replace")
+            if resp.status == status and cmp.matches(body, got):
+                break
+            if time.monotonic() > deadline:
+                diffs.append(f"follow-up {method} {path}: expected {status} {cmp.short(body)}, got {resp.status} {cmp.short(got)}")
+                break
+            time.sleep(0.05)
+    return diffs
 
 
 def refused_case(error: StartupError, layout: Layout, workdir: Path) -> tuple[str | None, str]:
@@ -372,7 +415,19 @@ def run_warmup(case: Case, prefix: str, port: int, timeout: float) -> str:
     return ""
 
 
-def report(results: list[Result], expected: set[str], args, all_selected: bool) -> int:
+def report(
+    results: list[Result],
+    expected: set[str],
+    args,
+    all_selected: bool,
+    label: str = "conformance",
+    scope: tuple = IN_SCOPE,
+    expected_file: Path = EXPECTED_FILE,
+) -> int:
+    """Prints the tables and lists; returns the exit status (1 on a regression
+    against `expected_file`). The last line is `{label}: P passed, ...`."""
+    IN_SCOPE = scope  # noqa: N806 - the categories in scope of this mode
+    EXPECTED_FILE = expected_file  # noqa: N806
     by_cat: dict[str, Counter] = defaultdict(Counter)
     for r in results:
         by_cat[r.category][r.outcome] += 1
@@ -398,7 +453,20 @@ def report(results: list[Result], expected: set[str], args, all_selected: bool) 
         ni = Counter(r.category for r in skipped if r.reason == NOT_IMPLEMENTED_REASON)
         if ni:
             out(f"  {NOT_IMPLEMENTED_REASON}: " + ", ".join(f"{c} ({n})" for c, n in sorted(ni.items())))
-        for r in sorted((r for r in skipped if r.reason != NOT_IMPLEMENTED_REASON), key=lambda r: r.id):
+        # "needs <feature>" (the Python mode: a feature the package lacks yet)
+        # by feature, with the categories and cases it holds back.
+        needs: dict[str, list[str]] = defaultdict(list)
+        for r in skipped:
+            if r.reason.startswith("needs "):
+                needs[r.reason].append(r.id)
+        for reason, ids in sorted(needs.items()):
+            cats = Counter(i.split("/", 1)[0] for i in ids)
+            out(f"  {reason}: " + ", ".join(f"{c} ({n})" for c, n in sorted(cats.items())))
+            out("      " + ", ".join(sorted(ids)))
+        for r in sorted(
+            (r for r in skipped if r.reason != NOT_IMPLEMENTED_REASON and not r.reason.startswith("needs ")),
+            key=lambda r: r.id,
+        ):
             out(f"  {r.id}: {r.reason}")
     relaxed = sorted((r for r in results if r.relaxed), key=lambda r: r.id)
     if relaxed:
@@ -460,24 +528,24 @@ def report(results: list[Result], expected: set[str], args, all_selected: bool) 
     if all_selected:
         gone = sorted(i for i in expected if i not in ran)
         if gone:
-            out(f"\nwarning: {len(gone)} case(s) in expected-pass.txt are not in the fixtures: {', '.join(gone[:5])}")
+            out(f"\nwarning: {len(gone)} case(s) in {EXPECTED_FILE.name} are not in the fixtures: {', '.join(gone[:5])}")
     if not_run:
         out(f"\nwarning: expected passes now skipped: {', '.join(not_run)}")
     if regressions:
-        out(f"\nREGRESSIONS: {len(regressions)} case(s) in expected-pass.txt no longer pass:")
+        out(f"\nREGRESSIONS: {len(regressions)} case(s) in {EXPECTED_FILE.name} no longer pass:")
         for i in regressions:
             out(f"  {i}: {ran[i].reason}")
     if args.update_expected:
         selected = set(ran)
         new = sorted((expected - selected) | passed_ids)
         EXPECTED_FILE.write_text("".join(l + "\n" for l in new), encoding="utf-8")
-        out(f"\nexpected-pass.txt rewritten: {len(new)} case(s)")
+        out(f"\n{EXPECTED_FILE.name} rewritten: {len(new)} case(s)")
     elif new_passes:
-        out(f"\n{len(new_passes)} case(s) pass but are not in expected-pass.txt; record them with --update-expected")
+        out(f"\n{len(new_passes)} case(s) pass but are not in {EXPECTED_FILE.name}; record them with --update-expected")
 
     n_p = sum(1 for r in results if r.outcome == PASSED)
     n_f = sum(1 for r in results if r.outcome == FAILED)
     n_u = sum(1 for r in results if r.outcome == UNLOADABLE)
     n_s = sum(1 for r in results if r.outcome == SKIPPED)
-    out(f"conformance: {n_p} passed, {n_f} failed, {n_u} unloadable, {n_s} skipped")
+    out(f"{label}: {n_p} passed, {n_f} failed, {n_u} unloadable, {n_s} skipped")
     return 1 if regressions and not args.update_expected else 0

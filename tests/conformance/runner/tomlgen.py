@@ -89,7 +89,12 @@ _TOKEN = re.compile(r"^<<([a-z_]+)>>$")
 def fill_tokens(value: Any) -> Any:
     """Concrete values for `<<token>>`s in a canned body ( `<<absent>>` keys dropped)."""
     if isinstance(value, dict):
-        return {k: fill_tokens(v) for k, v in value.items() if v != "<<absent>>"}
+        out = {k: fill_tokens(v) for k, v in value.items() if v != "<<absent>>"}
+        for k, v in value.items():  # `<<same_as:member>>`: that member's value
+            m = re.match(r"^<<same_as:([^<>]+)>>$", v) if isinstance(v, str) else None
+            if m and m.group(1) in out:
+                out[k] = out[m.group(1)]
+        return out
     if isinstance(value, list):
         return [fill_tokens(v) for v in value]
     if isinstance(value, str):

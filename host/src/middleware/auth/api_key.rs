@@ -112,6 +112,11 @@ impl ApiKeyAuth {
         &self.header
     }
 
+    /// The query parameter a key may also come in, when `query` names one.
+    pub fn query(&self) -> Option<&str> {
+        self.query.as_deref()
+    }
+
     /// The detail of the 401 for a request with neither credential when the JWT scheme is
     /// on too: "Expected 'Authorization: Bearer <token>' header or 'X-API-Key' header ...".
     pub fn missing_with_bearer(&self) -> &str {

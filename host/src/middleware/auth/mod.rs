@@ -40,6 +40,17 @@ pub struct RawAuth {
     pub api_key: Option<Spanned<RawApiKey>>,
 }
 
+/// The ways one auth policy accepts credentials (see [`Auth::credentials`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Credentials<'a> {
+    /// A JWT in `Authorization: Bearer …`.
+    pub bearer: bool,
+    /// The header an API key comes in.
+    pub api_key_header: Option<&'a http::HeaderName>,
+    /// The query parameter an API key may also come in.
+    pub api_key_query: Option<&'a str>,
+}
+
 /// A resolved auth policy: keys loaded and parsed once at start-up, shared (in an `Arc`) by
 /// every route it applies to.
 #[derive(Debug)]
@@ -89,6 +100,16 @@ impl Auth {
             }
         }
         Ok(Auth { jwt, api_key })
+    }
+
+    /// How a client presents credentials under this policy (what the OpenAPI document
+    /// declares as the security schemes of the routes it covers).
+    pub fn credentials(&self) -> Credentials<'_> {
+        Credentials {
+            bearer: self.jwt.is_some(),
+            api_key_header: self.api_key.as_ref().map(ApiKeyAuth::header),
+            api_key_query: self.api_key.as_ref().and_then(ApiKeyAuth::query),
+        }
     }
 
     /// Decides a request from its head. `Ok` is the principal the request runs as:

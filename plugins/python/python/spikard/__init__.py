@@ -29,14 +29,47 @@ Uploads: ``file: UploadFile``, ``data: bytes = File()``, ``note: str =
 Form()`` read a ``multipart/form-data`` body the host parsed and validated;
 uploads are closed after the response is sent.
 
+FastAPI's app surface is here under the same names: ``APIRouter`` and
+``include_router``, ``App(title=, version=, lifespan=, dependencies=,
+exception_handlers=)``, ``@app.exception_handler``, the route options
+(``tags``, ``summary``, ``responses``, ``response_class`` ...), Starlette's
+response classes and ``spikard.status``; a FastAPI app runs with its import
+line changed (``from spikard import App as FastAPI, ...``).
+
 Importing this package needs only the standard library; msgspec is needed
 when routes are compiled and served.
 """
 
-from ._app import App, Route, State
-from ._params import Body, Cookie, File, Form, Header, ParamInfo, Path, Query
+from . import status
+from ._app import App, NoMatchFound, Route, State
+from ._background import BackgroundTask, BackgroundTasks
+from ._params import (
+    Body,
+    Cookie,
+    Depends,
+    File,
+    Form,
+    Header,
+    ParamInfo,
+    Path,
+    Query,
+    Security,
+    SecurityScopes,
+)
 from ._request import Request
-from ._responses import HTTPException, Response
+from ._responses import (
+    FileResponse,
+    HTMLResponse,
+    HTTPException,
+    JSONResponse,
+    MutableHeaders,
+    ORJSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+    UJSONResponse,
+)
+from ._routing import APIRouter
 from ._streaming import StreamingResponse
 from ._upload import UploadFile
 from .sse import EventSourceResponse, ServerSentEvent
@@ -44,23 +77,39 @@ from .sse import EventSourceResponse, ServerSentEvent
 __version__ = "0.1.0"
 
 __all__ = [
+    "APIRouter",
     "App",
+    "BackgroundTask",
+    "BackgroundTasks",
     "Body",
     "Cookie",
+    "Depends",
     "EventSourceResponse",
     "File",
+    "FileResponse",
     "Form",
+    "HTMLResponse",
     "HTTPException",
     "Header",
+    "JSONResponse",
+    "MutableHeaders",
+    "NoMatchFound",
+    "ORJSONResponse",
     "ParamInfo",
     "Path",
+    "PlainTextResponse",
     "Query",
+    "RedirectResponse",
     "Request",
     "Response",
     "Route",
+    "Security",
+    "SecurityScopes",
     "ServerSentEvent",
     "State",
     "StreamingResponse",
+    "UJSONResponse",
     "UploadFile",
     "__version__",
+    "status",
 ]

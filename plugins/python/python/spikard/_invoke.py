@@ -11,19 +11,19 @@ those that need it and calls the handler.
 from __future__ import annotations
 
 import binascii
-import datetime
 import functools
 import inspect
 import typing
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final, Literal, get_args, get_origin
+from typing import TYPE_CHECKING, Any, Final, get_args, get_origin
 
 import msgspec
 
-from ._models import _body_error, _body_schema, _BodyCodec
-from ._params import REQUIRED, ParamInfo
+from ._background import BackgroundTasks
+from ._models import _body_error, _body_schema, _BodyCodec, _conversion_error
+from ._params import REQUIRED, Depends, ParamInfo, SecurityScopes
 from ._request import Request
-from ._responses import HTTPException
+from ._responses import HTTPException, Response
 from ._schemas import (
     _ARRAY_ORIGINS,
     _MISSING,
@@ -31,6 +31,7 @@ from ._schemas import (
     Converter,
     RouteError,
     _constrain,
+    _document,
     _hoist,
     _involves_pydantic,
     _is_body_type,
@@ -49,7 +50,7 @@ from ._upload import UploadFile
 if TYPE_CHECKING:
     from ._app import Route
 
-__all__ = ["RouteError", "HandlerPlan", "compile_route", "path_params", "handler_location"]
+__all__ = ["HandlerPlan", "RouteError", "compile_route", "handler_location", "path_params"]
 
 
 def _form_of(params_json: Any) -> Any:
@@ -65,7 +66,7 @@ def _form_of(params_json: Any) -> Any:
 
 
 class _Param:
-    __slots__ = ("name", "source", "key", "tp", "required", "default", "schema", "conv")
+    __slots__ = ("conv", "default", "key", "name", "required", "schema", "source", "tp")
 
     def __init__(
         self,
@@ -97,20 +98,23 @@ class HandlerPlan:
     """
 
     __slots__ = (
-        "route",
+        "after",
+        "awaits",
         "handler",
-        "name",
+        "handler_id",
+        "invoke",
         "is_async",
         "is_async_gen",
-        "wants_request",
+        "name",
+        "params",
+        "response_convert",
+        "route",
         "schema",
         "schema_json",
         "status_code",
-        "response_convert",
         "stream_head",
-        "params",
         "uploads",
-        "invoke",
+        "wants_request",
     )
 
     def __init__(self, route: Route) -> None:
@@ -123,16 +127,24 @@ class HandlerPlan:
         self.is_async = self.is_async_gen or _is_async(route.handler)
         self.wants_request = False
         self.params: list[_Param] = []
-        #: The handler takes ``UploadFile``s: ``invoke`` has a fifth
-        #: argument, the list the request's uploads are put in, which the
-        #: runtime closes after the response is sent.
+        #: The route makes ``UploadFile``s (put in ``after.uploads``, closed
+        #: after the response is sent); implies ``after``.
         self.uploads = False
+        #: ``invoke`` takes a fifth argument, the request's
+        #: :class:`~spikard._background.AfterResponse` (uploads, background
+        #: tasks, generator dependencies, the ``response`` parameter).
+        self.after = False
+        #: ``invoke`` returns an awaitable (run on the event loop).
+        self.awaits = self.is_async and not self.is_async_gen
+        #: The route's index in the runtime (set by the runtime).
+        self.handler_id = 0
         self.schema: dict[str, Any] = {}
         self.schema_json = "{}"
         self.response_convert: Converter | None = None
         #: The headers of a generator the handler returns.
         self.stream_head: list[tuple[str, str]] = [("content-type", _stream_media_type(route))]
-        self.invoke: Callable[[Any, bytes, Any, str], Any] = _unset_invoke
+        #: ``invoke(params_json, body, headers, source[, after])``.
+        self.invoke: Callable[..., Any] = _unset_invoke
 
     def __repr__(self) -> str:
         return f"HandlerPlan({self.route.method} {self.route.path} -> {self.name})"
@@ -163,52 +175,144 @@ def _type_hints(handler: Callable[..., Any], where: str) -> dict[str, Any]:
     target = handler
     while isinstance(target, functools.partial):
         target = target.func
-    if not (inspect.isfunction(target) or inspect.ismethod(target)):
+    if isinstance(target, type):  # a class (a dependency): its __init__'s parameters
+        target = typing.cast(Any, target).__init__
+    elif not (inspect.isfunction(target) or inspect.ismethod(target)):
         target = getattr(target, "__call__", target)  # noqa: B004
     try:
         return typing.get_type_hints(target, include_extras=True)
     except Exception as exc:  # noqa: BLE001 - reported with the fix
         raise RouteError(
-            f"handler {where}: cannot resolve its type hints ({type(exc).__name__}: {exc}); "
+            f"{where}: cannot resolve its type hints ({type(exc).__name__}: {exc}); "
             "define every type the signature names at module level, before the handler is used"
         ) from None
 
 
-def compile_route(route: Route) -> HandlerPlan:
-    """Reads the handler's signature and returns its plan; raises
-    :class:`RouteError` naming the handler and parameter when it cannot be
-    served."""
-    plan = HandlerPlan(route)
-    where = plan.name
-    handler = route.handler
-    try:
-        signature = inspect.signature(handler)
-    except (TypeError, ValueError) as exc:
-        raise RouteError(f"handler {where}: has no inspectable signature ({exc})") from None
-    hints = _type_hints(handler, where)
-    in_path = path_params(route.path)
-    params: list[_Param] = []
-    bodies: list[tuple[str, Any, ParamInfo | None, Any, list[Any]]] = []
-    forms: list[tuple[str, str, Any, ParamInfo | None, Any, list[Any]]] = []
-    request_kw: str | None = None
+#: A body parameter: ``(name, key, type, marker, default, metadata)``.
+BodyDecl = tuple[str, str, Any, "ParamInfo | None", Any, list[Any]]
+#: A form parameter: ``(name, key, source, type, marker, default, metadata)``.
+FormDecl = tuple[str, str, str, Any, "ParamInfo | None", Any, list[Any]]
 
+#: Parameters whose value the runtime makes: the annotation's class → kind.
+SPECIAL_KINDS: Final = (
+    (Request, "request"),
+    (Response, "response"),
+    (BackgroundTasks, "background"),
+    (SecurityScopes, "scopes"),
+)
+
+#: Names spikard exports under the same name as FastAPI/Starlette.
+_OURS: Final = frozenset(
+    {
+        "Body", "Cookie", "Depends", "File", "Form", "Header", "Path", "Query", "Security",
+        "SecurityScopes", "BackgroundTasks", "Request", "Response", "UploadFile", "HTTPException",
+    }
+)  # fmt: skip
+
+
+class Signature:
+    """One callable's parameters by kind: a handler's or a dependency's.
+
+    ``params``: path/query/header/cookie parameters; ``bodies``, ``forms``:
+    body members and form fields; ``specials``: ``(name, kind)`` of
+    parameters the runtime fills (``request``, ``response``,
+    ``background``, ``scopes``); ``deps``: ``(name, Depends, dependency)``.
+    """
+
+    __slots__ = ("bodies", "deps", "forms", "params", "specials")
+
+    def __init__(self) -> None:
+        self.params: list[_Param] = []
+        self.bodies: list[BodyDecl] = []
+        self.forms: list[FormDecl] = []
+        self.specials: list[tuple[str, str]] = []
+        self.deps: list[tuple[str, Depends, Any]] = []
+
+
+def _foreign(obj: Any) -> str | None:
+    """``fastapi.params.Depends`` & co.: the dotted name of a FastAPI or
+    Starlette class (of ``obj``, or ``obj`` itself when a class), else None."""
+    cls = obj if isinstance(obj, type) else type(obj)
+    module = getattr(cls, "__module__", None)
+    if not isinstance(module, str) or module.partition(".")[0] not in ("fastapi", "starlette"):
+        return None
+    return f"{module}.{cls.__qualname__}"
+
+
+def _reject_foreign(prefix: str, name: str, tp: Any, metadata: list[Any], default: Any) -> None:
+    """A leftover FastAPI/Starlette marker or class must not silently become
+    a query parameter: a RouteError naming the spikard replacement."""
+    for what, obj in (("default", default), *(("Annotated metadata", item) for item in metadata)):
+        dotted = _foreign(obj) if not isinstance(obj, type) else None
+        if dotted is not None:
+            short = dotted.rpartition(".")[2]
+            fix = (
+                f"use spikard.{short} (change the import: from spikard import {short})"
+                if short in _OURS
+                else f"spikard has no {short}; use its own markers (Query, Header, Depends, ...)"
+            )
+            raise RouteError(f"{prefix}: parameter {name!r}: its {what} is {dotted} from another framework; {fix}")
+    for candidate in (tp, *get_args(tp)):
+        dotted = _foreign(candidate) if isinstance(candidate, type) else None
+        if dotted is not None:
+            short = dotted.rpartition(".")[2]
+            fix = (
+                f"annotate it spikard.{short} (change the import: from spikard import {short})"
+                if short in _OURS
+                else f"spikard has no {short}"
+            )
+            raise RouteError(f"{prefix}: parameter {name!r} is annotated {dotted} from another framework; {fix}")
+
+
+def _special_kind(tp: Any) -> str | None:
+    if isinstance(tp, type):
+        for cls, kind in SPECIAL_KINDS:
+            if issubclass(tp, cls):
+                return kind
+    return None
+
+
+def analyze(fn: Callable[..., Any], prefix: str, in_path: list[str]) -> Signature:
+    """Reads one callable's signature (``prefix`` names it in errors:
+    ``handler f (app.py:3)`` or ``…: dependency g (app.py:9)``)."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError) as exc:
+        raise RouteError(f"{prefix}: has no inspectable signature ({exc})") from None
+    hints = _type_hints(fn, prefix)
+    sig = Signature()
+    keys: dict[tuple[str, str], str] = {}
     for name, parameter in signature.parameters.items():
         if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
             continue
         if parameter.kind is parameter.POSITIONAL_ONLY:
             raise RouteError(
-                f"handler {where}: parameter {name!r} is positional-only; "
-                "remove the '/' so it can be passed by name"
+                f"{prefix}: parameter {name!r} is positional-only; remove the '/' so it can be passed by name"
             )
         annotation = hints.get(name, parameter.annotation)
         if annotation is inspect.Parameter.empty:
             annotation = Any
         tp, metadata = _strip_annotated(annotation)
+        _reject_foreign(prefix, name, tp, metadata, parameter.default)
         info: ParamInfo | None = None
+        dep: Depends | None = None
         for item in metadata:
             if isinstance(item, ParamInfo):
                 info = item
+            elif isinstance(item, Depends):
+                dep = item
         default = parameter.default
+        if isinstance(default, Depends):
+            dep = default
+        if dep is not None:
+            dependency = dep.dependency if dep.dependency is not None else tp
+            if not callable(dependency) or dependency is Any:
+                raise RouteError(
+                    f"{prefix}: parameter {name!r}: Depends() without a dependency calls the annotated type, "
+                    f"but {tp!r} is not callable; pass it: Depends(get_{name})"
+                )
+            sig.deps.append((name, dep, dependency))
+            continue
         if isinstance(default, ParamInfo):
             info = default
             default = default.default
@@ -217,8 +321,9 @@ def compile_route(route: Route) -> HandlerPlan:
         if default is inspect.Parameter.empty or default is Ellipsis:
             default = REQUIRED
 
-        if isinstance(tp, type) and issubclass(tp, Request):
-            request_kw = name
+        special = _special_kind(tp)
+        if special is not None:
+            sig.specials.append((name, special))
             continue
 
         if info is not None:
@@ -233,31 +338,53 @@ def compile_route(route: Route) -> HandlerPlan:
             source = "query"
 
         if source == "body":
-            bodies.append((name, tp, info, default, metadata))
+            key = (info.alias if info is not None and info.alias else None) or name
+            sig.bodies.append((name, key, tp, info, default, metadata))
             continue
         if source in ("form", "file"):
-            forms.append((name, source, tp, info, default, metadata))
+            key = (info.alias if info is not None and info.alias else None) or name
+            sig.forms.append((name, key, source, tp, info, default, metadata))
             continue
         try:
-            params.append(_make_param(name, source, tp, info, default, metadata, in_path))
+            param = _make_param(name, source, tp, info, default, metadata, in_path)
         except RouteError as exc:
-            raise RouteError(f"handler {where}: {exc}") from None
+            raise RouteError(f"{prefix}: {exc}") from None
         except TypeError as exc:
             raise RouteError(
-                f"handler {where}: {source} parameter {name!r}: {exc}; use int, float, str, bool, "
+                f"{prefix}: {source} parameter {name!r}: {exc}; use int, float, str, bool, "
                 "UUID, date, datetime, an Enum, a Literal, or a list of those"
             ) from None
-
-    keys: dict[tuple[str, str], str] = {}
-    for param in params:
         other = keys.setdefault((param.source, param.key), param.name)
         if other != param.name:
             raise RouteError(
-                f"handler {where}: parameters {other!r} and {param.name!r} both read "
+                f"{prefix}: parameters {other!r} and {param.name!r} both read "
                 f"{param.source} {param.key!r}; give one of them another alias"
             )
+        sig.params.append(param)
+    return sig
 
-    schema: dict[str, Any] = {}
+
+class RouteSchema:
+    """A route's schemas for the host and the readers of its body: what
+    :func:`route_schema` makes of the parameters of its callables."""
+
+    __slots__ = ("body_reader", "form_reader", "makes_uploads", "schema")
+
+    def __init__(self) -> None:
+        self.schema: dict[str, Any] = {}
+        self.body_reader: Callable[[dict[str, Any], bytes, Any], None] | None = None
+        self.form_reader: Callable[[dict[str, Any], Any, list[UploadFile]], None] | None = None
+        self.makes_uploads = False
+
+
+def route_schema(
+    params: list[_Param], bodies: list[BodyDecl], forms: list[FormDecl], where: str, in_path: list[str]
+) -> RouteSchema:
+    """The path/query/header/cookie schemas of ``params`` and the body
+    schema and reader of ``bodies`` or ``forms`` (``where`` prefixes
+    errors)."""
+    out = RouteSchema()
+    schema = out.schema
     for source in _SOURCES:
         group = [p for p in params if p.source == source]
         if not group:
@@ -265,59 +392,79 @@ def compile_route(route: Route) -> HandlerPlan:
         defs: dict[str, Any] = {}
         properties: dict[str, Any] = {}
         for p in group:
-            properties[p.key] = p.schema
-            if isinstance(p.schema, dict) and "$defs" in p.schema:
-                defs.update(p.schema.pop("$defs"))
+            sub = dict(p.schema)
+            if "$defs" in sub:
+                defs.update(sub.pop("$defs"))
+            properties[p.key] = sub
         obj: dict[str, Any] = {"type": "object", "properties": properties}
-        required = [p.key for p in group if p.required]
+        required = list(dict.fromkeys(p.key for p in group if p.required))
         if required:
             obj["required"] = required
         if defs:
             obj["$defs"] = defs
         schema[source] = obj
 
-    body_reader = None
-    form_reader = None
     if forms and bodies:
         raise RouteError(
-            f"handler {where}: parameter {bodies[0][0]!r} is a JSON body but {forms[0][0]!r} is a form field "
+            f"{where}: parameter {bodies[0][0]!r} is a JSON body but {forms[0][0]!r} is a form field "
             "(Form/File/UploadFile); a request has one body, either a form (multipart/form-data or urlencoded) "
             "or JSON: declare the model's fields as Form() parameters, or move the file to another route"
         )
     if forms:
         try:
-            form_reader, form_schema, plan.uploads = _make_form(forms, in_path)
+            out.form_reader, schema["body"], out.makes_uploads = _make_form(forms, in_path)
         except RouteError as exc:
-            raise RouteError(f"handler {where}: {exc}") from None
+            raise RouteError(f"{where}: {exc}") from None
         except TypeError as exc:
             raise RouteError(
-                f"handler {where}: {exc}; a Form() field is int, float, str, bool, UUID, date, datetime, "
+                f"{where}: {exc}; a Form() field is int, float, str, bool, UUID, date, datetime, "
                 "an Enum, a Literal, or a list of those"
             ) from None
-        schema["body"] = form_schema
     if bodies:
         try:
-            body_reader, body_schema = _make_body(bodies)
+            out.body_reader, body_schema = _make_body(bodies)
+        except RouteError as exc:
+            raise RouteError(f"{where}: {exc}") from None
         except TypeError as exc:
-            raise RouteError(f"handler {where}: {exc}") from None
+            raise RouteError(f"{where}: {exc}") from None
         if body_schema is not None:
             schema["body"] = body_schema
+    return out
+
+
+def compile_route(route: Route) -> HandlerPlan:
+    """Reads the handler's signature and returns its plan; raises
+    :class:`RouteError` naming the handler and parameter when it cannot be
+    served."""
+    plan = HandlerPlan(route)
+    where = plan.name
+    handler = route.handler
+    in_path = path_params(route.path)
+    sig = analyze(handler, f"handler {where}", in_path)
+    route_deps = list(getattr(route, "dependencies", None) or ())
+    if sig.deps or route_deps or any(kind != "request" for _, kind in sig.specials):
+        from ._di import compile_dependencies
+
+        schema = compile_dependencies(plan, sig, route_deps, in_path)
+    else:
+        request_kw = next((name for name, _ in sig.specials), None)
+        built = route_schema(sig.params, sig.bodies, sig.forms, f"handler {where}", in_path)
+        schema = built.schema
+        plan.params = sig.params
+        plan.uploads = plan.after = built.makes_uploads
+        plan.wants_request = request_kw is not None
+        if built.form_reader is not None:
+            plan.invoke = _make_form_invoke(handler, sig.params, built.form_reader, request_kw)
+        else:
+            plan.invoke = _make_invoke(handler, sig.params, built.body_reader, request_kw)
     if route.body_limit is not None:
         schema["body_limit"] = int(route.body_limit)
     if route.timeout is not None:
         schema["request_timeout_ms"] = _timeout_ms(route, where)
-
     if route.response_model is not None:
         plan.response_convert = _response_converter(route.response_model)
-
-    plan.params = params
-    plan.wants_request = request_kw is not None
     plan.schema = schema
     plan.schema_json = msgspec.json.encode(schema).decode()
-    if form_reader is not None:
-        plan.invoke = _make_form_invoke(handler, params, form_reader, request_kw)
-    else:
-        plan.invoke = _make_invoke(handler, params, body_reader, request_kw)
     return plan
 
 
@@ -363,17 +510,17 @@ def _make_param(
     if source == "path":
         if key not in in_path:
             raise RouteError(
-                f"path parameter {name!r} is not in the path; add {{{key}}} to the path "
-                "or make it a Query()"
+                f"path parameter {name!r} is not in the path; add {{{key}}} to the path or make it a Query()"
             )
         default = REQUIRED
     elif name in in_path and alias is None:
         raise RouteError(
-            f"parameter {name!r} is in the path but declared as {source}; "
-            "drop the marker or rename the parameter"
+            f"parameter {name!r} is in the path but declared as {source}; drop the marker or rename the parameter"
         )
 
     inner, nullable = _split_optional(tp)
+    if default is not REQUIRED and default is not None:
+        _check_default(name, source, inner, info, metadata, default)
     defs: dict[str, Any] = {}
     schema, conv = _scalar_schema(inner, defs)
     schema = _constrain(dict(schema), [m for m in metadata if isinstance(m, msgspec.Meta)] + ([info] if info else []))
@@ -391,16 +538,45 @@ def _make_param(
     return _Param(name, source, key, tp, required, None if required else default, schema, conv)
 
 
+_CONSTRAINTS: Final = ("ge", "gt", "le", "lt", "min_length", "max_length", "pattern")
+
+
+def _check_default(name: str, source: str, tp: Any, info: ParamInfo | None, metadata: list[Any], default: Any) -> None:
+    """A default the declared type (and its constraints) would refuse is a
+    mistake (``limit: int = "ten"``): the handler would get it whenever the
+    parameter is absent. ``None`` is always accepted (an optional parameter)."""
+    if tp is Any or tp is object:
+        return
+    metas = [m for m in metadata if isinstance(m, msgspec.Meta)]
+    if info is not None:
+        rules = {key: getattr(info, key) for key in _CONSTRAINTS if getattr(info, key) is not None}
+        if rules:
+            metas.append(msgspec.Meta(**rules))
+    args = (tp, *metas)
+    target = typing.Annotated[args] if metas else tp
+    try:
+        msgspec.convert(default, target, strict=True)
+    except msgspec.ValidationError as exc:
+        shown = getattr(tp, "__name__", None) or repr(tp)
+        raise RouteError(
+            f"{source} parameter {name!r}: its default {default!r} does not match the type {shown} ({exc}); "
+            f"change the default to a valid {shown}, or the type"
+        ) from None
+    except Exception:  # noqa: BLE001 - msgspec cannot check this type (or these rules): leave it
+        return
+
+
 def _make_body(
-    bodies: list[tuple[str, Any, ParamInfo | None, Any, list[Any]]],
+    bodies: list[BodyDecl],
 ) -> tuple[Callable[[dict[str, Any], bytes, Any], None], dict[str, Any] | None]:
     """The reader that puts the body parameter(s) into the kwargs, and the
     body schema (``None`` for a raw ``bytes`` body)."""
-    embed = len(bodies) > 1 or any(info is not None and info.embed for _, _, info, _, _ in bodies)
+    embed = len(bodies) > 1 or any(info is not None and info.embed for _, _, _, info, _, _ in bodies)
     if not embed:
-        name, tp, info, _default, metadata = bodies[0]
+        name, _key, tp, info, _default, metadata = bodies[0]
         inner = _split_optional(tp)[0]
         if inner in (bytes, bytearray):
+
             def read_raw(kwargs: dict[str, Any], body: bytes, params_json: Any) -> None:
                 kwargs[name] = body
 
@@ -415,13 +591,13 @@ def _make_body(
         def read(kwargs: dict[str, Any], body: bytes, params_json: Any) -> None:
             try:
                 kwargs[name] = from_json(body)
-            except Exception as exc:  # noqa: BLE001 - maybe a form body, else a 422
+            except Exception as exc:
                 form = _form_of(params_json)
                 if form is None:
                     raise _body_error(codec, exc) from exc
                 try:
                     kwargs[name] = from_python(form)
-                except Exception as exc2:  # noqa: BLE001
+                except Exception as exc2:
                     raise _body_error(codec, exc2) from exc2
 
         return read, schema
@@ -432,8 +608,7 @@ def _make_body(
     properties: dict[str, Any] = {}
     required: list[str] = []
     members: list[tuple[str, str, _BodyCodec, Any]] = []
-    for name, tp, info, default, metadata in bodies:
-        key = (info.alias if info is not None and info.alias else None) or name
+    for name, key, tp, info, default, metadata in bodies:
         inner, nullable = _split_optional(tp)
         if inner in (bytes, bytearray):
             raise TypeError(f"body parameter {name!r}: a raw bytes body cannot be combined with other body parameters")
@@ -446,7 +621,7 @@ def _make_body(
             if has_json:
                 sub["default"] = value
         properties[key] = sub
-        if default is REQUIRED and not nullable:
+        if default is REQUIRED and not nullable and key not in required:
             required.append(key)
         if default is REQUIRED and nullable:
             default = None
@@ -473,8 +648,8 @@ def _make_body(
                 continue
             try:
                 kwargs[name] = codec.from_python(value)
-            except Exception as exc:  # noqa: BLE001
-                raise _body_error(codec, exc) from exc
+            except Exception as exc:
+                raise _body_error(codec, exc, key) from exc
 
     return read_members, embedded
 
@@ -539,7 +714,9 @@ def _bytes_of(value: Any) -> bytes:
     return str(value).encode()
 
 
-def _form_converter(key: str, kind: str, container: Callable[[Any], Any] | None, conv: Converter | None) -> FormConverter:
+def _form_converter(
+    key: str, kind: str, container: Callable[[Any], Any] | None, conv: Converter | None
+) -> FormConverter:
     """How one member's validated value becomes the handler's argument."""
     if kind == "upload":
         return lambda value, files: _upload_of(key, value, files)
@@ -564,21 +741,19 @@ def _form_converter(key: str, kind: str, container: Callable[[Any], Any] | None,
 
     def field(value: Any, files: list[UploadFile]) -> Any:
         if type(value) is dict or (type(value) is list and any(type(v) is dict for v in value)):
-            raise HTTPException(
-                422, f"form field {key!r}: expected text, received a file (a part with a filename)"
-            )
+            raise HTTPException(422, f"form field {key!r}: expected text, received a file (a part with a filename)")
         if conv is None:
             return value
         try:
             return conv(value)
         except (ValueError, TypeError) as exc:
-            raise HTTPException(422, f"form field {key!r}: {exc}") from exc
+            raise _conversion_error("form", key, value, exc) from exc
 
     return field
 
 
 def _file_schema(info: ParamInfo | None) -> dict[str, Any]:
-    schema = dict(_FILE_SCHEMA)
+    schema: dict[str, Any] = dict(_FILE_SCHEMA)
     if info is not None:
         if info.media_type:
             schema["contentMediaType"] = info.media_type
@@ -588,7 +763,7 @@ def _file_schema(info: ParamInfo | None) -> dict[str, Any]:
 
 
 def _make_form(
-    forms: list[tuple[str, str, Any, ParamInfo | None, Any, list[Any]]],
+    forms: list[FormDecl],
     in_path: list[str],
 ) -> tuple[Callable[[dict[str, Any], Any, list[UploadFile]], None], dict[str, Any], bool]:
     """The reader that puts the form members into the kwargs, the body
@@ -599,8 +774,7 @@ def _make_form(
     members: list[tuple[str, str, Any, FormConverter]] = []
     has_files = False
     makes_uploads = False
-    for name, source, tp, info, default, metadata in forms:
-        key = (info.alias if info is not None and info.alias else None) or name
+    for name, key, source, tp, info, default, metadata in forms:
         if key in properties:
             other = next(m[0] for m in members if m[1] == key)
             raise RouteError(f"parameters {other!r} and {name!r} both read form field {key!r}; give one another alias")
@@ -622,8 +796,8 @@ def _make_form(
             else:
                 sub = {"type": "array", "items": file_schema}
                 kind = "uploads" if is_upload else "bytes_list"
-            if info is not None and info.description:
-                sub["description"] = info.description
+            if info is not None:
+                _document(sub, info)
             has_files = True
             makes_uploads = makes_uploads or is_upload
             conv = _form_converter(key, kind, container, None)
@@ -639,8 +813,8 @@ def _make_form(
             )
         elif target in (bytes, bytearray):
             sub = {"type": "string"} if item is _MISSING else {"type": "array", "items": {"type": "string"}}
-            if info is not None and info.description:
-                sub["description"] = info.description
+            if info is not None:
+                _document(sub, info)
             conv = _form_converter(key, "bytes" if item is _MISSING else "bytes_list", container, None)
         else:
             param = _make_param(name, "form", tp, info, default, metadata, in_path)
@@ -691,11 +865,7 @@ def _param_groups(params: list[_Param]) -> _Groups:
     return tuple(
         (
             source,
-            tuple(
-                (p.name, p.key, _MISSING if p.required else p.default, p.conv)
-                for p in params
-                if p.source == source
-            ),
+            tuple((p.name, p.key, _MISSING if p.required else p.default, p.conv) for p in params if p.source == source),
         )
         for source in _SOURCES
         if any(p.source == source for p in params)
@@ -722,7 +892,7 @@ def _read_groups(
                 try:
                     kwargs[name] = conv(value)
                 except (ValueError, TypeError) as exc:
-                    raise HTTPException(422, f"{source} parameter {key!r}: {exc}") from exc
+                    raise _conversion_error(source, key, value, exc) from exc
 
 
 def _make_form_invoke(
@@ -732,14 +902,14 @@ def _make_form_invoke(
     request_kw: str | None,
 ) -> Callable[..., Any]:
     """The per-request function of a form route: ``invoke(params_json, body,
-    headers, request_id, files=None)``; the uploads it makes are appended to
-    ``files`` as they are made, for the runtime to close."""
+    headers, request_id, after=None)``; the uploads it makes are appended to
+    ``after.uploads`` (an :class:`~spikard._background.AfterResponse`) as
+    they are made, for the runtime to close after the response."""
     groups = _param_groups(params)
     decode = msgspec.json.Decoder().decode
 
-    def invoke_form(
-        params_json: Any, body: bytes, headers: Any, request_id: str, files: list[UploadFile] | None = None
-    ) -> Any:
+    def invoke_form(params_json: Any, body: bytes, headers: Any, request_id: str, after: Any = None) -> Any:
+        files: list[UploadFile] = after.uploads if after is not None else []
         if isinstance(params_json, dict):
             decoded = params_json
         else:
@@ -747,7 +917,7 @@ def _make_form_invoke(
         kwargs: dict[str, Any] = {}
         if groups:
             _read_groups(kwargs, decoded, groups)
-        form_reader(kwargs, decoded, files if files is not None else [])
+        form_reader(kwargs, decoded, files)
         if request_kw is not None:
             kwargs[request_kw] = Request(headers, decoded, body, request_id)
         return handler(**kwargs)
@@ -764,7 +934,7 @@ def _response_converter(model: Any) -> Converter:
 
         return to_pydantic
     if _involves_pydantic(model):
-        import pydantic  # noqa: PLC0415
+        import pydantic
 
         adapter = pydantic.TypeAdapter(model)
         return functools.partial(adapter.validate_python, from_attributes=True)
@@ -818,7 +988,7 @@ def _make_invoke(
                         try:
                             kwargs[name] = conv(value)
                         except (ValueError, TypeError) as exc:
-                            raise HTTPException(422, f"{source} parameter {key!r}: {exc}") from exc
+                            raise _conversion_error(source, key, value, exc) from exc
         else:
             decoded = params_json
         if body_reader is not None:

@@ -6,13 +6,32 @@ host validates before the handler runs. Use one as the parameter's default
 (``q: str | None = Query(None, min_length=3)``) or inside ``Annotated``
 (``q: Annotated[str, Query(min_length=3)]``). The functions return ``Any`` so
 that type checkers accept them as defaults of any type.
+
+Every marker also takes the documentation keywords ``title``,
+``description``, ``examples`` (a list) and ``deprecated``, written into the
+parameter's JSON Schema (the host lifts them into the OpenAPI document);
+``include_in_schema=False`` leaves them out. ``alias`` is the name on the
+wire (query key, header, cookie, form field or body member).
 """
 
 from __future__ import annotations
 
 from typing import Any, Final, Literal
 
-__all__ = ["Body", "Cookie", "File", "Form", "Header", "ParamInfo", "Path", "Query", "Source"]
+__all__ = [
+    "Body",
+    "Cookie",
+    "Depends",
+    "File",
+    "Form",
+    "Header",
+    "ParamInfo",
+    "Path",
+    "Query",
+    "Security",
+    "SecurityScopes",
+    "Source",
+]
 
 Source = Literal["path", "query", "headers", "cookies", "body", "form", "file"]
 
@@ -34,21 +53,25 @@ class ParamInfo:
     """Where a parameter comes from and the constraints its schema carries."""
 
     __slots__ = (
-        "source",
-        "default",
         "alias",
+        "convert_underscores",
+        "default",
+        "deprecated",
+        "description",
+        "embed",
+        "examples",
         "ge",
         "gt",
+        "include_in_schema",
         "le",
         "lt",
-        "min_length",
         "max_length",
-        "pattern",
-        "description",
-        "convert_underscores",
-        "embed",
-        "media_type",
         "max_size",
+        "media_type",
+        "min_length",
+        "pattern",
+        "source",
+        "title",
     )
 
     def __init__(
@@ -65,6 +88,10 @@ class ParamInfo:
         max_length: int | None = None,
         pattern: str | None = None,
         description: str | None = None,
+        title: str | None = None,
+        examples: list[Any] | None = None,
+        deprecated: bool | None = None,
+        include_in_schema: bool = True,
         convert_underscores: bool = True,
         embed: bool = False,
         media_type: str | None = None,
@@ -81,6 +108,13 @@ class ParamInfo:
         self.max_length = max_length
         self.pattern = pattern
         self.description = description
+        #: ``title``, ``examples`` and ``deprecated`` go into the parameter's
+        #: JSON Schema (the host lifts them into the OpenAPI document).
+        self.title = title
+        self.examples = list(examples) if examples is not None else None
+        self.deprecated = deprecated
+        #: ``False``: none of the documentation keywords above are added.
+        self.include_in_schema = include_in_schema
         self.convert_underscores = convert_underscores
         self.embed = embed
         #: ``File``: the media types a file may have (``contentMediaType``).
@@ -97,12 +131,12 @@ class ParamInfo:
         parts = [] if self.required else [repr(self.default)]
         for name in self.__slots__[2:]:
             value = getattr(self, name)
-            if value is not None and name not in ("convert_underscores", "embed"):
+            if value is not None and name not in ("convert_underscores", "embed", "include_in_schema"):
                 parts.append(f"{name}={value!r}")
         return f"{self.source.capitalize()}({', '.join(parts)})"
 
 
-def Query(  # noqa: N802 - FastAPI-style constructor
+def Query(
     default: Any = REQUIRED,
     *,
     alias: str | None = None,
@@ -114,6 +148,10 @@ def Query(  # noqa: N802 - FastAPI-style constructor
     max_length: int | None = None,
     pattern: str | None = None,
     description: str | None = None,
+    title: str | None = None,
+    examples: list[Any] | None = None,
+    deprecated: bool | None = None,
+    include_in_schema: bool = True,
 ) -> Any:
     """A query-string parameter (``?name=value``; repeated keys make a list)."""
     return ParamInfo(
@@ -128,10 +166,14 @@ def Query(  # noqa: N802 - FastAPI-style constructor
         max_length=max_length,
         pattern=pattern,
         description=description,
+        title=title,
+        examples=examples,
+        deprecated=deprecated,
+        include_in_schema=include_in_schema,
     )
 
 
-def Header(  # noqa: N802
+def Header(
     default: Any = REQUIRED,
     *,
     alias: str | None = None,
@@ -144,6 +186,10 @@ def Header(  # noqa: N802
     max_length: int | None = None,
     pattern: str | None = None,
     description: str | None = None,
+    title: str | None = None,
+    examples: list[Any] | None = None,
+    deprecated: bool | None = None,
+    include_in_schema: bool = True,
 ) -> Any:
     """A request header. Its name is ``alias``, or the parameter name with
     ``_`` turned into ``-`` (unless ``convert_underscores=False``), lower-case:
@@ -161,10 +207,14 @@ def Header(  # noqa: N802
         max_length=max_length,
         pattern=pattern,
         description=description,
+        title=title,
+        examples=examples,
+        deprecated=deprecated,
+        include_in_schema=include_in_schema,
     )
 
 
-def Cookie(  # noqa: N802
+def Cookie(
     default: Any = REQUIRED,
     *,
     alias: str | None = None,
@@ -176,6 +226,10 @@ def Cookie(  # noqa: N802
     max_length: int | None = None,
     pattern: str | None = None,
     description: str | None = None,
+    title: str | None = None,
+    examples: list[Any] | None = None,
+    deprecated: bool | None = None,
+    include_in_schema: bool = True,
 ) -> Any:
     """A cookie of the ``Cookie`` request header."""
     return ParamInfo(
@@ -190,10 +244,14 @@ def Cookie(  # noqa: N802
         max_length=max_length,
         pattern=pattern,
         description=description,
+        title=title,
+        examples=examples,
+        deprecated=deprecated,
+        include_in_schema=include_in_schema,
     )
 
 
-def Path(  # noqa: N802
+def Path(
     default: Any = REQUIRED,
     *,
     alias: str | None = None,
@@ -205,6 +263,10 @@ def Path(  # noqa: N802
     max_length: int | None = None,
     pattern: str | None = None,
     description: str | None = None,
+    title: str | None = None,
+    examples: list[Any] | None = None,
+    deprecated: bool | None = None,
+    include_in_schema: bool = True,
 ) -> Any:
     """A ``{name}`` segment of the route's path (always required)."""
     return ParamInfo(
@@ -219,10 +281,14 @@ def Path(  # noqa: N802
         max_length=max_length,
         pattern=pattern,
         description=description,
+        title=title,
+        examples=examples,
+        deprecated=deprecated,
+        include_in_schema=include_in_schema,
     )
 
 
-def Body(  # noqa: N802
+def Body(
     default: Any = REQUIRED,
     *,
     alias: str | None = None,
@@ -235,6 +301,10 @@ def Body(  # noqa: N802
     max_length: int | None = None,
     pattern: str | None = None,
     description: str | None = None,
+    title: str | None = None,
+    examples: list[Any] | None = None,
+    deprecated: bool | None = None,
+    include_in_schema: bool = True,
 ) -> Any:
     """The JSON (or urlencoded form) request body, or with ``embed=True`` (or
     when a handler has several body parameters) one member of a JSON object
@@ -253,10 +323,14 @@ def Body(  # noqa: N802
         max_length=max_length,
         pattern=pattern,
         description=description,
+        title=title,
+        examples=examples,
+        deprecated=deprecated,
+        include_in_schema=include_in_schema,
     )
 
 
-def Form(  # noqa: N802
+def Form(
     default: Any = REQUIRED,
     *,
     alias: str | None = None,
@@ -268,6 +342,10 @@ def Form(  # noqa: N802
     max_length: int | None = None,
     pattern: str | None = None,
     description: str | None = None,
+    title: str | None = None,
+    examples: list[Any] | None = None,
+    deprecated: bool | None = None,
+    include_in_schema: bool = True,
 ) -> Any:
     """A field of a ``multipart/form-data`` or
     ``application/x-www-form-urlencoded`` body, named ``alias`` or the
@@ -286,16 +364,24 @@ def Form(  # noqa: N802
         max_length=max_length,
         pattern=pattern,
         description=description,
+        title=title,
+        examples=examples,
+        deprecated=deprecated,
+        include_in_schema=include_in_schema,
     )
 
 
-def File(  # noqa: N802
+def File(
     default: Any = REQUIRED,
     *,
     alias: str | None = None,
     media_type: str | None = None,
     max_size: int | None = None,
     description: str | None = None,
+    title: str | None = None,
+    examples: list[Any] | None = None,
+    deprecated: bool | None = None,
+    include_in_schema: bool = True,
 ) -> Any:
     """A file of a ``multipart/form-data`` body: declare it ``UploadFile``,
     ``bytes`` (the content), or a list of those (several parts of the same
@@ -308,6 +394,66 @@ def File(  # noqa: N802
         default,
         alias=alias,
         description=description,
+        title=title,
+        examples=examples,
+        deprecated=deprecated,
+        include_in_schema=include_in_schema,
         media_type=media_type,
         max_size=max_size,
     )
+
+
+# ---------------------------------------------------------------------------
+# Dependencies
+
+
+class Depends:
+    """A dependency (FastAPI's ``Depends``): the parameter's value is what
+    ``dependency`` returns (or yields) for this request. Its own parameters
+    are read like a handler's (path, query, headers, cookies, body, other
+    dependencies, ``request: Request``, ``response: Response``,
+    ``background_tasks: BackgroundTasks``); the host validates them with
+    the route's. ``use_cache=True``: called once per request however many
+    parameters depend on it. ``Depends()`` in ``Annotated[T, Depends()]``
+    calls ``T``."""
+
+    __slots__ = ("dependency", "scopes", "use_cache")
+
+    def __init__(self, dependency: Any = None, *, use_cache: bool = True) -> None:
+        if dependency is not None and not callable(dependency):
+            raise TypeError(f"Depends({dependency!r}): the dependency must be callable (a function or a class)")
+        self.dependency = dependency
+        self.use_cache = use_cache
+        #: ``Security`` scopes (empty for ``Depends``).
+        self.scopes: tuple[str, ...] = ()
+
+    def __repr__(self) -> str:
+        name = getattr(self.dependency, "__qualname__", None) or repr(self.dependency)
+        scopes = f", scopes={list(self.scopes)!r}" if self.scopes else ""
+        cache = "" if self.use_cache else ", use_cache=False"
+        return f"{'Security' if self.scopes else 'Depends'}({name}{scopes}{cache})"
+
+
+def Security(
+    dependency: Any = None, *, scopes: list[str] | tuple[str, ...] | None = None, use_cache: bool = True
+) -> Any:
+    """``Depends`` with OAuth2 scopes: a dependency (or one it depends on)
+    that declares ``security_scopes: SecurityScopes`` gets the scopes of
+    every ``Security`` on the way from the handler to it."""
+    marker = Depends(dependency, use_cache=use_cache)
+    marker.scopes = tuple(scopes or ())
+    return marker
+
+
+class SecurityScopes:
+    """The scopes required by the ``Security`` markers that lead to a
+    dependency: ``scopes`` (a list) and ``scope_str`` (space-separated)."""
+
+    __slots__ = ("scope_str", "scopes")
+
+    def __init__(self, scopes: list[str] | None = None) -> None:
+        self.scopes: list[str] = list(scopes or ())
+        self.scope_str = " ".join(self.scopes)
+
+    def __repr__(self) -> str:
+        return f"SecurityScopes({self.scopes!r})"

@@ -24,7 +24,7 @@ import types
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-__all__ = ["enable_faulthandler", "restore_sigint", "hook_os_exit"]
+__all__ = ["enable_faulthandler", "hook_os_exit", "restore_sigint"]
 
 _STDERR = 2
 
@@ -60,6 +60,7 @@ def hook_os_exit(describe: Callable[[types.FrameType | None], str]) -> None:
             except BaseException:  # noqa: BLE001, S110 - exiting anyway
                 pass
         real_exit(status)
+        raise AssertionError("os._exit returned")  # pragma: no cover
 
     _exit.__wrapped__ = real_exit  # type: ignore[attr-defined]
     os._exit = _exit

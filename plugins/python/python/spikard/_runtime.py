@@ -40,25 +40,27 @@ import sys
 import threading
 import types
 from collections.abc import Awaitable, Callable, Coroutine, Generator
-from typing import Any, Final, Protocol, Union
+from typing import Any, Final, Protocol, Union, cast
 
 import msgspec
 
 from . import _json, _process
 from ._app import App
-from ._responses import HTTPException, Response
+from ._background import AfterResponse, bind_loop
 from ._invoke import HandlerPlan, handler_location
-from ._streaming import Source, StreamingResponse, Streamer
-from ._upload import UploadFile, release_all
+from ._lifespan import Lifespan
+from ._responses import HTTPException, Response, header_list, problem_body
+from ._streaming import Source, Streamer, StreamingResponse
+from .exceptions import RequestValidationError, validation_problem
 
 __all__ = [
-    "Runtime",
+    "HookError",
     "NativeLogHandler",
     "Outcome",
     "Responder",
-    "outcome_of",
+    "Runtime",
     "failure_of",
-    "HookError",
+    "outcome_of",
 ]
 
 #: ``(kind, status, headers, payload)``; kind 0: payload is the body (bytes),
@@ -131,24 +133,8 @@ def _json_body(value: Any) -> bytes:
 
 
 def _render(response: Response) -> Outcome:
-    content = response.content
-    if content is None:
-        body, default_type = b"", None
-    elif isinstance(content, (bytes, bytearray, memoryview)):
-        body, default_type = bytes(content), "application/octet-stream"
-    elif isinstance(content, str):
-        body, default_type = content.encode(), "text/plain; charset=utf-8"
-    else:
-        body, default_type = _json_body(content), "application/json"
-    media_type = response.media_type
-    if media_type is not None:
-        if media_type.startswith("text/") and "charset" not in media_type:
-            media_type += "; charset=utf-8"
-        default_type = media_type
-    headers = response.headers
-    if default_type is not None and not any(name.lower() == "content-type" for name, _ in headers):
-        headers = [("content-type", default_type), *headers]
-    return (RESPONSE, int(response.status_code), headers, body)
+    status, headers, body = response.rendered()
+    return (RESPONSE, status, headers, body)
 
 
 def outcome_of(plan: HandlerPlan, result: Any) -> Outcome:
@@ -190,25 +176,43 @@ def _request_id(source: Any) -> str:
         return "?"
 
 
+#: The content type of a validation problem rendered in Python.
+_PROBLEM_JSON: Final = [("content-type", "application/problem+json")]
+
+
+def _http_failure(exc: HTTPException, request: Any) -> Outcome:
+    """An ``HTTPException``'s outcome: a text detail as the host's Problem
+    Details (kind 1); a structured one (``dict``/``list`` ...) as a Problem
+    Details body rendered here, its ``detail`` a JSON value; a status below
+    400 as ``{"detail": ...}`` JSON."""
+    status = int(exc.status_code)
+    detail = exc.detail
+    headers = header_list(exc.headers)
+    if detail is None:
+        try:
+            detail = http.HTTPStatus(status).phrase
+        except ValueError:
+            detail = f"HTTP {status}"
+    if not 400 <= status <= 599:
+        return (RESPONSE, status, [*_JSON, *headers], _json_body({"detail": detail}))
+    if isinstance(detail, str):
+        return (PROBLEM, status, headers, detail)
+    request_id = _request_id(request) if request else ""
+    try:
+        body = _json_body(problem_body(status, detail, request_id))
+    except Exception:  # noqa: BLE001 - not JSON: its text, as the host would get it
+        return (PROBLEM, status, headers, str(detail))
+    return (RESPONSE, status, [*_PROBLEM_JSON, *headers], body)
+
+
 def failure_of(exc: BaseException, plan: HandlerPlan | None, request: Any = "") -> Outcome:
     """The outcome of an exception: ``HTTPException`` as itself, a
     cancellation as 503, anything else logged (with traceback) and 500."""
+    if isinstance(exc, RequestValidationError):  # a 422 like the host's (P4)
+        body = validation_problem(exc, _request_id(request) if request else "")
+        return (RESPONSE, 422, _PROBLEM_JSON, body)
     if isinstance(exc, HTTPException):
-        status = int(exc.status_code)
-        detail = exc.detail
-        if detail is None:
-            try:
-                detail = http.HTTPStatus(status).phrase
-            except ValueError:
-                detail = f"HTTP {status}"
-        elif not isinstance(detail, str):
-            try:
-                detail = _encode(detail).decode()
-            except Exception:  # noqa: BLE001
-                detail = str(detail)
-        if 400 <= status <= 599:
-            return (PROBLEM, status, exc.headers, detail)
-        return (RESPONSE, status, [*_JSON, *exc.headers], _encode({"detail": detail}))
+        return _http_failure(exc, request)
     if isinstance(exc, asyncio.CancelledError):
         return _CANCELLED
     where = plan.name if plan is not None else "?"
@@ -235,21 +239,71 @@ def safe_outcome(plan: HandlerPlan, result: Any, request: Any) -> Outcome:
         return failure_of(exc, plan, request)
 
 
+def settle(
+    plan: HandlerPlan, result: Any, request: Any, after: AfterResponse | None
+) -> tuple[Outcome, AfterResponse | None]:
+    """:func:`safe_outcome` of a handler's result, with the request's
+    ``response: Response`` parameter merged in and a returned
+    ``Response(background=...)`` added to the after-response work (made
+    here when the route had none)."""
+    try:
+        outcome = outcome_of(plan, result)
+    except BaseException as exc:  # noqa: BLE001 - a bad return value is a 500
+        return failure_of(exc, plan, request), after
+    if (after is None or after.response is None) and (type(result) is dict or not isinstance(result, Response)):
+        return outcome, after  # the common case: nothing more to do
+    return with_extras(plan, outcome, result, request, after)
+
+
+def with_extras(
+    plan: HandlerPlan, outcome: Outcome, result: Any, request: Any, after: AfterResponse | None
+) -> tuple[Outcome, AfterResponse | None]:
+    """The rest of :func:`settle`: the ``response`` parameter merged in, a
+    returned ``Response``'s ``background`` added."""
+    if after is not None and after.response is not None:
+        outcome = merge_response(outcome, after.response, isinstance(result, Response))
+    if isinstance(result, Response) and result.background is not None:
+        if after is None:
+            after = AfterResponse(request, plan.handler_id)
+        after.add_background(result.background)
+    return outcome, after
+
+
+def merge_response(outcome: Outcome, temporal: Response, explicit: bool) -> Outcome:
+    """FastAPI's "temporal response": the headers and cookies a handler or
+    dependency set on its ``response: Response`` parameter join the answer
+    (replacing headers of the same name, ``set-cookie`` added), and its
+    ``status_code``, when set, is the answer's unless the handler returned a
+    ``Response`` itself. Error answers are left as they are."""
+    kind, status, headers, payload = outcome
+    if kind == PROBLEM:
+        return outcome
+    extra = temporal.headers.raw
+    if extra:
+        replaced = {name.lower() for name, _ in extra if name.lower() != "set-cookie"}
+        headers = [pair for pair in headers if pair[0].lower() not in replaced] + list(extra)
+    if not explicit and temporal.status_code is not None:
+        status = int(temporal.status_code)
+    return (kind, status, headers, payload)
+
+
 def answer(
     responder: Responder,
     outcome: Outcome,
     streamer: Streamer | None = None,
     inline: bool = False,
-    uploads: list[UploadFile] | None = None,
+    after: AfterResponse | None = None,
 ) -> None:
     """Sends an outcome through the responder (a stream through
-    ``streamer``; ``inline``: on a sync worker), then closes the request's
-    ``uploads`` (a stream closes them when it ends); never raises."""
+    ``streamer``; ``inline``: on a sync worker), then runs the request's
+    after-response work (``after``: background tasks, generator
+    dependencies' teardown, closing uploads; a stream runs it when it
+    ends); never raises."""
     kind, status, headers, payload = outcome
     if kind == STREAM:
         if streamer is not None:
-            if uploads:
-                payload.uploads = uploads  # type: ignore[union-attr]
+            if after is not None:
+                payload.after = after  # type: ignore[union-attr]
             streamer.start(responder, status, headers, payload, inline)  # type: ignore[arg-type]
             return
         _log.error("request %s: a streamed response with no streamer", _request_id(responder))
@@ -260,7 +314,8 @@ def answer(
             responder.respond(status, headers, payload)  # type: ignore[arg-type]
         else:
             responder.respond_error(status, payload, headers)  # type: ignore[arg-type]
-        release_all(uploads)
+        if after is not None:
+            after.finish()
         return
     except BaseException as exc:  # noqa: BLE001
         _log.error(
@@ -272,9 +327,10 @@ def answer(
         )
     try:  # e.g. an invalid header: answer 500 instead, if still possible
         responder.respond_error(500, "Internal Server Error", [])
-    except BaseException:  # noqa: BLE001 - already answered
+    except BaseException:  # noqa: BLE001, S110 - already answered
         pass
-    release_all(uploads)
+    if after is not None:
+        after.finish()
 
 
 # ---------------------------------------------------------------------------
@@ -307,33 +363,37 @@ def _resume(coro: Coroutine[Any, Any, Any], value: Any) -> Generator[Any, Any, A
             return stop.value
 
 
-async def _finish(plan: HandlerPlan, awaitable: Awaitable[Any], request: Any) -> Outcome:
-    """Awaits the handler's rest and makes its outcome; a cancellation
-    propagates (the task's done callback answers 503)."""
+async def _finish(
+    plan: HandlerPlan, awaitable: Awaitable[Any], request: Any, after: AfterResponse | None = None
+) -> tuple[Outcome, AfterResponse | None]:
+    """Awaits the handler's rest and makes its outcome (and the request's
+    after-response work, see :func:`settle`); a cancellation propagates (the
+    task's done callback answers 503)."""
     try:
         result = await awaitable
     except asyncio.CancelledError:
         raise
     except BaseException as exc:  # noqa: BLE001 - every failure is an answer
-        return failure_of(exc, plan, request)
-    return safe_outcome(plan, result, request)
+        return failure_of(exc, plan, request), after
+    return settle(plan, result, request, after)
 
 
 def _on_done(
     responder: Responder,
     plan: HandlerPlan,
     streamer: Streamer,
-    task: asyncio.Future[Outcome],
-    uploads: list[UploadFile] | None = None,
+    task: asyncio.Future[tuple[Outcome, AfterResponse | None]],
+    after: AfterResponse | None = None,
 ) -> None:
     if task.cancelled():
-        answer(responder, _CANCELLED, uploads=uploads)
+        answer(responder, _CANCELLED, after=after)
         return
     exc = task.exception()
     if exc is not None:
-        answer(responder, failure_of(exc, plan, responder), uploads=uploads)
+        answer(responder, failure_of(exc, plan, responder), after=after)
     else:
-        answer(responder, task.result(), streamer, uploads=uploads)
+        outcome, after = task.result()
+        answer(responder, outcome, streamer, after=after)
 
 
 # ---------------------------------------------------------------------------
@@ -424,6 +484,8 @@ class Runtime:
         if not isinstance(app, App):
             raise TypeError(f"expected a spikard.App, got {type(app).__name__}")
         self.plans: list[HandlerPlan] = app.compile()
+        for handler_id, plan in enumerate(self.plans):
+            plan.handler_id = handler_id
         if native is None:
             native = sys.modules.get(f"{__package__}._native")
             if native is None:
@@ -446,6 +508,7 @@ class Runtime:
         self._codes = _code_labels(app, self.plans)
         self._start = self._start_eager_task if _EAGER_TASKS else self._start_manual
         self._streamer = Streamer(lambda: self._loop, self._tasks)
+        bind_loop(lambda: self._loop, self._tasks)  # where after-response work runs and is kept
 
     # -- set-up -------------------------------------------------------------
 
@@ -472,7 +535,7 @@ class Runtime:
         loop: asyncio.AbstractEventLoop | None = None
         if choice != "asyncio":
             try:
-                import uvloop  # noqa: PLC0415
+                import uvloop
             except ImportError:
                 if choice == "uvloop":
                     raise
@@ -572,14 +635,55 @@ class Runtime:
             done()
 
     def startup(self) -> Coroutine[Any, Any, None] | None:
-        """A coroutine running the start-up hooks in order, or ``None``."""
-        hooks = list(self.app.startup_hooks)
-        return _run_hooks(hooks, "on_startup") if hooks else None
+        """A coroutine entering the app's lifespan, then running the start-up
+        hooks in order, or ``None`` when there is nothing to run."""
+        app = self.app
+        hooks = list(app.startup_hooks)
+        if not hooks and app.lifespan is None and not app.exception_handlers:
+            return None
+        return self._start_app(hooks)
+
+    async def _start_app(self, hooks: list[Callable[[], Any]]) -> None:
+        app = self.app
+        app._loop = asyncio.get_running_loop()  # async exception handlers of `def` routes run on it
+        if app.lifespan is not None:
+            lifespan = Lifespan(app, app.lifespan)
+            self._lifespan: Lifespan | None = lifespan
+            try:
+                await lifespan.enter()
+            except Exception as exc:
+                self._lifespan = None
+                raise _hook_error("lifespan", lifespan.where, "failed at start-up", exc) from exc
+        try:
+            await _run_hooks(hooks, "on_startup")
+        except BaseException:
+            await self._exit_lifespan()
+            raise
 
     def shutdown(self) -> Coroutine[Any, Any, None] | None:
-        """A coroutine running the shutdown hooks in order, or ``None``."""
+        """A coroutine running the shutdown hooks in order, then leaving the
+        app's lifespan, or ``None`` when there is nothing to run."""
         hooks = list(self.app.shutdown_hooks)
-        return _run_hooks(hooks, "on_shutdown") if hooks else None
+        if not hooks and getattr(self, "_lifespan", None) is None:
+            return None
+        return self._stop_app(hooks)
+
+    async def _stop_app(self, hooks: list[Callable[[], Any]]) -> None:
+        try:
+            if hooks:
+                await _run_hooks(hooks, "on_shutdown")
+        finally:
+            await self._exit_lifespan()
+
+    async def _exit_lifespan(self) -> None:
+        lifespan: Lifespan | None = getattr(self, "_lifespan", None)
+        self._lifespan = None
+        if lifespan is None:
+            return
+        try:
+            await lifespan.exit()
+        except Exception as exc:
+            raise _hook_error("lifespan", lifespan.where, "failed at shutdown", exc) from exc
 
     # -- requests -----------------------------------------------------------
 
@@ -595,25 +699,26 @@ class Runtime:
         the coroutine at once and answers right away when it finishes
         without suspending; otherwise it goes on as a task. Never raises."""
         plan = None
-        uploads: list[UploadFile] | None = None
+        after: AfterResponse | None = None
         try:
             plan = self.plans[handler_id]
-            request_id = responder.request_id if plan.wants_request else ""
-            if plan.uploads:
-                uploads = []
-                coro = plan.invoke(params_json, body, headers, request_id, uploads)
+            request_id = responder  # the request's source (RequestSource): id, client, scheme ...
+            if plan.after:
+                after = AfterResponse(responder, handler_id)
+                coro = plan.invoke(params_json, body, headers, request_id, after)
             else:
                 coro = plan.invoke(params_json, body, headers, request_id)
         except BaseException as exc:  # noqa: BLE001
-            answer(responder, failure_of(exc, plan, responder), uploads=uploads)
+            answer(responder, failure_of(exc, plan, responder), after=after)
             return
-        if not plan.is_async or plan.is_async_gen:  # no coroutine: the result is final
-            answer(responder, safe_outcome(plan, coro, responder), self._streamer, uploads=uploads)
+        if not plan.awaits:  # no coroutine: the result is final
+            outcome, after = settle(plan, coro, responder, after)
+            answer(responder, outcome, self._streamer, after=after)
             return
-        self._start(plan, coro, responder, uploads)
+        self._start(plan, coro, responder, after)
 
     def _start_manual(
-        self, plan: HandlerPlan, coro: Any, responder: Responder, uploads: list[UploadFile] | None = None
+        self, plan: HandlerPlan, coro: Any, responder: Responder, after: AfterResponse | None = None
     ) -> None:
         # The first step runs in a copy of the context, as a task's would, so
         # context variables set by one request never leak into the next.
@@ -621,67 +726,68 @@ class Runtime:
         try:
             suspended_on = context.run(coro.send, None)
         except StopIteration as stop:
-            answer(responder, safe_outcome(plan, stop.value, responder), self._streamer, uploads=uploads)
+            outcome, after = settle(plan, stop.value, responder, after)
+            answer(responder, outcome, self._streamer, after=after)
             return
         except BaseException as exc:  # noqa: BLE001
-            answer(responder, failure_of(exc, plan, responder), uploads=uploads)
+            answer(responder, failure_of(exc, plan, responder), after=after)
             return
         try:
             loop = self._loop or asyncio.get_running_loop()
-            rest = _finish(plan, _resume(coro, suspended_on), responder)
+            rest = _finish(plan, _resume(coro, suspended_on), responder, after)
             if _TASK_CONTEXT:
-                task = loop.create_task(rest, context=context)
+                task = cast(Any, loop).create_task(rest, context=context)
             else:  # Python 3.10: the task copies the context current at creation
                 task = context.run(loop.create_task, rest)
         except BaseException as exc:  # noqa: BLE001 - e.g. no running loop
             coro.close()
-            answer(responder, failure_of(exc, plan, responder), uploads=uploads)
+            answer(responder, failure_of(exc, plan, responder), after=after)
             return
-        self._track(task, responder, plan, uploads)
+        self._track(task, responder, plan, after)
 
     def _start_eager_task(
-        self, plan: HandlerPlan, coro: Any, responder: Responder, uploads: list[UploadFile] | None = None
+        self, plan: HandlerPlan, coro: Any, responder: Responder, after: AfterResponse | None = None
     ) -> None:
         # Python >= 3.12: an eager task runs its first step now, as a real
         # task (asyncio.current_task(), timeouts and TaskGroups work).
         try:
             loop = self._loop or asyncio.get_running_loop()
-            task: asyncio.Task[Outcome] = asyncio.Task(  # type: ignore[call-arg,unused-ignore]
-                _finish(plan, coro, responder), loop=loop, eager_start=True
+            task: asyncio.Task[tuple[Outcome, AfterResponse | None]] = asyncio.Task(  # type: ignore[call-arg,unused-ignore]
+                _finish(plan, coro, responder, after), loop=loop, eager_start=True
             )
         except BaseException as exc:  # noqa: BLE001
             coro.close()
-            answer(responder, failure_of(exc, plan, responder), uploads=uploads)
+            answer(responder, failure_of(exc, plan, responder), after=after)
             return
         if task.done():
-            _on_done(responder, plan, self._streamer, task, uploads)
+            _on_done(responder, plan, self._streamer, task, after)
             return
-        self._track(task, responder, plan, uploads)
+        self._track(task, responder, plan, after)
 
     def _track(
         self,
-        task: asyncio.Future[Outcome],
+        task: asyncio.Future[tuple[Outcome, AfterResponse | None]],
         responder: Responder,
         plan: HandlerPlan,
-        uploads: list[UploadFile] | None = None,
+        after: AfterResponse | None = None,
     ) -> None:
         # Kept by request id, for `cancel`, until done; one callback answers.
         request_id = responder.request_id
         self._tasks[request_id] = task
-        task.add_done_callback(functools.partial(self._task_done, request_id, responder, plan, uploads))
+        task.add_done_callback(functools.partial(self._task_done, request_id, responder, plan, after))
 
     def _task_done(
         self,
         request_id: str,
         responder: Responder,
         plan: HandlerPlan,
-        uploads: list[UploadFile] | None,
-        task: asyncio.Future[Outcome],
+        after: AfterResponse | None,
+        task: asyncio.Future[tuple[Outcome, AfterResponse | None]],
     ) -> None:
         tasks = self._tasks
         if tasks.get(request_id) is task:
             del tasks[request_id]
-        _on_done(responder, plan, self._streamer, task, uploads)
+        _on_done(responder, plan, self._streamer, task, after)
 
     def call_sync(
         self,
@@ -692,21 +798,24 @@ class Runtime:
         responder: Responder,
     ) -> None:
         """Serves a ``def`` handler; call on a worker thread holding the GIL.
-        Never raises; always answers."""
+        Never raises; always answers (then runs the after-response work on
+        this thread)."""
         plan = None
-        uploads: list[UploadFile] | None = None
+        after: AfterResponse | None = None
         try:
             plan = self.plans[handler_id]
-            request_id = responder.request_id if plan.wants_request else ""
-            if plan.uploads:
-                uploads = []
-                result = plan.invoke(params_json, body, headers, request_id, uploads)
+            request_id = responder  # the request's source (RequestSource): id, client, scheme ...
+            if plan.after:
+                after = AfterResponse(responder, handler_id)
+                result = plan.invoke(params_json, body, headers, request_id, after)
             else:
                 result = plan.invoke(params_json, body, headers, request_id)
             outcome = outcome_of(plan, result)
+            if after is not None or (type(result) is not dict and isinstance(result, Response)):
+                outcome, after = with_extras(plan, outcome, result, responder, after)
         except BaseException as exc:  # noqa: BLE001
             outcome = failure_of(exc, plan, responder)
-        answer(responder, outcome, self._streamer, inline=True, uploads=uploads)
+        answer(responder, outcome, self._streamer, inline=True, after=after)
 
     async def coroutine(
         self,
@@ -715,9 +824,12 @@ class Runtime:
         body: bytes,
         headers: Headers | None,
         request_id: str = "",
+        source: Any = None,
     ) -> Outcome:
         """The "into_future" bridge: resolves to the request's outcome.
-        Never raises (a cancellation resolves to a 503 outcome)."""
+        Never raises (a cancellation resolves to a 503 outcome). The
+        after-response work runs once the bridge has sent the outcome (on
+        the loop's next turn), or when a streamed one ends."""
         early = self._early_cancels
         if early and request_id in early:
             del early[request_id]
@@ -727,30 +839,30 @@ class Runtime:
         if task is not None:
             tasks[request_id] = task
         plan = None
-        uploads: list[UploadFile] | None = None
+        after: AfterResponse | None = None
         try:
             plan = self.plans[handler_id]
-            if plan.uploads:
-                uploads = []
-                result = plan.invoke(params_json, body, headers, request_id, uploads)
+            if plan.after:
+                after = AfterResponse(source or request_id, handler_id)
+                result = plan.invoke(params_json, body, headers, source or request_id, after)
             else:
-                result = plan.invoke(params_json, body, headers, request_id)
-            if plan.is_async and not plan.is_async_gen:
+                result = plan.invoke(params_json, body, headers, source or request_id)
+            if plan.awaits:
                 result = await result
         except BaseException as exc:  # noqa: BLE001
-            release_all(uploads)
-            return failure_of(exc, plan, request_id)
+            outcome = failure_of(exc, plan, request_id)
+            if after is not None:
+                asyncio.get_running_loop().call_soon(after.finish)
+            return outcome
         finally:
             if task is not None and tasks.get(request_id) is task:
                 del tasks[request_id]
-        outcome = safe_outcome(plan, result, request_id)
-        if uploads:
-            # The bridge sends the outcome after this returns; its body is
-            # bytes by now, so only a stream still needs the uploads.
+        outcome, after = settle(plan, result, request_id, after)
+        if after is not None:
             if outcome[0] == STREAM:
-                outcome[3].uploads = uploads  # type: ignore[union-attr]
+                outcome[3].after = after  # type: ignore[union-attr]
             else:
-                release_all(uploads)
+                asyncio.get_running_loop().call_soon(after.finish)
         return outcome
 
     def begin_stream(self, responder: Responder, status: int, headers: Headers, source: Source) -> None:
@@ -774,7 +886,7 @@ def _code_labels(app: App, plans: list[HandlerPlan]) -> dict[types.CodeType, str
 
     def add(function: Callable[..., Any], kind: str) -> None:
         target = inspect.unwrap(function)
-        code = getattr(target, "__code__", None) or getattr(getattr(target, "__call__", None), "__code__", None)
+        code = getattr(target, "__code__", None) or getattr(getattr(target, "__call__", None), "__code__", None)  # noqa: B004 - a callable object's method
         if isinstance(code, types.CodeType):
             labels.setdefault(code, f"{kind} {_label(function)}")
 
@@ -822,7 +934,12 @@ async def _run_hooks(hooks: list[Callable[[], Any]], kind: str) -> None:
             if inspect.isawaitable(result):
                 await result
         except Exception as exc:
-            where = handler_location(hook)
-            _log.error("%s hook %s failed", kind, where, exc_info=True)
-            message = str(exc).replace("\n", " ")
-            raise HookError(f"{kind} hook {where} failed: {type(exc).__name__}: {message}") from exc
+            raise _hook_error(f"{kind} hook", handler_location(hook), "failed", exc) from exc
+
+
+def _hook_error(kind: str, where: str, what: str, exc: BaseException) -> HookError:
+    """Logs a failed hook or lifespan (with traceback) and returns the
+    one-line error: ``on_startup hook f (app.py:3) failed: OSError: ...``."""
+    _log.error("%s %s %s", kind, where, what, exc_info=(type(exc), exc, exc.__traceback__))
+    message = str(exc).replace("\n", " ")
+    return HookError(f"{kind} {where} {what}: {type(exc).__name__}: {message}")

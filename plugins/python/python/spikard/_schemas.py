@@ -62,8 +62,10 @@ def handler_location(handler: Callable[..., Any]) -> str:
     target = inspect.unwrap(handler)
     name = getattr(target, "__qualname__", None) or getattr(target, "__name__", None) or repr(target)
     code = getattr(target, "__code__", None)
+    if code is None and isinstance(target, type):  # a class: where its __init__ is
+        code = getattr(typing.cast(Any, target).__init__, "__code__", None)
     if code is None:
-        code = getattr(getattr(target, "__call__", None), "__code__", None)
+        code = getattr(getattr(target, "__call__", None), "__code__", None)  # noqa: B004 - its method
     if code is None:
         return str(name)
     return f"{name} ({code.co_filename}:{code.co_firstlineno})"
@@ -83,7 +85,7 @@ def _pydantic_base() -> Any:
     module = sys.modules.get("pydantic")
     if module is None:
         try:
-            import pydantic as module  # noqa: PLC0415
+            import pydantic as module
         except Exception:  # noqa: BLE001 - not installed, or broken: no pydantic support
             return None
     return getattr(module, "BaseModel", None)
@@ -300,18 +302,37 @@ _META_KEYS: Final = (
     ("le", "maximum"),
     ("lt", "exclusiveMaximum"),
     ("pattern", "pattern"),
-    ("description", "description"),
 )
 
 
+def _document(schema: dict[str, Any], info: ParamInfo) -> None:
+    """The documentation keywords of a marker (``title``, ``description``,
+    ``examples``, ``deprecated``), unless ``include_in_schema=False``."""
+    if not info.include_in_schema:
+        return
+    if info.title is not None:
+        schema["title"] = info.title
+    if info.description is not None:
+        schema["description"] = info.description
+    if info.examples is not None:
+        schema["examples"] = list(info.examples)
+    if info.deprecated:
+        schema["deprecated"] = True
+
+
 def _constrain(schema: dict[str, Any], sources: list[Any]) -> dict[str, Any]:
-    """Adds the constraints of ``ParamInfo``/``msgspec.Meta`` objects."""
+    """Adds the constraints of ``ParamInfo``/``msgspec.Meta`` objects (and
+    their documentation keywords)."""
     is_array = schema.get("type") == "array"
     for source in sources:
         for attr, keyword in _META_KEYS:
             value = getattr(source, attr, None)
             if value is not None:
                 schema[keyword] = value
+        if isinstance(source, ParamInfo):
+            _document(schema, source)
+        elif getattr(source, "description", None) is not None:
+            schema["description"] = source.description
         for attr, keyword in (("min_length", "min"), ("max_length", "max")):
             value = getattr(source, attr, None)
             if value is not None:

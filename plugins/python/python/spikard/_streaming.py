@@ -37,12 +37,12 @@ from collections.abc import AsyncIterable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, Final, Optional, Protocol
 
 from ._responses import HeadersLike, Response
-from ._upload import UploadFile, release_all
 
 if TYPE_CHECKING:
+    from ._background import AfterResponse
     from ._invoke import HandlerPlan
 
-__all__ = ["StreamingResponse", "Source", "Streamer", "Stream", "encode_chunk", "SLICE"]
+__all__ = ["SLICE", "Source", "Stream", "Streamer", "StreamingResponse", "encode_chunk"]
 
 _log = logging.getLogger("spikard")
 
@@ -125,13 +125,14 @@ class StreamingResponse(Response):
         status_code: int = 200,
         headers: HeadersLike | None = None,
         media_type: str | None = None,
+        background: Any = None,
     ) -> None:
         if not _is_source(content):
             raise TypeError(
                 f"StreamingResponse content must be an iterator or async iterator of bytes or str, "
                 f"not {type(content).__name__}; use Response for a body in one piece"
             )
-        super().__init__(content, status_code, headers, media_type)
+        super().__init__(content, status_code, headers, media_type, background)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(status_code={self.status_code!r}, media_type={self.media_type!r})"
@@ -140,7 +141,7 @@ class StreamingResponse(Response):
 
     def head(self) -> list[tuple[str, str]]:
         """The headers sent with the status."""
-        headers = self.headers
+        headers = self.headers.raw
         media_type = self.media_type
         if media_type is None or any(name.lower() == "content-type" for name, _ in headers):
             return list(headers)
@@ -165,11 +166,13 @@ class StreamingResponse(Response):
 class Source:
     """What a stream's body comes from: the iterator (sync or async), how an
     item becomes bytes, the keep-alive interval and the handler (for log
-    lines), and the request's uploads, closed with the producer."""
+    lines), and the request's after-response work (uploads, background
+    tasks, generator dependencies), run when the producer is closed."""
 
-    __slots__ = ("iterator", "is_async", "encode", "ping", "plan", "uploads")
+    __slots__ = ("after", "encode", "is_async", "iterator", "ping", "plan")
 
     def __init__(self, content: Any, encode: Encoder, ping: float | None, plan: HandlerPlan | None) -> None:
+        iterator: Any
         if isinstance(content, (types.AsyncGeneratorType, types.GeneratorType)):
             iterator = content
         elif isinstance(content, AsyncIterable):
@@ -181,8 +184,9 @@ class Source:
         self.encode = encode
         self.ping = ping
         self.plan = plan
-        #: The request's ``UploadFile``s: closed when the stream ends.
-        self.uploads: list[UploadFile] | None = None
+        #: The request's :class:`~spikard._background.AfterResponse`: run
+        #: when the stream ends.
+        self.after: AfterResponse | None = None
 
     @classmethod
     def of_generator(cls, generator: Any, plan: HandlerPlan) -> Source:
@@ -190,8 +194,8 @@ class Source:
         return cls(generator, encode_chunk, None, plan)
 
     def close(self) -> None:
-        """Closes a sync producer (its ``finally`` blocks run), then the
-        request's uploads; errors are logged."""
+        """Closes a sync producer (its ``finally`` blocks run), then runs the
+        request's after-response work; errors are logged."""
         close = getattr(self.iterator, "close", None)
         try:
             if close is not None:
@@ -199,11 +203,14 @@ class Source:
         except BaseException as exc:  # noqa: BLE001 - a failing finally block
             self._log_close_failure(exc)
         finally:
-            release_all(self.uploads)
+            after = self.after
+            if after is not None:
+                self.after = None
+                after.finish()
 
     async def aclose(self) -> None:
-        """Closes an async producer (its ``finally`` blocks run), then the
-        request's uploads; errors are logged."""
+        """Closes an async producer (its ``finally`` blocks run), then runs
+        the request's after-response work; errors are logged."""
         aclose = getattr(self.iterator, "aclose", None)
         try:
             if aclose is not None:
@@ -211,7 +218,10 @@ class Source:
         except BaseException as exc:  # noqa: BLE001 - a failing finally block, or a second cancel
             self._log_close_failure(exc)
         finally:
-            release_all(self.uploads)
+            after = self.after
+            if after is not None:
+                self.after = None
+                after.finish()
 
     def where(self) -> str:
         """``GET /path: handler app:f (app.py:12)``."""
@@ -223,11 +233,7 @@ class Source:
     def log_failure(self, request_id: str, exc: BaseException, chunks: int | None) -> None:
         """Logs a producer that raised or yielded something unsendable
         (``chunks`` sent before), or a head the host refused (``None``)."""
-        what = (
-            "its stream could not start"
-            if chunks is None
-            else f"its stream was ended after {chunks} chunk(s)"
-        )
+        what = "its stream could not start" if chunks is None else f"its stream was ended after {chunks} chunk(s)"
         _log.error(
             "request %s: %s: %s: %s: %s",
             request_id,
@@ -259,7 +265,7 @@ class _Pump:
     """What both pumps share: the stream, the source, a chunk count and the
     keep-alive timer (on the event loop)."""
 
-    __slots__ = ("stream", "source", "chunks", "last_write", "finished", "_timer")
+    __slots__ = ("_timer", "chunks", "finished", "last_write", "source", "stream")
 
     def __init__(self, stream: Stream, source: Source) -> None:
         self.stream = stream
@@ -455,7 +461,7 @@ class Streamer:
             self._discard(source)
             try:  # unanswered when the headers could not even be read
                 responder.respond_error(500, "Internal Server Error", [])
-            except BaseException:  # noqa: BLE001 - the host answered already
+            except BaseException:  # noqa: BLE001, S110 - the host answered already
                 pass
             return
         if stream is None:  # the request is over before its head was sent
@@ -528,4 +534,3 @@ def is_generator_function(handler: Any) -> bool:
     while isinstance(target, functools.partial):
         target = target.func
     return inspect.isasyncgenfunction(target)
-

@@ -54,7 +54,7 @@ class UploadFile:
     #: disk; smaller ones stay in memory (1 MiB, Starlette's default).
     spool_max_size: ClassVar[int] = 1024 * 1024
 
-    __slots__ = ("filename", "content_type", "size", "headers", "_text", "_b64", "_data", "_pos", "_file", "_closed")
+    __slots__ = ("_b64", "_closed", "_data", "_file", "_pos", "_text", "content_type", "filename", "headers", "size")
 
     def __init__(
         self,
@@ -257,4 +257,3 @@ def release_all(files: Iterable[UploadFile] | None) -> None:
     if files:
         for upload in files:
             upload.release()
-

@@ -46,7 +46,7 @@ _json_encode: Any = None
 def _to_json(value: Any) -> str:
     global _json_encode
     if _json_encode is None:
-        import msgspec  # noqa: PLC0415 - importing spikard needs only the standard library
+        import msgspec
 
         def enc_hook(obj: Any) -> Any:
             dump = getattr(obj, "model_dump", None)
@@ -76,21 +76,20 @@ class ServerSentEvent:
       ``comment``: comment lines, which clients ignore.
     """
 
-    __slots__ = ("data", "event", "id", "retry", "comment")
+    __slots__ = ("comment", "data", "event", "id", "retry")
 
     def __init__(
         self,
         data: Any = None,
         event: str | None = None,
-        id: str | None = None,  # noqa: A002 - the field's name in the format
+        id: str | None = None,
         retry: int | None = None,
         comment: str | None = None,
     ) -> None:
         if event is not None:
             _field("event", event)
-        if id is not None:
-            if "\0" in _field("id", id):
-                raise ValueError("the SSE id must not contain NUL (clients ignore such ids)")
+        if id is not None and "\0" in _field("id", id):
+            raise ValueError("the SSE id must not contain NUL (clients ignore such ids)")
         if retry is not None and (isinstance(retry, bool) or not isinstance(retry, int) or retry < 0):
             raise ValueError(f"the SSE retry must be a non-negative int of milliseconds, got {retry!r}")
         self.data = data
@@ -142,9 +141,7 @@ def encode_event(item: Any) -> bytes:
         return ServerSentEvent(item).encode()
     if isinstance(item, (dict, list)):
         return ServerSentEvent(_to_json(item)).encode()
-    raise TypeError(
-        f"an event stream item must be a ServerSentEvent, dict, list or str, not {type(item).__name__}"
-    )
+    raise TypeError(f"an event stream item must be a ServerSentEvent, dict, list or str, not {type(item).__name__}")
 
 
 class EventSourceResponse(StreamingResponse):
@@ -170,8 +167,8 @@ class EventSourceResponse(StreamingResponse):
         if ping is not None and (isinstance(ping, bool) or not isinstance(ping, (int, float)) or ping < 0):
             raise ValueError(f"ping must be a number of seconds >= 0 or None, got {ping!r}")
         super().__init__(content, status_code, headers)
-        given = {name.lower() for name, _ in self.headers}
-        self.headers = [*(pair for pair in _HEADERS if pair[0] not in given), *self.headers]
+        given = {name.lower() for name, _ in self.headers.raw}
+        self.headers = [*(pair for pair in _HEADERS if pair[0] not in given), *self.headers.raw]
         self.ping = float(ping) if ping else None
 
     def encoder(self) -> Encoder:
