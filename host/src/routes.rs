@@ -140,6 +140,8 @@ fn registered_schemas(schemas: &Value) -> Result<Registered, String> {
     let mut response = None;
     let mut body_limit = None;
     let mut request_timeout = None;
+    let mut max_json_depth = None;
+    let mut request_id = None;
     let mut stream_body = false;
     let mut meta = crate::openapi::RouteMeta::default();
     let mut info = None;
@@ -158,17 +160,10 @@ fn registered_schemas(schemas: &Value) -> Result<Registered, String> {
                         .ok_or("body_limit must be a number of bytes")? as usize,
                 )
             }
-            "request_timeout_ms" => {
-                let ms = value
-                    .as_u64()
-                    .filter(|ms| (1..=config::MAX_REQUEST_TIMEOUT_MS).contains(ms))
-                    .ok_or_else(|| {
-                        format!(
-                            "request_timeout_ms must be a whole number of milliseconds from 1 to {}",
-                            config::MAX_REQUEST_TIMEOUT_MS
-                        )
-                    })?;
-                request_timeout = Some(std::time::Duration::from_millis(ms));
+            "request_timeout_ms" => request_timeout = Some(registered_timeout(&value)?),
+            "max_json_depth" => max_json_depth = Some(registered_json_depth(&value)?),
+            "request_id" => {
+                request_id = Some(value.as_bool().ok_or("request_id must be true or false")?)
             }
             "stream_body" => {
                 stream_body = value
@@ -179,7 +174,7 @@ fn registered_schemas(schemas: &Value) -> Result<Registered, String> {
             "info" => info = Some(crate::openapi::Info::parse(&value)?),
             other => {
                 return Err(format!(
-                    "unknown schema key `{other}`; use path, query, headers, cookies, body, response, body_limit, request_timeout_ms, stream_body, openapi or info"
+                    "unknown schema key `{other}`; use path, query, headers, cookies, body, response, body_limit, request_timeout_ms, max_json_depth, request_id, stream_body, openapi or info"
                 ))
             }
         }
@@ -192,10 +187,41 @@ fn registered_schemas(schemas: &Value) -> Result<Registered, String> {
         response,
         body_limit,
         request_timeout,
+        max_json_depth,
+        request_id,
         stream_body,
         meta,
         info,
     })
+}
+
+/// A registered `request_timeout_ms`, in the range the config key accepts.
+fn registered_timeout(value: &Value) -> Result<std::time::Duration, String> {
+    value
+        .as_u64()
+        .filter(|ms| (1..=config::MAX_REQUEST_TIMEOUT_MS).contains(ms))
+        .map(std::time::Duration::from_millis)
+        .ok_or_else(|| {
+            format!(
+                "request_timeout_ms must be a whole number of milliseconds from 1 to {}",
+                config::MAX_REQUEST_TIMEOUT_MS
+            )
+        })
+}
+
+/// A registered `max_json_depth`, in the range the config key accepts (the JSON
+/// parser's own limit caps it).
+fn registered_json_depth(value: &Value) -> Result<usize, String> {
+    value
+        .as_u64()
+        .and_then(|n| usize::try_from(n).ok())
+        .filter(|n| (1..=config::MAX_JSON_DEPTH).contains(n))
+        .ok_or_else(|| {
+            format!(
+                "max_json_depth must be a whole number from 1 to {} (the JSON parser's own limit)",
+                config::MAX_JSON_DEPTH
+            )
+        })
 }
 
 /// What a plugin declared with a route besides its path and method.
@@ -204,6 +230,10 @@ struct Registered {
     response: Option<Value>,
     body_limit: Option<usize>,
     request_timeout: Option<std::time::Duration>,
+    /// Overrides `server.max_json_depth`, like a config route's key.
+    max_json_depth: Option<usize>,
+    /// Overrides `server.request_ids`, like a config route's key.
+    request_id: Option<bool>,
     stream_body: bool,
     meta: crate::openapi::RouteMeta,
     info: Option<crate::openapi::Info>,
@@ -294,6 +324,8 @@ pub fn build(
                 response,
                 body_limit,
                 request_timeout,
+                max_json_depth,
+                request_id,
                 stream_body,
                 meta,
                 info,
@@ -329,9 +361,9 @@ pub fn build(
                 validator,
                 response,
                 body_limit: body_limit.unwrap_or(server_limit),
-                max_json_depth: config.server.max_json_depth,
+                max_json_depth: max_json_depth.unwrap_or(config.server.max_json_depth),
                 request_timeout,
-                request_id_header: config.server.request_ids,
+                request_id_header: request_id.unwrap_or(config.server.request_ids),
                 stream_body,
                 policies,
                 doc,
@@ -432,6 +464,21 @@ mod tests {
         let both = registered_schemas(&serde_json::json!({"stream_body": true, "body": {}}));
         assert!(both.is_err_and(|e| e.starts_with("stream_body:") && e.contains("body")));
         assert!(registered_schemas(&serde_json::json!({"request_timeout_ms": 0})).is_err());
+        let limits = registered_schemas(&serde_json::json!({
+            "max_json_depth": 2, "request_id": false
+        }))
+        .unwrap();
+        assert_eq!(limits.max_json_depth, Some(2));
+        assert_eq!(limits.request_id, Some(false));
+        for bad in [
+            serde_json::json!({"max_json_depth": 0}),
+            serde_json::json!({"max_json_depth": 128}),
+            serde_json::json!({"max_json_depth": "2"}),
+        ] {
+            assert!(registered_schemas(&bad).is_err_and(|e| e.starts_with("max_json_depth must")));
+        }
+        assert!(registered_schemas(&serde_json::json!({"request_id": "no"}))
+            .is_err_and(|e| e == "request_id must be true or false"));
         let documented = registered_schemas(&serde_json::json!({
             "openapi": {"summary": "s", "include": false}, "info": {"title": "T"}
         }))

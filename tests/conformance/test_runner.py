@@ -909,7 +909,7 @@ class PythonGenerator(unittest.TestCase):
         self.assertIn("Annotated[bytes | None, File(None, alias='raw')]", src)  # sent without a filename
         self.assertIn("Form(alias='note', min_length=2)", src)
 
-    def test_host_route_keys_are_not_expressible(self):
+    def test_host_route_keys_become_route_options(self):
         case = case_from(
             {
                 "handler": {"route": "/r", "method": "GET", "middleware": {"request_id": {"enabled": False}}},
@@ -918,8 +918,19 @@ class PythonGenerator(unittest.TestCase):
             },
             "request_id",
         )
-        with self.assertRaises(pygen.NotExpressible):
-            pygen.generate_case("case_1", "/c1/r", case)
+        src = pygen.generate_case("case_1", "/c1/r", case).source
+        self.assertIn("handler, request_id=False)]", src)
+        case = case_from(
+            {
+                "handler": {"route": "/d", "method": "POST", "body_schema": {"type": "object"}, "max_nesting_depth": 4},
+                "request": {"method": "POST", "path": "/d", "body": {}},
+                "expected_response": {"status_code": 200},
+            },
+            "edge_cases",
+        )
+        src = pygen.generate_case("case_2", "/c2/d", case).source
+        self.assertIn("handler, max_json_depth=4)]", src)
+        compile(src, "generated", "exec")
 
     def test_streams(self):
         case = case_from(

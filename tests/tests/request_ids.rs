@@ -2,11 +2,13 @@
 //! 11): a client's usable `X-Request-Id` is kept — in the response header, the access line
 //! and the id the plugin is handed (its own log lines name it) — an unusable or duplicate
 //! one is replaced by a generated UUID, the header can be renamed or turned off per route
-//! and server-wide, and a route's `request_timeout_ms` overrides the server's.
+//! and server-wide, and a route's `request_timeout_ms` overrides the server's. Routes a
+//! plugin registers take the same per-route `request_id` (and `max_json_depth`) keys in
+//! their schema object.
 
 use std::time::Duration;
 
-use spikard_tests::{echo_plugin_block, run_host, Server};
+use spikard_tests::{echo_plugin_block, expect_startup_error, run_host, Server};
 
 /// The routes of these tests; `server` is the `[server]` table's body.
 fn config(server: &str) -> String {
@@ -173,6 +175,64 @@ fn the_header_can_be_renamed_and_turned_off() {
     assert!(
         is_uuid_v4(r.header("x-request-id").unwrap()),
         "request_id = true on the route"
+    );
+}
+
+#[test]
+fn registered_routes_take_request_id_and_max_json_depth() {
+    let register = |method: &str, path: &str, schema: &str| {
+        format!("[[plugins.settings.register]]\nmethod = \"{method}\"\npath = \"{path}\"\nhandler = \"echo\"\nschema = '{schema}'\n")
+    };
+    let config = format!(
+        "[server]\nproblem_type_base = \"https://spikard.dev/errors/\"\n\n{}{}{}{}",
+        echo_plugin_block(),
+        register(
+            "POST",
+            "/shallow",
+            r#"{"max_json_depth": 2, "body": {"type": "object"}}"#
+        ),
+        register("GET", "/quiet", r#"{"request_id": false}"#),
+        register("GET", "/plain", "{}"),
+    );
+    let s = Server::start(&config);
+    assert_eq!(s.post_json("/shallow", r#"{"a":{}}"#).status, 200);
+    let r = s.post_json("/shallow", r#"{"a":{"b":{}}}"#);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("application/problem+json"));
+    let problem = r.json();
+    assert_eq!(
+        problem["type"], "https://spikard.dev/errors/json-too-deep",
+        "{problem}"
+    );
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("limit of 2 levels"),
+        "{problem}"
+    );
+
+    let quiet = s.request("GET", "/quiet", &[("x-request-id", "q-1")], b"");
+    assert_eq!(quiet.status, 200, "{}", quiet.text());
+    assert_eq!(quiet.header("x-request-id"), None, "request_id false");
+    let plain = s.request("GET", "/plain", &[("x-request-id", "p-1")], b"");
+    assert_eq!(
+        plain.header("x-request-id"),
+        Some("p-1"),
+        "the server default"
+    );
+
+    let bad = format!(
+        "{}{}",
+        echo_plugin_block(),
+        register("POST", "/deep", r#"{"max_json_depth": 500}"#)
+    );
+    expect_startup_error(
+        &bad,
+        &[
+            "route POST /deep registered by plugin `echo`",
+            "max_json_depth must be a whole number from 1 to 127",
+        ],
     );
 }
 

@@ -44,7 +44,7 @@ from typing import Any
 
 from . import rawhttp
 from .fixtures import MISSING, TOKEN, Unloadable, load_case
-from .pygen import Generated, NotExpressible, handler_params, py, scalar_param
+from .pygen import Generated, NotExpressible, handler_params, py, route_options, scalar_param
 from .pymode import PyCase
 
 HOOK_PHASES = ("on_request", "pre_validation", "pre_handler")
@@ -88,15 +88,6 @@ def canned_response(case, extra_headers: bool = True) -> str:
     body = s.get("body")
     content = "None" if body is None else py(body.encode("utf-8"))
     return f"Response(content={content}, status_code={s['status']}, headers={py(headers)})"
-
-
-def route_options(case) -> list[str]:
-    opts = []
-    if case.route.body_limit is not None:
-        opts.append(f"body_limit={int(case.route.body_limit)}")
-    if case.route.request_timeout_ms is not None:
-        opts.append(f"timeout={case.route.request_timeout_ms / 1000!r}")
-    return opts
 
 
 def signature(params: list[tuple[str, str]]) -> str:

@@ -443,15 +443,26 @@ def stream_source(case: Case, settings: dict) -> list[str]:
 
 def python_unsupported(case: Case) -> str | None:
     """Why a case that loads in the echo mode cannot be declared through the
-    Python API (a host route key plugin routes do not have), or None."""
-    r = case.route
+    Python API (something the host serves without a route), or None."""
     if case.statics:
         return "static files are served by the host ([[static]]), no Python route is involved"
-    if r.request_id is False:
-        return "a per-route request_id switch is a [[routes]] key; plugin routes and [[policies]] have none"
-    if r.max_json_depth is not None:
-        return "a per-route max_json_depth is a [[routes]] key; the Python API has no per-route JSON depth"
     return None
+
+
+def route_options(case: Case) -> list[str]:
+    """The route keywords (source) for the [[routes]] keys the echo mode
+    would give the case: body_limit, timeout, max_json_depth, request_id."""
+    r = case.route
+    options = []
+    if r.body_limit is not None:
+        options.append(f"body_limit={int(r.body_limit)}")
+    if r.request_timeout_ms is not None:
+        options.append(f"timeout={r.request_timeout_ms / 1000!r}")
+    if r.max_json_depth is not None:
+        options.append(f"max_json_depth={int(r.max_json_depth)}")
+    if r.request_id is not None:
+        options.append(f"request_id={bool(r.request_id)!r}")
+    return options
 
 
 def generate_case(function: str, route_path: str, case: Case) -> Generated:
@@ -465,11 +476,7 @@ def generate_case(function: str, route_path: str, case: Case) -> Generated:
         f"{p.name}: {p.annotation}" + (f" = {p.default}" if p.default is not None else "") for p in params
     )
     body = response_source(case, params)
-    options = []
-    if case.route.body_limit is not None:
-        options.append(f"body_limit={int(case.route.body_limit)}")
-    if case.route.request_timeout_ms is not None:
-        options.append(f"timeout={case.route.request_timeout_ms / 1000!r}")
+    options = route_options(case)
     lines = [
         f"def {function}(app):",
         f"    # {case.id}",

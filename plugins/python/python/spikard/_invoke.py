@@ -46,6 +46,7 @@ from ._schemas import (
 )
 from ._streaming import DEFAULT_MEDIA_TYPE, is_generator_function
 from ._upload import UploadFile
+from .exceptions import RequestValidationError
 
 if TYPE_CHECKING:
     from ._app import Route
@@ -461,6 +462,10 @@ def compile_route(route: Route) -> HandlerPlan:
         schema["body_limit"] = int(route.body_limit)
     if route.timeout is not None:
         schema["request_timeout_ms"] = _timeout_ms(route, where)
+    if route.max_json_depth is not None:
+        schema["max_json_depth"] = _json_depth(route, where)
+    if route.request_id is not None:
+        schema["request_id"] = _request_id(route, where)
     if route.response_model is not None:
         plan.response_convert = _response_converter(route.response_model)
     plan.schema = schema
@@ -486,6 +491,39 @@ def _timeout_ms(route: Route, where: str) -> int:
             "e.g. timeout=2.5"
         )
     return max(1, round(timeout * 1000))
+
+
+#: The deepest ``max_json_depth`` a route may set (the host's JSON parser's own limit).
+MAX_JSON_DEPTH: Final = 127
+
+
+def _json_depth(route: Route, where: str) -> int:
+    """The route's ``max_json_depth`` for the host; a :class:`RouteError`
+    naming the route when it is not a whole number from 1 to 127."""
+    depth = route.max_json_depth
+    prefix = f"route {route.method} {route.path}: handler {where}: max_json_depth={depth!r}"
+    if isinstance(depth, bool) or not isinstance(depth, int):
+        raise RouteError(
+            f"{prefix} is a {type(depth).__name__}; give the nesting levels as an int, e.g. max_json_depth=8"
+        )
+    if not 1 <= depth <= MAX_JSON_DEPTH:
+        raise RouteError(
+            f"{prefix} is out of range; give 1 to {MAX_JSON_DEPTH} (the host's JSON parser's limit), "
+            "e.g. max_json_depth=8"
+        )
+    return depth
+
+
+def _request_id(route: Route, where: str) -> bool:
+    """The route's ``request_id`` for the host; a :class:`RouteError` naming
+    the route when it is not a bool."""
+    value = route.request_id
+    if not isinstance(value, bool):
+        raise RouteError(
+            f"route {route.method} {route.path}: handler {where}: request_id={value!r} is a "
+            f"{type(value).__name__}; give True or False, e.g. request_id=False"
+        )
+    return value
 
 
 def _make_param(
@@ -688,11 +726,37 @@ def _is_upload_type(tp: Any) -> bool:
     return _is_upload(inner if item is _MISSING else item)
 
 
-def _not_a_file(key: str, value: Any) -> HTTPException:
+def _not_a_file(key: str, value: Any) -> RequestValidationError:
+    """The 422 of a text part sent for a file field: one entry at
+    ``["body", key]``, as the host reports a form field's errors (FastAPI's
+    ``loc`` too)."""
     received = "a list" if isinstance(value, list) else "text"
-    return HTTPException(
-        422,
-        f"form field {key!r}: expected a file (a multipart/form-data part with a filename), received {received}",
+    return RequestValidationError(
+        [
+            {
+                "type": "value_error",
+                "loc": ["body", key],
+                "msg": f"expected a file (a multipart/form-data part with a filename), received {received}",
+                "input": value,
+            }
+        ]
+    )
+
+
+def _not_text(key: str, value: Any) -> RequestValidationError:
+    """The 422 of a file sent for a text field: one entry at ``["body",
+    key]`` whose ``input`` is the file's name (not its content)."""
+    parts = value if isinstance(value, list) else [value]
+    names = [part.get("filename") if type(part) is dict else part for part in parts]
+    return RequestValidationError(
+        [
+            {
+                "type": "string_type",
+                "loc": ["body", key],
+                "msg": "expected text, received a file (a part with a filename)",
+                "input": names if isinstance(value, list) else names[0],
+            }
+        ]
     )
 
 
@@ -741,7 +805,7 @@ def _form_converter(
 
     def field(value: Any, files: list[UploadFile]) -> Any:
         if type(value) is dict or (type(value) is list and any(type(v) is dict for v in value)):
-            raise HTTPException(422, f"form field {key!r}: expected text, received a file (a part with a filename)")
+            raise _not_text(key, value)
         if conv is None:
             return value
         try:

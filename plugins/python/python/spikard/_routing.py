@@ -40,12 +40,15 @@ DEFAULT_RESPONSE_DESCRIPTION: Final = "Successful Response"
 
 class RouteOptions(TypedDict, total=False):
     """The keywords every route decorator takes (FastAPI's names, plus
-    spikard's ``body_limit``, ``timeout`` and ``media_type``)."""
+    spikard's ``body_limit``, ``timeout``, ``max_json_depth``, ``request_id``
+    and ``media_type``)."""
 
     status_code: int | None
     response_model: Any
     body_limit: int | None
     timeout: float | None
+    max_json_depth: int | None
+    request_id: bool | None
     media_type: str | None
     tags: list[str | enum.Enum] | None
     summary: str | None
@@ -83,11 +86,13 @@ class Route:
         "description",
         "handler",
         "include_in_schema",
+        "max_json_depth",
         "media_type",
         "method",
         "name",
         "operation_id",
         "path",
+        "request_id",
         "response_class",
         "response_description",
         "response_model",
@@ -108,6 +113,8 @@ class Route:
         response_model: Any = None,
         body_limit: int | None = None,
         timeout: float | None = None,
+        max_json_depth: int | None = None,
+        request_id: bool | None = None,
         media_type: str | None = None,
         tags: Iterable[str | enum.Enum] | None = None,
         summary: str | None = None,
@@ -143,6 +150,14 @@ class Route:
         #: answers 504 and cancels it (``None``: ``server.request_timeout_ms``);
         #: checked with the signature, sent as ``request_timeout_ms``.
         self.timeout = timeout
+        #: The deepest nesting of arrays and objects the host accepts in
+        #: this route's JSON body before answering 400 ``json-too-deep``
+        #: (``None``: ``server.max_json_depth``); checked with the signature.
+        self.max_json_depth = max_json_depth
+        #: ``False``: the host sends no request id header on this route's
+        #: responses (``None``: ``server.request_ids``); checked with the
+        #: signature.
+        self.request_id = request_id
         #: The ``content-type`` of the body when the handler returns a
         #: generator (streamed); default ``text/plain; charset=utf-8``.
         self.media_type = media_type
@@ -171,6 +186,8 @@ class Route:
             "response_model": self.response_model,
             "body_limit": self.body_limit,
             "timeout": self.timeout,
+            "max_json_depth": self.max_json_depth,
+            "request_id": self.request_id,
             "media_type": self.media_type,
             "tags": list(self.tags),
             "summary": self.summary,
@@ -188,7 +205,7 @@ class Route:
     @property
     def plan(self) -> HandlerPlan:
         """The compiled plan; raises ``RouteError`` for an unservable signature
-        or option (``timeout``)."""
+        or option (``timeout``, ``max_json_depth``, ``request_id``)."""
         plan = self._plan
         if plan is None:
             from ._invoke import compile_route
@@ -202,7 +219,7 @@ class Route:
     def schema(self) -> dict[str, Any]:
         """The route's schemas as handed to the host (``path``, ``query``,
         ``headers``, ``cookies``, ``body``) with its options (``body_limit``,
-        ``request_timeout_ms``) and, when there is any, its metadata
+        ``request_timeout_ms``, ``max_json_depth``, ``request_id``) and, when there is any, its metadata
         (``openapi``: :attr:`openapi`; ``info``: the app's)."""
         return self.plan.schema
 
@@ -498,8 +515,10 @@ class RouteRegistrar:
         ``response_description``, ``responses``, ``deprecated``,
         ``operation_id``, ``include_in_schema``, ``name``,
         ``dependencies``, ``response_class``, and spikard's ``body_limit``
-        (bytes), ``timeout`` (seconds, ``0 < timeout <= 3600``) and
-        ``media_type`` (of a streamed generator)."""
+        (bytes), ``timeout`` (seconds, ``0 < timeout <= 3600``),
+        ``max_json_depth`` (``1`` to ``127``: deeper JSON bodies get a 400),
+        ``request_id`` (``False``: no request id header) and ``media_type``
+        (of a streamed generator)."""
 
         def decorate(handler: HandlerT) -> HandlerT:
             self.add_api_route(path, handler, methods=methods, **options)
