@@ -514,3 +514,23 @@ def test_response_models_are_inlined_for_the_document() -> None:
     schema = entry["content"]["application/json"]["schema"]
     assert "$defs" not in json.dumps(schema)  # no reference left to dangle in the document
     assert schema["properties"]["inner"]["properties"]["a"] == {"type": "integer"}
+
+
+def test_responses_module_mirrors_fastapi_responses() -> None:
+    import spikard
+    from spikard import responses
+
+    # fastapi.responses' names, each the class spikard itself exports
+    for name in (
+        "FileResponse",
+        "HTMLResponse",
+        "JSONResponse",
+        "ORJSONResponse",
+        "PlainTextResponse",
+        "RedirectResponse",
+        "Response",
+        "StreamingResponse",
+        "UJSONResponse",
+    ):
+        assert getattr(responses, name) is getattr(spikard, name)
+        assert name in responses.__all__
