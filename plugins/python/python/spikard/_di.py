@@ -438,6 +438,45 @@ def _runner(
             else:
                 kwargs[name] = scopes
 
+    def arguments(spec: Any, values: list[Any], decoded: Any, shared: dict[str, Any], context: Any) -> dict[str, Any]:
+        """The keyword arguments of one step: its parameters, the values of the
+        steps it depends on, its members and per-request objects."""
+        _call, _kind, groups, deps, extras, _where = spec
+        kwargs: dict[str, Any] = {}
+        if groups:
+            read_groups(kwargs, decoded, groups)
+        for name, at in deps:
+            kwargs[name] = values[at]
+        if extras is not None:
+            extra(kwargs, extras, decoded, shared, context)
+        return kwargs
+
+    def run_steps(params_json: Any, body: bytes, headers: Any, source: Any, after: AfterResponse, block: bool) -> Any:
+        """Calls every step in order off the loop's awaits; with ``block``
+        (a worker thread), async steps are run to completion on the loop."""
+        values: list[Any] = [None] * count
+        context: list[Any] | None = [None, (headers, body, source), after] if contextual else None
+        try:
+            decoded, shared = prepare(params_json, body, after)
+            for index, spec in enumerate(specs):
+                call, kind, where = spec[0], spec[1], spec[5]
+                value = call(**arguments(spec, values, decoded, shared, context))
+                if kind == GEN:
+                    generator = value
+                    value = _first(generator, where)
+                    after.enter(generator, False, where)
+                elif block and kind == CORO:  # an override made async after start-up
+                    value = _blocking(value)
+                elif block and kind == AGEN:
+                    generator = value
+                    value = _blocking(_afirst(generator, where))
+                    after.enter(generator, True, where)
+                values[index] = value
+        except BaseException as exc:
+            after.error = exc
+            raise
+        return values[-1]
+
     if not on_loop:
 
         def invoke_sync(
@@ -445,34 +484,7 @@ def _runner(
         ) -> Any:
             if after is None:
                 after = AfterResponse(source)
-            values: list[Any] = [None] * count
-            context: list[Any] | None = [None, (headers, body, source), after] if contextual else None
-            try:
-                decoded, shared = prepare(params_json, body, after)
-                for index, (call, kind, groups, deps, extras, where) in enumerate(specs):
-                    kwargs: dict[str, Any] = {}
-                    if groups:
-                        read_groups(kwargs, decoded, groups)
-                    for name, at in deps:
-                        kwargs[name] = values[at]
-                    if extras is not None:
-                        extra(kwargs, extras, decoded, shared, context)
-                    value = call(**kwargs)
-                    if kind == GEN:
-                        generator = value
-                        value = _first(generator, where)
-                        after.enter(generator, False, where)
-                    elif kind == CORO:  # an override made async after start-up
-                        value = _blocking(value)
-                    elif kind == AGEN:
-                        generator = value
-                        value = _blocking(_afirst(generator, where))
-                        after.enter(generator, True, where)
-                    values[index] = value
-            except BaseException as exc:
-                after.error = exc
-                raise
-            return values[-1]
+            return run_steps(params_json, body, headers, source, after, True)
 
         return invoke_sync
 
@@ -486,28 +498,7 @@ def _runner(
         ) -> Any:
             if after is None:
                 after = AfterResponse(source)
-            values: list[Any] = [None] * count
-            context: list[Any] | None = [None, (headers, body, source), after] if contextual else None
-            try:
-                decoded, shared = prepare(params_json, body, after)
-                for index, (call, kind, groups, deps, extras, where) in enumerate(specs):
-                    kwargs: dict[str, Any] = {}
-                    if groups:
-                        read_groups(kwargs, decoded, groups)
-                    for name, at in deps:
-                        kwargs[name] = values[at]
-                    if extras is not None:
-                        extra(kwargs, extras, decoded, shared, context)
-                    value = call(**kwargs)
-                    if kind == GEN:
-                        generator = value
-                        value = _first(generator, where)
-                        after.enter(generator, False, where)
-                    values[index] = value
-            except BaseException as exc:
-                after.error = exc
-                raise
-            result = values[-1]
+            result = run_steps(params_json, body, headers, source, after, False)
             if not handler_is_coroutine:
                 return _ready(result)
             return _guarded(result, after) if generators else result
@@ -519,14 +510,9 @@ def _runner(
         context: list[Any] | None = [None, (headers, body, source), after] if contextual else None
         try:
             decoded, shared = prepare(params_json, body, after)
-            for index, (call, kind, groups, deps, extras, where) in enumerate(specs):
-                kwargs: dict[str, Any] = {}
-                if groups:
-                    read_groups(kwargs, decoded, groups)
-                for name, at in deps:
-                    kwargs[name] = values[at]
-                if extras is not None:
-                    extra(kwargs, extras, decoded, shared, context)
+            for index, spec in enumerate(specs):
+                call, kind, where = spec[0], spec[1], spec[5]
+                kwargs = arguments(spec, values, decoded, shared, context)
                 if kind == CORO:
                     value = await call(**kwargs)
                 elif kind in (PLAIN, CALL):
