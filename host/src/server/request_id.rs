@@ -23,12 +23,10 @@ pub const MAX_LEN: usize = 128;
 /// Hands out ids: a random per-process 122-bit prefix with a counter in its low 48 bits,
 /// written as a version-4 UUID (`xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx`). No syscall per id.
 pub struct RequestIds {
-    /// High 64 bits, version nibble set.
-    high: u64,
-    /// Low 64 bits before the counter is mixed in, variant bits set.
-    low: u64,
+    /// The counter: the low 48 bits of each id.
     next: AtomicU64,
-    /// The first 24 characters every generated id shares (`8-4-4-4-`).
+    /// The first 24 characters every generated id shares (`8-4-4-4-`): the random 80 bits
+    /// above the counter.
     prefix: String,
     /// Client-sent ids of the requests in flight.
     client_ids: Mutex<HashSet<Box<str>>>,
@@ -92,8 +90,6 @@ impl RequestIds {
         // Variant 10xx in the top bits of the fourth group.
         let fixed_low = (low & 0x3FFF_0000_0000_0000) | 0x8000_0000_0000_0000;
         RequestIds {
-            high,
-            low: fixed_low,
             next: AtomicU64::new(low & 0xFFFF_FFFF_FFFF),
             prefix: format_uuid(high, fixed_low)[..24].to_owned(),
             client_ids: Mutex::new(HashSet::new()),
@@ -105,10 +101,19 @@ impl RequestIds {
         lock(&self.client_ids).remove(id);
     }
 
-    /// The next generated id.
+    /// The next generated id: the process's prefix and the counter's 12 hex digits (one
+    /// copy and twelve table lookups; this runs for every request).
     pub fn next(&self) -> String {
         let n = self.next.fetch_add(1, Ordering::Relaxed) & 0xFFFF_FFFF_FFFF;
-        format_uuid(self.high, self.low | n)
+        let mut id = Vec::with_capacity(36);
+        id.extend_from_slice(self.prefix.as_bytes());
+        id.extend(
+            (0..12)
+                .rev()
+                .map(|digit| HEX[((n >> (digit * 4)) & 0xF) as usize]),
+        );
+        // The prefix is hex and dashes, the rest hex digits: always UTF-8.
+        String::from_utf8(id).unwrap_or_default()
     }
 
     /// The id of a request: `incoming` (the configured request-id header) when it is
@@ -143,9 +148,11 @@ pub fn usable(value: &HeaderValue) -> Option<&str> {
     }
 }
 
+/// Lower-case hex digits by value.
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
 /// 128 bits as `8-4-4-4-12` lower-case hex.
 fn format_uuid(high: u64, low: u64) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let bits = (u128::from(high) << 64) | u128::from(low);
     let mut out = [0u8; 36];
     let mut nibble = 32;
@@ -185,6 +192,17 @@ mod tests {
             a[..18],
             "processes get their own prefix"
         );
+    }
+
+    #[test]
+    fn ids_count_up_in_their_last_twelve_hex_digits() {
+        let ids = RequestIds::new();
+        ids.next.store(0x0123_4567_89AB, Ordering::Relaxed);
+        let (a, b) = (ids.next(), ids.next());
+        assert_eq!(&a[24..], "0123456789ab");
+        assert_eq!(&b[24..], "0123456789ac");
+        assert_eq!(a[..24], b[..24], "one prefix per process");
+        assert_eq!(a.len(), 36);
     }
 
     #[test]
