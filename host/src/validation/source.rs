@@ -19,6 +19,7 @@ use http::header::HeaderName;
 use jsonschema::Validator;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
+use std::collections::HashSet;
 
 /// A compiled schema for one source, plus the coercion plan of each declared property.
 pub(crate) struct ParamSource {
@@ -287,9 +288,7 @@ impl ParamSource {
             report_undecodable(undeclared.clone(), style, out);
         }
         if keep_extras && self.forbid_extra {
-            undeclared
-                .clone()
-                .for_each(|(k, v)| append_extra(&mut object, k, v));
+            append_forbidden(&mut object, undeclared.clone(), out);
         }
 
         let (validator, schema) = match &self.form_validator {
@@ -556,6 +555,29 @@ fn append_extra<V: FieldValue>(object: &mut Map<String, Value>, key: &str, value
         (None, Err(_)) => return,
     };
     append(object, key, value);
+}
+
+/// Puts undeclared values into `object` for the schema to refuse (`additionalProperties:
+/// false`), each name becoming one error. Past the errors `out` still lists, the names are
+/// only counted: 15,000 unknown form fields cost a count, not 15,000 more map entries and
+/// their copies inside the validator's error.
+fn append_forbidden<'v, 'k: 'v, V: FieldValue + 'v>(
+    object: &mut Map<String, Value>,
+    undeclared: impl Iterator<Item = &'v (Cow<'k, str>, V)>,
+    out: &mut FieldErrors,
+) {
+    let room = out.room();
+    let mut listed: HashSet<&str> = HashSet::new();
+    let mut beyond: HashSet<&str> = HashSet::new();
+    for (key, value) in undeclared {
+        if listed.contains(key.as_ref()) || listed.len() < room {
+            listed.insert(key.as_ref());
+            append_extra(object, key, value);
+        } else {
+            beyond.insert(key.as_ref());
+        }
+    }
+    out.omit(beyond.len());
 }
 
 /// Reports undeclared values whose bytes are not UTF-8: they would reach the plugin as

@@ -1379,6 +1379,40 @@ fn unexpected_properties_are_listed_up_to_the_limit_with_their_own_value() {
 }
 
 #[test]
+fn unknown_form_fields_past_the_limit_are_counted_once_each() {
+    let v = item_route();
+    let mut form = String::from("name=w&price=1");
+    for i in 0..250 {
+        form.push_str(&format!("&extra_{i:03}=v{i}"));
+    }
+    // Repeats of a listed name and of a counted one: still one error each.
+    form.push_str("&extra_000=again&extra_249=again");
+    let req = Request {
+        body: Body::Form(form.as_bytes()),
+        ..Request::default()
+    };
+    let (listed, omitted) = bounded(&v, &req);
+    assert_eq!((listed.len(), omitted), (DEFAULT_MAX_ERRORS, 150));
+    assert!(listed
+        .iter()
+        .all(|e| e["msg"] == "Additional properties are not allowed"));
+
+    let few = item_route().with_max_errors(3);
+    let (listed, omitted) = bounded(&few, &req);
+    assert_eq!((listed.len(), omitted), (3, 247));
+
+    let under = "name=w&price=1&a=1&b=2&b=3";
+    let (listed, omitted) = bounded(
+        &v,
+        &Request {
+            body: Body::Form(under.as_bytes()),
+            ..Request::default()
+        },
+    );
+    assert_eq!((listed.len(), omitted), (2, 0));
+}
+
+#[test]
 fn long_names_values_and_enclosing_objects_are_cut() {
     let v = item_route();
     let long_name = "n".repeat(100_000);
